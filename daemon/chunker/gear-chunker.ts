@@ -1,0 +1,89 @@
+// Content-defined chunking, "gear32-v1" (FastCDC-style; normative text in
+// docs/repository-format.md). The gear table is derived from a per-client key, so chunk
+// boundaries seen in storage cannot fingerprint files across clients. The probe carries a C
+// implementation of the same algorithm; tests compare the two boundary for boundary.
+import { createHmac } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import type { ChunkerParams } from '../repository/config.js';
+
+export function gearTable(key: Uint8Array): Uint32Array {
+  const bytes = Buffer.alloc(1024);
+  for (let i = 0; i < 32; i++) {
+    createHmac('sha256', key).update('haul-gear-v1').update(Buffer.from([i])).digest().copy(bytes, i * 32);
+  }
+  const table = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) table[i] = bytes.readUInt32LE(i * 4);
+  return table;
+}
+
+function topBits(n: number): number {
+  return n >= 32 ? 0xffff_ffff : (0xffff_ffff << (32 - n)) >>> 0;
+}
+
+export class GearChunker {
+  private readonly gear: Uint32Array;
+  private readonly maskS: number;
+  private readonly maskL: number;
+
+  constructor(key: Uint8Array, readonly params: ChunkerParams) {
+    const bits = Math.log2(params.avgSize);
+    if (!Number.isInteger(bits) || params.minSize >= params.avgSize || params.avgSize >= params.maxSize) {
+      throw new Error('chunker: need min < avg < max with avg a power of two');
+    }
+    this.gear = gearTable(key);
+    this.maskS = topBits(bits + 2);
+    this.maskL = topBits(bits - 2);
+  }
+
+  /** Length of the next chunk of buf[start..end); end - start must be >= maxSize unless at EOF. */
+  cut(buf: Uint8Array, start: number, end: number): number {
+    const { minSize, avgSize, maxSize } = this.params;
+    let n = end - start;
+    if (n <= minSize) return n;
+    if (n > maxSize) n = maxSize;
+    const normal = n < avgSize ? n : avgSize;
+    const gear = this.gear;
+    const maskS = this.maskS;
+    const maskL = this.maskL;
+    let h = 0;
+    let i = minSize;
+    for (; i < normal; i++) {
+      h = ((h << 1) + gear[buf[start + i]!]!) | 0;
+      if ((h & maskS) === 0) return i + 1;
+    }
+    for (; i < n; i++) {
+      h = ((h << 1) + gear[buf[start + i]!]!) | 0;
+      if ((h & maskL) === 0) return i + 1;
+    }
+    return n;
+  }
+}
+
+/**
+ * Yields a file's chunks through one reused buffer of twice the maximum chunk size, so memory
+ * stays bounded whatever the file size. A yielded chunk is only valid until the next one is
+ * requested: the consumer hashes, compresses and encrypts it (copying) before asking again.
+ */
+export async function* chunkFile(fh: FileHandle, chunker: GearChunker): AsyncGenerator<Buffer> {
+  const max = chunker.params.maxSize;
+  const buf = Buffer.allocUnsafe(2 * max);
+  let start = 0;
+  let end = 0;
+  let eof = false;
+  while (true) {
+    while (!eof && end - start < max) {
+      if (buf.length - end < max && start > 0) {
+        buf.copy(buf, 0, start, end);
+        end -= start;
+        start = 0;
+      }
+      const { bytesRead } = await fh.read(buf, end, buf.length - end, null);
+      if (bytesRead === 0) eof = true;
+      end += bytesRead;
+    }
+    if (end === start) return;
+    const len = chunker.cut(buf, start, end);
+    yield buf.subarray(start, start + len);
+    start += len;
+  }
+}

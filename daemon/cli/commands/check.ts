@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { HaulError } from '../../../shared/errors.js';
+import { checkRepository } from '../../checker/checker.js';
+import { globalOptions, openRepository, output } from '../context.js';
+import { createProgress, formatBytes } from '../progress.js';
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('verify the repository structure; with --read-data also decrypt and re-hash every blob')
+    .option('--read-data', 'read every pack in full and verify every blob')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { readData?: boolean; json?: boolean }, cmd: Command) => {
+      const repo = await openRepository(cmd);
+      const progress = createProgress('check', { quiet: globalOptions(cmd).quiet || opts.json });
+      const report = await checkRepository(repo, { readData: Boolean(opts.readData), onProgress: (p) => progress.update(p.done, p.total, p.phase) });
+      progress.stop();
+      output(opts.json, report, () =>
+        report.problems.map((p) => `${p.severity}: ${p.message}\n`).join('') +
+        `checked ${report.snapshots} snapshots, ${report.trees} trees, ${report.packs} packs, ${report.indexFiles} index files` +
+        (opts.readData ? `, ${report.blobs} blobs (${formatBytes(report.bytesRead)} read)` : '') +
+        `: ${report.errors === 0 ? 'no errors' : `${report.errors} error(s)`}${report.warnings ? `, ${report.warnings} warning(s)` : ''}\n`);
+      if (report.errors > 0) throw new HaulError('CheckFailed', `the repository has ${report.errors} error(s), listed above. Files named there cannot be restored from the snapshots named.`);
+    });
+}

@@ -1,0 +1,65 @@
+// The `haul` command line. Each command lives in its own file under commands/ and only parses
+// options and calls the engine; this file wires them together and turns errors into exit codes.
+import { Command, CommanderError } from 'commander';
+import { ExitCode, HaulError } from '../../shared/errors.js';
+import { registerBackupLocal } from './commands/backup-local.js';
+import { registerCheck } from './commands/check.js';
+import { registerInit } from './commands/init.js';
+import { registerKey } from './commands/key.js';
+import { registerLs } from './commands/ls.js';
+import { registerRepair } from './commands/repair.js';
+import { registerRestore } from './commands/restore.js';
+import { registerSnapshots } from './commands/snapshots.js';
+
+export function buildProgram(): Command {
+  const program = new Command('haul')
+    .description('Haul: pull-based, encrypted, deduplicating backups')
+    .version('0.1.0')
+    .option('--repo <dir>', 'repository directory (default: $HAUL_REPOSITORY)')
+    .option('--password-file <file>', 'read the repository passphrase from this file (default: $HAUL_PASSWORD_FILE, then $HAUL_PASSWORD)')
+    .option('-q, --quiet', 'no progress output')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `
+Exit codes:
+  0   success
+  1   the command failed (the message says why and what to do)
+  2   usage error, or no passphrase given
+  3   integrity: check found errors, a restore skipped damaged files, or a backup could not read some files
+  10  no repository at the given location
+  12  wrong passphrase`);
+  registerInit(program);
+  registerKey(program);
+  registerBackupLocal(program);
+  registerSnapshots(program);
+  registerLs(program);
+  registerRestore(program);
+  registerCheck(program);
+  registerRepair(program);
+  program.commands.forEach(function exitOverride(c: Command) {
+    c.exitOverride();
+    c.commands.forEach(exitOverride);
+  });
+  program.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are "errors" to commander; they are successes to the user.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+      return ExitCode.usage;
+    }
+    if (err instanceof HaulError) {
+      process.stderr.write(`haul: error: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`haul: unexpected error: ${(err as Error).stack ?? String(err)}\nThis is a bug in Haul; please report it with the lines above.\n`);
+    return ExitCode.failure;
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,316 @@
+// The repository: keys, content (packs + index) and snapshots over a Storage. It knows blobs,
+// trees and snapshots, never files on disk or SSH.
+import { randomBytes } from 'node:crypto';
+import { HaulError } from '../../shared/errors.js';
+import type { Storage } from '../storage/storage.js';
+import { BlobType, type BlobLocation, type PackEntry } from './blob.js';
+import { ChunkIndex } from './chunk-index.js';
+import { Compression, compressBlob, decompressBounded } from './compression.js';
+import { newConfig, parseConfig, type ChunkerParams, type RepositoryConfig } from './config.js';
+import { blobIdFromHash, generateMasterKeys, openObject, sealObject, sha256, verifyObjectName, objectName, type MasterKeys, type SubkeyCipher } from './crypto.js';
+import { decodeIndex, encodeIndex, type IndexedPack } from './index-file.js';
+import { parseKeyFile, unwrapMasterKeys, wrapMasterKeys, type KeyFile } from './keys.js';
+import { PackWriter, decryptPackBlob, isPackPreamble, packCipher, packPreambleLength } from './pack.js';
+import { parseSnapshot, type Snapshot, type StoredSnapshot } from './snapshot.js';
+import { decodeTree, encodeTree, type Tree } from './tree.js';
+
+export interface KeyInfo {
+  name: string;
+  created: string;
+  hostname: string;
+  username: string;
+  current: boolean;
+}
+
+export interface RepositoryStats {
+  blobsNew: number;
+  bytesNew: number;
+  bytesStored: number;
+  packsWritten: number;
+}
+
+/** At most this many packs are written concurrently; more only queues bytes in memory. */
+const maxPacksInFlight = 2;
+/** An index file is written after this many packs, so an interrupted run keeps most of its work. */
+const packsPerIndexFile = 16;
+
+export class Repository {
+  readonly index = new ChunkIndex();
+  private readonly ciphers = new Map<string, SubkeyCipher>();
+  private indexLoaded = false;
+  private writer: PackWriter | undefined;
+  private readonly openPackIds = new Set<string>();
+  private readonly unindexed: IndexedPack[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private writeFailure: unknown;
+  readonly written: RepositoryStats = { blobsNew: 0, bytesNew: 0, bytesStored: 0, packsWritten: 0 };
+
+  private constructor(
+    readonly storage: Storage,
+    readonly keys: MasterKeys,
+    readonly config: RepositoryConfig,
+    readonly keyName: string,
+  ) {}
+
+  static async init(storage: Storage, passphrase: string, options: { chunker?: ChunkerParams; kdf?: { memoryKiB: number; iterations: number; parallelism: number } } = {}): Promise<Repository> {
+    if (await storage.isInitialised()) {
+      throw new HaulError('RepositoryExists', `a repository already exists at ${storage.location}. Use it, or choose another location.`);
+    }
+    const keyFile = await wrapMasterKeys(generateMasterKeys(), passphrase, options.kdf);
+    await storage.create();
+    const master = (await unwrapMasterKeys(keyFile, passphrase))!;
+    const config = newConfig(options.chunker);
+    const keyName = randomBytes(16).toString('hex');
+    await storage.write('keys', keyName, Buffer.from(JSON.stringify(keyFile, null, 2) + '\n'));
+    // The config goes last: its presence is what makes the directory a repository.
+    await storage.write('config', 'config', sealObject(master, Buffer.from(JSON.stringify(config))));
+    return new Repository(storage, master, config, keyName);
+  }
+
+  static async open(storage: Storage, passphrase: string): Promise<Repository> {
+    if (!(await storage.isInitialised())) {
+      throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
+    }
+    const keyNames: string[] = [];
+    for await (const k of storage.list('keys')) keyNames.push(k.name);
+    for (const name of keyNames) {
+      const keyFile = parseKeyFile(await storage.read('keys', name), name);
+      const master = await unwrapMasterKeys(keyFile, passphrase);
+      if (!master) continue;
+      const config = parseConfig(openObject(master, await storage.read('config', 'config'), 'the repository config'));
+      return new Repository(storage, master, config, name);
+    }
+    throw new HaulError('WrongPassphrase', `wrong passphrase: none of the ${keyNames.length} key(s) of the repository at ${storage.location} opens with it. Check HAUL_PASSWORD_FILE / HAUL_PASSWORD (a trailing newline in the file is ignored).`);
+  }
+
+  // ---- keys ----
+
+  async listKeys(): Promise<KeyInfo[]> {
+    const out: KeyInfo[] = [];
+    for await (const k of this.storage.list('keys')) {
+      const f = parseKeyFile(await this.storage.read('keys', k.name), k.name);
+      out.push({ name: k.name, created: f.created, hostname: f.hostname, username: f.username, current: k.name === this.keyName });
+    }
+    return out.sort((a, b) => a.created.localeCompare(b.created));
+  }
+
+  async addKey(passphrase: string): Promise<string> {
+    const keyFile: KeyFile = await wrapMasterKeys(this.keys, passphrase);
+    const name = randomBytes(16).toString('hex');
+    await this.storage.write('keys', name, Buffer.from(JSON.stringify(keyFile, null, 2) + '\n'));
+    return name;
+  }
+
+  async removeKey(prefix: string): Promise<string> {
+    const keys = await this.listKeys();
+    const matches = keys.filter((k) => k.name.startsWith(prefix));
+    if (matches.length !== 1) {
+      throw new HaulError('KeyNotFound', matches.length === 0 ? `no key starts with ${prefix}. \`haul key list\` shows the keys.` : `${prefix} matches ${matches.length} keys; give more characters.`);
+    }
+    const key = matches[0]!;
+    if (key.current) {
+      throw new HaulError('LastKey', `key ${key.name} is the one this command was opened with; open the repository with another key to remove it (or use \`haul key passwd\`).`);
+    }
+    await this.storage.delete('keys', key.name);
+    return key.name;
+  }
+
+  // ---- reading blobs ----
+
+  /**
+   * Loads every index file into memory. A damaged index file stops the load, unless the caller
+   * handles damage itself (check and repair do: they report and carry on).
+   */
+  async loadIndex(onDamaged?: (file: string, err: unknown) => void): Promise<IndexedPack[]> {
+    if (this.indexLoaded && !onDamaged) return [];
+    const loaded: IndexedPack[] = [];
+    for await (const f of this.storage.list('index')) {
+      let packs: IndexedPack[];
+      try {
+        packs = await this.readIndexFile(f.name);
+      } catch (err) {
+        if (!onDamaged) throw err;
+        onDamaged(f.name, err);
+        continue;
+      }
+      for (const pack of packs) {
+        for (const e of pack.entries) this.index.add(pack.name, e);
+        if (onDamaged) loaded.push(pack);
+      }
+    }
+    this.indexLoaded = true;
+    return loaded;
+  }
+
+  async readIndexFile(name: string): Promise<IndexedPack[]> {
+    const what = `index file index/${name}`;
+    return decodeIndex(openObject(this.keys, await this.storage.read('index', name), what), what);
+  }
+
+  async cipherFor(pack: string): Promise<SubkeyCipher> {
+    let c = this.ciphers.get(pack);
+    if (!c) {
+      const preamble = await this.storage.read('packs', pack, { offset: 0, length: packPreambleLength });
+      if (!isPackPreamble(preamble)) throw new HaulError('BlobCorrupt', `pack ${pack} has a damaged header (bad magic). Run \`haul check --read-data\` to list the affected snapshots and files.`);
+      c = packCipher(this.keys, preamble);
+      this.ciphers.set(pack, c);
+    }
+    return c;
+  }
+
+  locate(id: Buffer): BlobLocation | undefined {
+    return this.index.get(id);
+  }
+
+  /** Reads, decrypts, decompresses and re-hashes a blob; nothing unverified is ever returned. */
+  async loadBlob(id: Buffer, type: BlobType): Promise<Buffer> {
+    await this.loadIndex();
+    const loc = this.index.get(id);
+    if (!loc) {
+      throw new HaulError('BlobMissing', `${type === BlobType.tree ? 'tree' : 'chunk'} ${id.toString('hex')} is not in the index. Run \`haul repair index\`; if it stays missing, \`haul check\` lists the affected snapshots.`);
+    }
+    const ct = await this.storage.read('packs', loc.pack, { offset: loc.offset, length: loc.length });
+    return this.openBlob(id, loc, await this.cipherFor(loc.pack), ct);
+  }
+
+  /** Verifies one blob's ciphertext against its ID; shared by reads and `check --read-data`. */
+  openBlob(id: Buffer, loc: Pick<BlobLocation, 'pack' | 'offset' | 'type' | 'compression'>, cipher: SubkeyCipher, ct: Uint8Array): Buffer {
+    const what = `${loc.type === BlobType.tree ? 'tree' : 'chunk'} ${id.toString('hex').slice(0, 16)} in pack ${loc.pack}`;
+    const payload = decryptPackBlob(cipher, loc.offset, ct);
+    if (!payload) throw new HaulError('BlobCorrupt', `${what} failed authentication: the pack's bytes were changed on disk. Run \`haul check --read-data\` to list the affected snapshots and files.`);
+    let plain: Buffer | undefined = payload;
+    if (loc.compression === Compression.zstd) {
+      const limit = loc.type === BlobType.tree ? this.config.maxTreeSize : this.config.chunker.maxSize;
+      plain = decompressBounded(payload, limit);
+      if (!plain) throw new HaulError('BlobCorrupt', `${what} does not decompress to a valid chunk.`);
+    }
+    if (!blobIdFromHash(this.keys, sha256(plain)).equals(id)) throw new HaulError('BlobCorrupt', `${what} has the wrong content (hash mismatch).`);
+    return plain;
+  }
+
+  async loadTree(id: string): Promise<Tree> {
+    return decodeTree(await this.loadBlob(Buffer.from(id, 'hex'), BlobType.tree), `tree ${id.slice(0, 16)}`);
+  }
+
+  // ---- writing blobs ----
+
+  blobId(plaintext: Uint8Array): Buffer {
+    return blobIdFromHash(this.keys, sha256(plaintext));
+  }
+
+  hasBlob(id: Buffer): boolean {
+    return this.index.has(id) || this.openPackIds.has(id.toString('hex'));
+  }
+
+  /** Stores a blob unless the repository has it; returns its ID. */
+  async saveBlob(type: BlobType, plaintext: Uint8Array, knownId?: Buffer): Promise<{ id: Buffer; added: boolean }> {
+    await this.loadIndex();
+    const id = knownId ?? this.blobId(plaintext);
+    if (this.hasBlob(id)) return { id, added: false };
+    const { data, compression } = compressBlob(plaintext);
+    this.writer ??= new PackWriter(this.keys);
+    const entry = this.writer.add(id, type, compression, data, plaintext.length);
+    this.openPackIds.add(id.toString('hex'));
+    this.written.blobsNew++;
+    this.written.bytesNew += plaintext.length;
+    this.written.bytesStored += entry.length;
+    if (this.writer.size >= this.config.packTargetSize) await this.flushPack();
+    return { id, added: true };
+  }
+
+  async saveTree(tree: Tree): Promise<string> {
+    const data = encodeTree(tree);
+    if (data.length > this.config.maxTreeSize) {
+      throw new HaulError('InvalidArgument', `a directory listing is ${data.length} bytes, above the repository's limit of ${this.config.maxTreeSize}.`);
+    }
+    return (await this.saveBlob(BlobType.tree, data)).id.toString('hex');
+  }
+
+  private async flushPack(): Promise<void> {
+    const writer = this.writer;
+    if (!writer || writer.count === 0) return;
+    this.writer = undefined;
+    const pack = writer.finish();
+    while (this.inFlight.size >= maxPacksInFlight) await Promise.race(this.inFlight);
+    this.throwIfWriteFailed();
+    const job = this.storage.write('packs', pack.name, pack.parts).then(
+      async () => {
+        for (const e of pack.entries) {
+          this.index.add(pack.name, e);
+          this.openPackIds.delete(e.id.toString('hex'));
+        }
+        this.unindexed.push({ name: pack.name, entries: pack.entries });
+        this.written.packsWritten++;
+        if (this.unindexed.length >= packsPerIndexFile) await this.writeIndexFile();
+      },
+      (err) => {
+        this.writeFailure ??= err;
+      },
+    );
+    const tracked = job.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  private throwIfWriteFailed(): void {
+    if (this.writeFailure) throw this.writeFailure;
+  }
+
+  private async writeIndexFile(): Promise<void> {
+    if (this.unindexed.length === 0) return;
+    const packs = this.unindexed.splice(0);
+    const sealed = sealObject(this.keys, encodeIndex(packs));
+    await this.storage.write('index', objectName(this.keys, [sealed]), sealed);
+  }
+
+  /** Makes every blob saved so far durable and indexed; after this a snapshot may refer to them. */
+  async flush(): Promise<void> {
+    await this.flushPack();
+    while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+    this.throwIfWriteFailed();
+    await this.writeIndexFile();
+  }
+
+  // ---- snapshots ----
+
+  async saveSnapshot(snapshot: Snapshot): Promise<string> {
+    await this.flush();
+    const sealed = sealObject(this.keys, Buffer.from(JSON.stringify(snapshot)));
+    const name = objectName(this.keys, [sealed]);
+    await this.storage.write('snapshots', name, sealed);
+    return name;
+  }
+
+  async readSnapshot(name: string): Promise<StoredSnapshot> {
+    const data = await this.storage.read('snapshots', name);
+    const what = `snapshot ${name.slice(0, 8)}`;
+    if (!verifyObjectName(this.keys, name, [data])) {
+      throw new HaulError('ObjectCorrupt', `${what} does not match its name: its bytes were changed on disk.`);
+    }
+    return { ...parseSnapshot(openObject(this.keys, data, what), what), id: name };
+  }
+
+  async listSnapshots(filter: { client?: string } = {}): Promise<StoredSnapshot[]> {
+    const out: StoredSnapshot[] = [];
+    for await (const s of this.storage.list('snapshots')) {
+      const snap = await this.readSnapshot(s.name);
+      if (filter.client === undefined || snap.client === filter.client) out.push(snap);
+    }
+    return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  }
+
+  /** Resolves an ID prefix, or `latest` (optionally for one client). */
+  async findSnapshot(ref: string, client?: string): Promise<StoredSnapshot> {
+    const all = await this.listSnapshots(client === undefined ? {} : { client });
+    if (ref === 'latest') {
+      const last = all.at(-1);
+      if (!last) throw new HaulError('SnapshotNotFound', `there is no snapshot${client ? ` for client ${client}` : ''} yet. Run a backup first.`);
+      return last;
+    }
+    const matches = all.filter((s) => s.id.startsWith(ref.toLowerCase()));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length === 0) throw new HaulError('SnapshotNotFound', `no snapshot ID starts with ${JSON.stringify(ref)}. \`haul snapshots\` lists them.`);
+    throw new HaulError('InvalidArgument', `${JSON.stringify(ref)} matches ${matches.length} snapshots; give more characters of the ID.`);
+  }
+}
+
+export type { PackEntry };

@@ -1,0 +1,35 @@
+// The storage interface knows files, not chunks. It is deliberately small and honest for object
+// stores: no rename, no append, and a listing that may miss an object written a moment ago.
+
+export type ObjectKind = 'config' | 'keys' | 'packs' | 'index' | 'snapshots' | 'locks';
+
+export const objectKinds: readonly ObjectKind[] = ['config', 'keys', 'packs', 'index', 'snapshots', 'locks'];
+
+export interface StoredObject {
+  name: string;
+  size: number;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface Storage {
+  /** Human-readable location, for messages. */
+  readonly location: string;
+  /** True when the repository's config object exists. */
+  isInitialised(): Promise<boolean>;
+  /** Prepares an empty location (directories, bucket prefix). Fails if a repository is there. */
+  create(): Promise<void>;
+  list(kind: ObjectKind): AsyncIterable<StoredObject>;
+  read(kind: ObjectKind, name: string, range?: ByteRange): Promise<Buffer>;
+  /**
+   * Stores an object atomically and durably: once the promise resolves the object survives a
+   * crash, and no reader ever sees it half-written. Names are content-derived, so writing an
+   * existing name with the same bytes is harmless.
+   */
+  write(kind: ObjectKind, name: string, data: Buffer | readonly Buffer[]): Promise<void>;
+  delete(kind: ObjectKind, name: string): Promise<void>;
+  stat(kind: ObjectKind, name: string): Promise<StoredObject | undefined>;
+}
