@@ -81,7 +81,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     const listed = indexByPack.get(pack);
     if (size === undefined) {
       error(`pack ${pack} is listed in the index but missing from storage (${listed!.length} blobs lost).`);
-      for (const e of listed!) damagedBlobs.set(e.id.toString('hex'), `its pack ${pack} is missing`);
+      for (const e of listed!) damagedBlobs.set(e.id.toString('hex'), `lost: its pack ${pack} is missing`);
       continue;
     }
     report.packs++;
@@ -118,7 +118,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
       }
     } catch (err) {
       error(`pack ${pack} cannot be read: ${(err as Error).message.split('. Run')[0]}.`);
-      for (const e of listed) damagedBlobs.set(e.id.toString('hex'), `its pack ${pack} is unreadable`);
+      for (const e of listed) damagedBlobs.set(e.id.toString('hex'), `lost: its pack ${pack} is unreadable`);
     }
   }
 

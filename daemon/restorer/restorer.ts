@@ -170,8 +170,7 @@ export class Restorer {
     try {
       for (const id of node.content ?? []) {
         const chunk = await this.repo.loadBlob(Buffer.from(id, 'hex'), BlobType.data);
-        // All-zero chunks become holes: sparse files stay sparse.
-        if (!isZero(chunk)) await writeAll(fh!, chunk, position);
+        await writeSparse(fh!, chunk, position);
         position += chunk.length;
         this.result.bytes += chunk.length;
         this.progress(full);
@@ -204,10 +203,22 @@ export class Restorer {
   }
 }
 
-let zeros = Buffer.alloc(0);
-function isZero(buf: Buffer): boolean {
-  if (zeros.length < buf.length) zeros = Buffer.alloc(buf.length);
-  return buf.equals(zeros.subarray(0, buf.length));
+const holeBlock = 4096;
+const zeroBlock = Buffer.alloc(holeBlock);
+
+/** Writes a chunk but skips 4 KiB blocks of zeros: they become holes, so sparse files stay sparse. */
+async function writeSparse(fh: fs.FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let runStart = -1;
+  for (let off = 0; off < chunk.length; off += holeBlock) {
+    const end = Math.min(off + holeBlock, chunk.length);
+    const zero = chunk.subarray(off, end).equals(zeroBlock.subarray(0, end - off));
+    if (!zero && runStart < 0) runStart = off;
+    if (zero && runStart >= 0) {
+      await writeAll(fh, chunk.subarray(runStart, off), position + runStart);
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) await writeAll(fh, chunk.subarray(runStart), position + runStart);
 }
 
 async function writeAll(fh: fs.FileHandle, buf: Buffer, position: number): Promise<void> {

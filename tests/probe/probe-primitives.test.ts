@@ -2,10 +2,11 @@
 // known answers, and the gear chunker checked against a reference of its spec.
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { GearChunker } from '../../daemon/chunker/gear-chunker.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
@@ -53,38 +54,12 @@ function probeChunks(data: Buffer, key: Buffer, p = DEFAULTS, env: NodeJS.Proces
   });
 }
 
-/** The "haul-gear-v1" spec, written independently of the C code. */
+/** The daemon's own chunker (daemon/chunker): probe and server must cut identically. */
 function referenceLengths(data: Buffer, key: Buffer, p = DEFAULTS): number[] {
-  const raw = Buffer.concat(Array.from({ length: 32 }, (_, i) =>
-    createHmac('sha256', key).update(Buffer.concat([Buffer.from('haul-gear-v1', 'ascii'), Buffer.from([i])])).digest()));
-  const G = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) G[i] = raw.readUInt32LE(4 * i);
-  const bits = Math.log2(p.avg);
-  const top = (k: number): number => (k === 0 ? 0 : (0xffffffff << (32 - k)) >>> 0);
-  const maskS = top(bits + 2);
-  const maskL = top(bits - 2);
-
-  const cut = (off: number, available: number): number => {
-    let n = available;
-    if (n <= p.min) return n;
-    if (n > p.max) n = p.max;
-    const normal = Math.min(p.avg, n);
-    let h = 0;
-    let i = p.min;
-    for (; i < normal; i++) {
-      h = ((h << 1) + G[data[off + i]!]!) >>> 0;
-      if ((h & maskS) === 0) return i + 1;
-    }
-    for (; i < n; i++) {
-      h = ((h << 1) + G[data[off + i]!]!) >>> 0;
-      if ((h & maskL) === 0) return i + 1;
-    }
-    return n;
-  };
-
+  const chunker = new GearChunker(key, { algorithm: 'gear32-v1', minSize: p.min, avgSize: p.avg, maxSize: p.max });
   const lengths: number[] = [];
   for (let off = 0; off < data.length;) {
-    const len = cut(off, data.length - off);
+    const len = chunker.cut(data, off, data.length);
     lengths.push(len);
     off += len;
   }
@@ -186,7 +161,7 @@ describe('haul-probe primitives', () => {
       expect(offset).toBe(size);
     });
 
-    it('matches an independent implementation of the spec', () => {
+    it('cuts exactly where the daemon\'s TypeScript chunker cuts', () => {
       expect(chunks.map((c) => c.length)).toEqual(referenceLengths(data, KEY_A));
       // Small parameters give thousands of boundaries: a much finer comparison.
       const small = { min: 64, avg: 256, max: 1024 };

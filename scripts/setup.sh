@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Command 1 of the README: sets Haul up on a fresh Debian 12 machine with Node 20+ (as root) on
+# the embedded default (a local repository directory; no other service), then proves it works.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HAUL_HOME=${HAUL_HOME:-/var/lib/haul}
+
+major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$major" -lt 20 ]; then
+  echo "haul: Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none)). Install it, then run this again." >&2
+  exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "haul: run this as root: it installs Debian packages (build tools for the native addons and the probe)." >&2
+  exit 1
+fi
+
+echo "==> Debian packages"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends build-essential python3 musl-tools libzstd-dev ca-certificates >/dev/null
+
+echo "==> npm packages and build"
+npm ci --no-audit --no-fund
+npm run build
+bash probe/build.sh
+
+echo "==> repository in $HAUL_HOME"
+mkdir -p "$HAUL_HOME" && chmod 700 "$HAUL_HOME"
+if [ ! -f "$HAUL_HOME/passphrase" ]; then
+  (umask 077 && head -c 32 /dev/urandom | base64 > "$HAUL_HOME/passphrase")
+fi
+export HAUL_REPOSITORY="$HAUL_HOME/repository" HAUL_PASSWORD_FILE="$HAUL_HOME/passphrase"
+if [ ! -f "$HAUL_REPOSITORY/config" ]; then
+  ./bin/haul init
+fi
+
+echo "==> self-check: back up, restore and verify Haul's own docs"
+./bin/haul backup-local --client selfcheck "$PWD/docs"
+restore_dir=$(mktemp -d)
+./bin/haul restore "latest:$PWD/docs" --client selfcheck --target "$restore_dir"
+diff -r "$PWD/docs" "$restore_dir" && echo "restored copy is identical"
+rm -rf "$restore_dir"
+./bin/haul check --read-data
+
+cat <<MSG
+
+Haul is set up.
+  repository: $HAUL_REPOSITORY
+  passphrase: $HAUL_PASSWORD_FILE   (back it up somewhere else: without it the repository is unreadable)
+Use it:
+  export HAUL_REPOSITORY=$HAUL_REPOSITORY HAUL_PASSWORD_FILE=$HAUL_PASSWORD_FILE
+  $PWD/bin/haul --help
+MSG
