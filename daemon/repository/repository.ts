@@ -233,8 +233,9 @@ export class Repository {
     const pack = writer.finish();
     while (this.inFlight.size >= maxPacksInFlight) await Promise.race(this.inFlight);
     this.throwIfWriteFailed();
-    const job = this.storage.write('packs', pack.name, pack.parts).then(
-      async () => {
+    const job = (async () => {
+      try {
+        await this.storage.write('packs', pack.name, pack.parts);
         for (const e of pack.entries) {
           this.index.add(pack.name, e);
           this.openPackIds.delete(e.id.toString('hex'));
@@ -242,11 +243,11 @@ export class Repository {
         this.unindexed.push({ name: pack.name, entries: pack.entries });
         this.written.packsWritten++;
         if (this.unindexed.length >= packsPerIndexFile) await this.writeIndexFile();
-      },
-      (err) => {
+      } catch (err) {
+        // Reported by the next saveBlob or flush; the job itself never rejects.
         this.writeFailure ??= err;
-      },
-    );
+      }
+    })();
     const tracked = job.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
   }

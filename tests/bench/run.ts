@@ -139,6 +139,8 @@ async function main(): Promise<number> {
     throw new Error(`the data set in ${dataset.dataDir} no longer matches its marker (${source.files.size} files / ${source.bytes} bytes, expected ${dataset.files} / ${dataset.bytes}); delete ${path.dirname(dataset.dataDir)} to regenerate it`);
   }
 
+  const loadBefore = os.loadavg();
+  if (loadBefore[0]! > 0.5) log(`warning: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before the runs; other processes on this ${os.cpus().length}-core machine distort the timings`);
   const workDir = fs.mkdtempSync(path.join(baseDir, 'run-'));
   const ctx: ToolContext = { workDir, dataset, source, rootDir, log };
   const tools: ToolResult[] = [];
@@ -163,6 +165,7 @@ async function main(): Promise<number> {
     else log(`kept ${workDir}`);
   }
 
+  const loadAfterTools = os.loadavg();
   t = performance.now();
   const index = await runIndexBenches(indexSizes, chunksPerPack);
   log(`index benchmarks took ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -175,10 +178,15 @@ async function main(): Promise<number> {
     kernel: os.release(),
     node: process.version,
     peakRssMethod: tools.find((r) => r.rssMethod)?.rssMethod ?? 'n/a',
+    loadAverageBefore: loadBefore,
+    loadAverageAfterTools: loadAfterTools,
   };
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: rootDir, encoding: 'utf8' }).stdout?.trim() ?? '';
   const results = {
     generatedAt: new Date().toISOString(),
-    commit: spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: rootDir, encoding: 'utf8' }).stdout.trim() || null,
+    commit: git('rev-parse', '--short', 'HEAD') || null,
+    /** Uncommitted changes in the engine, which the figures include. */
+    engineChanges: git('status', '--porcelain', '--', 'daemon', 'shared', 'bin').split('\n').filter(Boolean),
     machine,
     dataset: { ...dataset, sourceFiles: source.files.size, sourceDirs: source.dirs.size },
     tools,
@@ -194,6 +202,7 @@ async function main(): Promise<number> {
   out.push('');
   out.push(`Data set: ${dataset.files.toLocaleString('en')} files in ${dataset.dirs.toLocaleString('en')} directories, ${(dataset.bytes / MiB).toFixed(1)} MiB (scale ${scale}, seed "${seed}"), ${dataset.dataDir}`);
   out.push(`Machine: ${machine.cpus} × ${machine.cpuModel}, ${(machine.memoryBytes / 1024 ** 3).toFixed(0)} GiB, Linux ${machine.kernel}, Node ${machine.node}. Peak RSS via ${machine.peakRssMethod === 'gnu-time' ? '/usr/bin/time (wait4 ru_maxrss)' : machine.peakRssMethod}.`);
+  out.push(`Load average (1/5/15 min) before: ${loadBefore.map((l) => l.toFixed(2)).join(' / ')}, after the tool runs: ${loadAfterTools.map((l) => l.toFixed(2)).join(' / ')}. Engine: commit ${results.commit ?? '?'}${results.engineChanges.length > 0 ? ` with uncommitted changes (${results.engineChanges.join(', ')})` : ''}.`);
   out.push('');
   out.push(toolTable(tools, dataset));
   out.push('');

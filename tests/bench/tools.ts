@@ -119,6 +119,15 @@ export function borgDriver(ctx: ToolContext, repo: string): ToolDriver {
   };
 }
 
+/**
+ * Flushes dirty pages (data set generation, the previous tool's writes) before a measured step,
+ * so no step pays for another's writeback: every tool fsyncs its repository, and an fsync that
+ * has to wait behind a gigabyte of someone else's dirty data would be charged to the wrong tool.
+ */
+export function settle(): void {
+  spawnSync('sync', [], { stdio: 'ignore' });
+}
+
 function step(r: RunResult): Step {
   return { seconds: r.seconds, peakRssBytes: r.peakRssBytes };
 }
@@ -142,9 +151,11 @@ export async function benchTool(ctx: ToolContext, make: (ctx: ToolContext, repo:
   const bytes = ctx.dataset.bytes;
   try {
     ctx.log(`[${driver.name}] ${driver.version}: init`);
+    settle();
     result.init = step(await driver.init());
 
     ctx.log(`[${driver.name}] first backup of ${(bytes / MiB).toFixed(1)} MiB`);
+    settle();
     const b1 = await driver.backup(1);
     result.rssMethod = b1.rssMethod;
     result.firstBackup = { ...step(b1), mibPerSec: bytes / MiB / b1.seconds };
@@ -152,6 +163,7 @@ export async function benchTool(ctx: ToolContext, make: (ctx: ToolContext, repo:
     const j1 = driver.name === 'haul' ? parseJson(b1) : undefined;
 
     ctx.log(`[${driver.name}] no-change re-run`);
+    settle();
     const b2 = await driver.backup(2);
     result.rerun = step(b2);
     ctx.log(`[${driver.name}]   ${b2.seconds.toFixed(2)} s, peak RSS ${fmtMiB(b2.peakRssBytes)}`);
@@ -159,6 +171,7 @@ export async function benchTool(ctx: ToolContext, make: (ctx: ToolContext, repo:
 
     if (driver.check) {
       ctx.log(`[${driver.name}] check`);
+      settle();
       const c = await driver.check();
       result.check = step(c);
       ctx.log(`[${driver.name}]   ${c.seconds.toFixed(2)} s`);
@@ -168,6 +181,7 @@ export async function benchTool(ctx: ToolContext, make: (ctx: ToolContext, repo:
     result.repository = { allocatedBytes: du.allocated, apparentBytes: du.apparent };
 
     ctx.log(`[${driver.name}] restore`);
+    settle();
     const r = await driver.restore(target);
     result.restore = { ...step(r), mibPerSec: bytes / MiB / r.seconds };
     ctx.log(`[${driver.name}]   ${r.seconds.toFixed(2)} s, ${result.restore.mibPerSec.toFixed(1)} MiB/s, peak RSS ${fmtMiB(r.peakRssBytes)}`);
