@@ -77,6 +77,15 @@ export class LocalArchiver {
   }
 
   async run(): Promise<BackupResult> {
+    try {
+      return await this.archive();
+    } catch (err) {
+      await this.repo.indexWrittenPacks();
+      throw err;
+    }
+  }
+
+  private async archive(): Promise<BackupResult> {
     const started = Date.now();
     const { repo, options } = this;
     if (options.paths.length === 0) throw new HaulError('InvalidArgument', 'no paths given: name at least one directory to back up.');

@@ -32,7 +32,7 @@ export interface RepositoryStats {
 /** At most this many packs are written concurrently; more only queues bytes in memory. */
 const maxPacksInFlight = 2;
 /** An index file is written after this many packs, so an interrupted run keeps most of its work. */
-const packsPerIndexFile = 16;
+const packsPerIndexFile = 8;
 
 export class Repository {
   readonly index = new ChunkIndex();
@@ -261,6 +261,16 @@ export class Repository {
     const packs = this.unindexed.splice(0);
     const sealed = sealObject(this.keys, encodeIndex(packs));
     await this.storage.write('index', objectName(this.keys, [sealed]), sealed);
+  }
+
+  /**
+   * After a failed run: index the packs that did become durable, so the next run reuses them
+   * instead of sending their chunks again. Best effort: with the disk full this may fail too,
+   * and then those packs wait for `haul repair index` or pruning.
+   */
+  async indexWrittenPacks(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+    await this.writeIndexFile().catch(() => undefined);
   }
 
   /** Makes every blob saved so far durable and indexed; after this a snapshot may refer to them. */

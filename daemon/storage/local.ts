@@ -10,7 +10,7 @@ const tempPrefix = '.tmp-';
 function storageError(what: string, err: unknown): HaulError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new HaulError('DiskFull', `${what}: the disk holding the repository is full. Free space (or run \`haul prune\`), then run the job again; nothing already stored was lost.`, { cause: err });
+    return new HaulError('DiskFull', `${what}: the disk holding the repository is full. Free space on it, then run the backup again: nothing already stored was lost, and what this run stored is reused.`, { cause: err });
   }
   if (code === 'EACCES' || code === 'EPERM') {
     return new HaulError('StorageFailure', `${what}: permission denied. Check that the Haul user owns the repository directory.`, { cause: err });

@@ -10,16 +10,16 @@ import { pseudoRandom } from '../../helpers/fixtures.js';
 const tmp = tempDir('diskfull');
 const mountPoint = path.join(tmp.dir, 'small-disk');
 fs.mkdirSync(mountPoint);
-const mounted = process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint]).status === 0;
+const mounted = process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mountPoint]).status === 0;
 
-describe.runIf(mounted)('a full disk under the repository (tmpfs of 8 MiB; needs root to mount)', () => {
+describe.runIf(mounted)('a full disk under the repository (tmpfs of 40 MiB; needs root to mount)', () => {
   const repo = path.join(mountPoint, 'repo');
   const data = path.join(tmp.dir, 'data');
   const env = haulEnv(repo);
 
   beforeAll(() => {
     fs.mkdirSync(data);
-    for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(data, `part-${i}.bin`), pseudoRandom(`full${i}`, 5_000_000));
+    for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(data, `part-${i}.bin`), pseudoRandom(`full${i}`, 15_000_000));
   });
   afterAll(() => {
     spawnSync('umount', [mountPoint]);
@@ -39,9 +39,13 @@ describe.runIf(mounted)('a full disk under the repository (tmpfs of 8 MiB; needs
     expect(check.stdout).toMatch(/: no errors/);
     expect(check.status).toBe(0);
 
-    expect(spawnSync('mount', ['-o', 'remount,size=64m', mountPoint]).status).toBe(0);
+    expect(spawnSync('mount', ['-o', 'remount,size=128m', mountPoint]).status).toBe(0);
     const again = haulSync(['backup-local', '--client', 'alpha', '--json', data], env);
     expect(again.status).toBe(0);
+    // Two 16 MiB packs fitted before the disk filled; the second run sends only the rest.
+    const stats = JSON.parse(again.stdout).snapshot.stats;
+    expect(stats.bytesRead).toBe(60_000_000);
+    expect(stats.bytesNew).toBeLessThan(60_000_000 - 2 * 16_000_000);
     expect(haulSync(['check', '--read-data'], env).status).toBe(0);
     const target = path.join(tmp.dir, 'restored');
     expect(haulSync(['restore', `latest:${data}`, '--target', target], env).status).toBe(0);
