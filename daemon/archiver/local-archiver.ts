@@ -5,6 +5,7 @@ import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
+import { displayBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 import { GearChunker, chunkFile } from '../chunker/gear-chunker.js';
 import { BlobType } from '../repository/blob.js';
@@ -93,13 +94,17 @@ export class LocalArchiver {
     const parent = options.parent === undefined ? await this.latestFor(options.client) : options.parent;
     this.expectedBytes = parent?.stats.bytes;
     const trie: PathTrie = { whole: false, children: new Map() };
-    const absPaths = options.paths.map((p) => path.resolve(p));
-    for (const p of absPaths) {
+    // Symlinks above a backed-up path are resolved: the snapshot records where the data is.
+    const absPaths: string[] = [];
+    for (const given of options.paths) {
+      const p = path.resolve(given);
       try {
-        await fs.lstat(p);
+        absPaths.push(await fs.realpath(p));
       } catch {
         throw new HaulError('PathNotFound', `${p} does not exist or cannot be read. Check the path given to the backup.`);
       }
+    }
+    for (const p of absPaths) {
       let node = trie;
       for (const part of p.split('/').filter(Boolean)) {
         let child = node.children.get(part);
@@ -125,7 +130,6 @@ export class LocalArchiver {
       stats: this.stats,
     };
     const id = await repo.saveSnapshot(snapshot);
-    this.stats.durationMs = Date.now() - started;
     return { id, snapshot };
   }
 
@@ -197,7 +201,7 @@ export class LocalArchiver {
     try {
       names = await fs.readdir(dir, { encoding: 'buffer' });
     } catch (err) {
-      this.warn(`cannot list ${dir.toString('utf8')}: ${(err as Error).message}; stored as empty`);
+      this.warn(`cannot list ${displayBytes(dir)}: ${(err as Error).message}; stored as empty`);
       return { nodes: [] };
     }
     names.sort(Buffer.compare);
@@ -210,7 +214,7 @@ export class LocalArchiver {
         st = await fs.lstat(full, { bigint: true });
       } catch (err) {
         // Vanished between readdir and lstat: the file is simply not in this snapshot.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.warn(`cannot stat ${full.toString('utf8')}: ${(err as Error).message}`);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.warn(`cannot stat ${displayBytes(full)}: ${(err as Error).message}`);
         continue;
       }
       const node = this.nodeFromStat(name, st);
@@ -268,7 +272,7 @@ export class LocalArchiver {
         node.target = text;
         if (raw !== undefined) node.targetRaw = raw;
       } catch (err) {
-        this.warn(`cannot read link ${full.toString('utf8')}: ${(err as Error).message}`);
+        this.warn(`cannot read link ${displayBytes(full)}: ${(err as Error).message}`);
         return false;
       }
       return true;
@@ -284,7 +288,7 @@ export class LocalArchiver {
     try {
       node.content = await this.readContent(full);
     } catch (err) {
-      this.warn(`cannot read ${full.toString('utf8')}: ${(err as Error).message}`);
+      this.warn(`cannot read ${displayBytes(full)}: ${(err as Error).message}`);
       this.stats.files--;
       this.stats.bytes -= node.size;
       return false;

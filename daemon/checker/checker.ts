@@ -2,6 +2,7 @@
 // headers agree with the index, snapshots and trees decrypt, every referenced chunk is indexed.
 // With readData: every pack is read whole, its keyed name re-verified, and every blob decrypted,
 // decompressed and re-hashed. Each damaged object is reported with the snapshots and files it hurts.
+import { displayBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 import type { PackEntry } from '../repository/blob.js';
 import { verifyObjectName } from '../repository/crypto.js';
@@ -146,7 +147,7 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     }
     const out: DamagedFile[] = [];
     for (const node of tree.nodes) {
-      const name = nameBytes(node).toString('utf8');
+      const name = displayBytes(nameBytes(node));
       if (node.type === 'dir') {
         for (const d of await scanTree(node.subtree!)) out.push({ path: d.path ? `${name}/${d.path}` : name, reason: d.reason });
       } else if (node.type === 'file') {

@@ -17,6 +17,8 @@ export function gearTable(key: Uint8Array): Uint32Array {
 }
 
 function topBits(n: number): number {
+  // JavaScript shifts by 32 as by 0, so both ends are spelled out.
+  if (n <= 0) return 0;
   return n >= 32 ? 0xffff_ffff : (0xffff_ffff << (32 - n)) >>> 0;
 }
 

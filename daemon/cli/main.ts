@@ -24,7 +24,8 @@ Exit codes:
   0   success
   1   the command failed (the message says why and what to do)
   2   usage error, or no passphrase given
-  3   integrity: check found errors, a restore skipped damaged files, or a backup could not read some files
+  3   incomplete: check found errors, a restore left some files out (damaged, or already
+      present without --overwrite), or a backup could not read some files
   10  no repository at the given location
   12  wrong passphrase`);
   registerInit(program);

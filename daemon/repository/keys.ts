@@ -81,6 +81,11 @@ export function parseKeyFile(bytes: Buffer, name: string): KeyFile {
   if (parsed.format !== 'haul-key-v1') {
     throw new HaulError('UnsupportedFormat', `key file keys/${name} has format ${JSON.stringify(parsed.format)}, which this version of Haul does not know. Upgrade Haul.`);
   }
+  const k = parsed.kdf;
+  // A planted key file must not make every open take minutes or all memory.
+  if (k && (!(k.memoryKiB >= 8 && k.memoryKiB <= 4 * 1024 * 1024) || !(k.iterations >= 1 && k.iterations <= 64) || !(k.parallelism >= 1 && k.parallelism <= 16))) {
+    throw new HaulError('UnsupportedFormat', `key file keys/${name} asks for Argon2 costs outside the accepted range (memory 8 KiB..4 GiB, 1..64 iterations, 1..16 lanes); it is damaged or was planted. Remove it with \`haul key remove ${name.slice(0, 8)}\` after opening with another key.`);
+  }
   if (parsed.kdf?.algorithm !== 'argon2id') {
     throw new HaulError('UnsupportedFormat', `key file keys/${name} uses KDF ${JSON.stringify(parsed.kdf?.algorithm)}; only argon2id is supported.`);
   }

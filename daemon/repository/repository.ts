@@ -1,7 +1,7 @@
 // The repository: keys, content (packs + index) and snapshots over a Storage. It knows blobs,
 // trees and snapshots, never files on disk or SSH.
 import { randomBytes } from 'node:crypto';
-import { HaulError } from '../../shared/errors.js';
+import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { Storage } from '../storage/storage.js';
 import { BlobType, type BlobLocation, type PackEntry } from './blob.js';
 import { ChunkIndex } from './chunk-index.js';
@@ -99,6 +99,13 @@ export class Repository {
     const name = randomBytes(16).toString('hex');
     await this.storage.write('keys', name, Buffer.from(JSON.stringify(keyFile, null, 2) + '\n'));
     return name;
+  }
+
+  /** `key passwd`: the new key is durable before the old one goes, so a crash leaves both working. */
+  async replaceCurrentKey(passphrase: string): Promise<{ added: string; removed: string }> {
+    const added = await this.addKey(passphrase);
+    await this.storage.delete('keys', this.keyName);
+    return { added, removed: this.keyName };
   }
 
   async removeKey(prefix: string): Promise<string> {
@@ -203,9 +210,10 @@ export class Repository {
   }
 
   /** Stores a blob unless the repository has it; returns its ID. */
-  async saveBlob(type: BlobType, plaintext: Uint8Array, knownId?: Buffer): Promise<{ id: Buffer; added: boolean }> {
+  async saveBlob(type: BlobType, plaintext: Uint8Array): Promise<{ id: Buffer; added: boolean }> {
     await this.loadIndex();
-    const id = knownId ?? this.blobId(plaintext);
+    // Always hashed here, never taken from a caller: an ID is a claim until the bytes prove it.
+    const id = this.blobId(plaintext);
     if (this.hasBlob(id)) return { id, added: false };
     const { data, compression } = compressBlob(plaintext);
     this.writer ??= new PackWriter(this.keys);
@@ -300,10 +308,22 @@ export class Repository {
     return { ...parseSnapshot(openObject(this.keys, data, what), what), id: name };
   }
 
+  /** Snapshots that could not be read by the last listing; `check` reports them in full. */
+  readonly unreadableSnapshots: { id: string; message: string }[] = [];
+
+  /** Lists readable snapshots; a damaged one is skipped (and remembered) so the rest stay usable. */
   async listSnapshots(filter: { client?: string } = {}): Promise<StoredSnapshot[]> {
     const out: StoredSnapshot[] = [];
+    this.unreadableSnapshots.length = 0;
     for await (const s of this.storage.list('snapshots')) {
-      const snap = await this.readSnapshot(s.name);
+      let snap: StoredSnapshot;
+      try {
+        snap = await this.readSnapshot(s.name);
+      } catch (err) {
+        if (!isHaulError(err)) throw err;
+        this.unreadableSnapshots.push({ id: s.name, message: err.message });
+        continue;
+      }
       if (filter.client === undefined || snap.client === filter.client) out.push(snap);
     }
     return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));

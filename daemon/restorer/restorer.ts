@@ -3,13 +3,15 @@
 // right. Names were validated when the tree was decoded, and files are created with O_EXCL and
 // O_NOFOLLOW, so nothing is written outside the target, even through symlinks in the snapshot.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { displayBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 import { BlobType } from '../repository/blob.js';
 import type { Repository } from '../repository/repository.js';
 import type { StoredSnapshot } from '../repository/snapshot.js';
-import { nameBytes, targetBytes, type Tree, type TreeNode } from '../repository/tree.js';
+import { isValidUtf8, nameBytes, targetBytes, type Tree, type TreeNode } from '../repository/tree.js';
 
 export interface RestoreProgress {
   files: number;
@@ -76,7 +78,7 @@ export class Restorer {
   }
 
   private problem(path: Buffer, message: string): void {
-    this.result.problems.push({ path: path.toString('utf8'), message });
+    this.result.problems.push({ path: displayBytes(path), message });
   }
 
   private async restoreTree(dir: Buffer, tree: Tree): Promise<void> {
@@ -97,7 +99,7 @@ export class Restorer {
           await this.replaceable(full, () => fs.symlink(targetBytes(node), full));
           break;
         case 'fifo':
-          await this.replaceable(full, async () => run('mkfifo', ['-m', (node.mode & 0o777).toString(8), full]));
+          await this.replaceable(full, () => createSpecial(full, ['mkfifo', '-m', (node.mode & 0o777).toString(8)]));
           break;
         case 'chardev':
         case 'blockdev':
@@ -105,7 +107,7 @@ export class Restorer {
             this.problem(full, 'device node not restored: creating device nodes needs root');
             return;
           }
-          await this.replaceable(full, async () => run('mknod', [full, node.type === 'chardev' ? 'c' : 'b', ...deviceNumbers(node.rdev ?? 0)]));
+          await this.replaceable(full, () => createSpecial(full, ['mknod'], [node.type === 'chardev' ? 'c' : 'b', ...deviceNumbers(node.rdev ?? 0)]));
           break;
         case 'socket':
           // A socket is only meaningful to the process that bound it; there is nothing to restore.
@@ -234,12 +236,23 @@ function deviceNumbers(rdev: number): [string, string] {
   return [String((rdev >>> 8) & 0xfff), String((rdev & 0xff) | ((rdev >>> 12) & 0xfff00))];
 }
 
-function run(cmd: string, args: (string | Buffer)[]): void {
-  const r = spawnSync(cmd, args as string[], { stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.status !== 0) {
-    const msg = r.stderr?.toString().trim() || `${cmd} failed`;
-    const err = new Error(msg) as NodeJS.ErrnoException;
-    if (msg.includes('File exists')) err.code = 'EEXIST';
+/**
+ * Node has no mkfifo or mknod, so the coreutils commands make the node under a plain temporary
+ * name (command arguments are text, stored names may not be), and a rename gives it its bytes.
+ */
+async function createSpecial(full: Buffer, command: string[], after: string[] = []): Promise<void> {
+  try {
+    await fs.lstat(full);
+    const err = new Error('already exists') as NodeJS.ErrnoException;
+    err.code = 'EEXIST';
     throw err;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  const dir = full.subarray(0, full.lastIndexOf(0x2f));
+  if (!isValidUtf8(dir)) throw new Error(`cannot create a ${command[0] === 'mkfifo' ? 'fifo' : 'device node'} below a directory whose name is not UTF-8`);
+  const temp = `${dir.toString('utf8')}/.haul-special-${randomBytes(6).toString('hex')}`;
+  const r = spawnSync(command[0]!, [...command.slice(1), temp, ...after], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(r.stderr?.toString().trim() || `${command[0]} failed`);
+  await fs.rename(temp, full);
 }

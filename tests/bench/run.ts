@@ -217,7 +217,7 @@ async function main(): Promise<number> {
     out.push(indexTable(index.results));
     out.push('');
     for (const e of index.errors) out.push(`- ERROR: ${e.split('\n')[0]}`);
-    out.push('bytes/chunk = `ChunkIndex.byteSize / count` (record segments + slot table). Heap+external growth also counts pack-name strings and the pack map, measured after a full GC in a fresh process per size. restic and borg figures are published values, not measured here.');
+    out.push(`bytes/chunk = \`ChunkIndex.byteSize / count\` (record segments + slot table). Heap+external growth also counts pack-name strings and the pack map, measured after a full GC in a fresh process per size. Lookup rates include cutting each ID out of a shared buffer (\`subarray\`, about ${index.results[0]?.idViewNs.toFixed(0) ?? '?'} ns per lookup). restic and borg figures are published values, not measured here.`);
   }
   out.push('');
   out.push(`JSON: ${jsonPath}`);

@@ -53,6 +53,8 @@ export function makeEveryKindTree(root: string): string {
   fs.writeFileSync(path.join(root, 'hard-a'), textLike('hard', 50_000));
   fs.linkSync(path.join(root, 'hard-a'), path.join(root, 'docs', 'hard-b'));
   execFileSync('mkfifo', [path.join(root, 'a-fifo')]);
+  // Command-line tools take text; Python's os.mkfifo takes the raw bytes of a non-UTF-8 name.
+  execFileSync('python3', ['-c', 'import os, sys; os.mkfifo(bytes.fromhex(sys.argv[1]))', Buffer.concat([Buffer.from(root + '/fifo-'), oddNames.invalidUtf8]).toString('hex')]);
   fs.writeFileSync(path.join(root, oddNames.newline), 'newline name\n');
   fs.writeFileSync(path.join(root, oddNames.utf8), 'utf8 name\n');
   fs.writeFileSync(path.join(root, oddNames.quote), 'quote name\n');

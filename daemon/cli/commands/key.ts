@@ -18,7 +18,7 @@ export function registerKey(program: Command): void {
   key
     .command('add')
     .description('add a passphrase that opens the same repository')
-    .option('--new-password-file <file>', 'read the new passphrase from this file (or set HAUL_NEW_PASSWORD)')
+    .option('--new-password-file <file>', 'read the new passphrase from this file (or set HAUL_NEW_PASSWORD_FILE or HAUL_NEW_PASSWORD)')
     .action(async (opts: { newPasswordFile?: string }, cmd: Command) => {
       const repo = await openRepository(cmd);
       const name = await repo.addKey(await newPassphrase(opts.newPasswordFile));
@@ -36,12 +36,10 @@ export function registerKey(program: Command): void {
   key
     .command('passwd')
     .description('change the passphrase of the key in use (adds the new key, then removes the old one)')
-    .option('--new-password-file <file>', 'read the new passphrase from this file (or set HAUL_NEW_PASSWORD)')
+    .option('--new-password-file <file>', 'read the new passphrase from this file (or set HAUL_NEW_PASSWORD_FILE or HAUL_NEW_PASSWORD)')
     .action(async (opts: { newPasswordFile?: string }, cmd: Command) => {
       const repo = await openRepository(cmd);
-      const added = await repo.addKey(await newPassphrase(opts.newPasswordFile));
-      // The new key is durable before the old one goes, so a crash here leaves both working.
-      await repo.storage.delete('keys', repo.keyName);
-      process.stdout.write(`changed the passphrase: key ${added.slice(0, 8)} replaces ${repo.keyName.slice(0, 8)}\n`);
+      const { added, removed } = await repo.replaceCurrentKey(await newPassphrase(opts.newPasswordFile));
+      process.stdout.write(`changed the passphrase: key ${added.slice(0, 8)} replaces ${removed.slice(0, 8)}\n`);
     });
 }

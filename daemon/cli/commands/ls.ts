@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
+import { displayBytes } from '../../../shared/display.js';
 import { HaulError } from '../../../shared/errors.js';
 import { openRepository, output } from '../context.js';
 import { resolvePath } from '../../restorer/restorer.js';
-import { nameBytes, type TreeNode } from '../../repository/tree.js';
+import { nameBytes, targetBytes, type TreeNode } from '../../repository/tree.js';
 import type { Repository } from '../../repository/repository.js';
 
 interface Entry {
@@ -24,19 +25,10 @@ export function displayName(node: TreeNode): string {
   return displayBytes(nameBytes(node));
 }
 
-/** Valid UTF-8 prints as text with control characters escaped; other bytes print as \xNN. */
-export function displayBytes(bytes: Buffer): string {
-  const text = bytes.toString('utf8');
-  if (Buffer.from(text, 'utf8').equals(bytes)) return JSON.stringify(text).slice(1, -1);
-  let out = '';
-  for (const b of bytes) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
-  return out;
-}
-
 async function walk(repo: Repository, prefix: string, nodes: TreeNode[], recursive: boolean, out: Entry[]): Promise<void> {
   for (const n of nodes) {
     const path = `${prefix}/${displayName(n)}`;
-    out.push({ path, type: n.type, mode: n.mode, ...(n.size !== undefined ? { size: n.size } : {}), mtime: new Date(Number(BigInt(n.mtime) / 1_000_000n)).toISOString(), ...(n.target !== undefined ? { target: n.target } : {}) });
+    out.push({ path, type: n.type, mode: n.mode, ...(n.size !== undefined ? { size: n.size } : {}), mtime: new Date(Number(BigInt(n.mtime) / 1_000_000n)).toISOString(), ...(n.type === 'symlink' ? { target: displayBytes(targetBytes(n)) } : {}) });
     if (recursive && n.type === 'dir') await walk(repo, path, (await repo.loadTree(n.subtree!)).nodes, true, out);
   }
 }
@@ -59,6 +51,6 @@ export function registerLs(program: Command): void {
       else if (found.tree) await walk(repo, base, found.tree.nodes, Boolean(opts.recursive), entries);
       else throw new HaulError('PathNotFound', `${path} not found`);
       output(opts.json, entries, () =>
-        entries.map((e) => `${e.type.padEnd(7)} ${e.mode.toString(8).padStart(4, '0')} ${String(e.size ?? '').padStart(12)} ${e.mtime} ${e.path}${e.target !== undefined ? ` -> ${JSON.stringify(e.target).slice(1, -1)}` : ''}`).join('\n') + (entries.length ? '\n' : ''));
+        entries.map((e) => `${e.type.padEnd(7)} ${e.mode.toString(8).padStart(4, '0')} ${String(e.size ?? '').padStart(12)} ${e.mtime} ${e.path}${e.target !== undefined ? ` -> ${e.target}` : ''}`).join('\n') + (entries.length ? '\n' : ''));
     });
 }

@@ -12,6 +12,7 @@ export function registerSnapshots(program: Command): void {
     .action(async (opts: { client?: string; json?: boolean }, cmd: Command) => {
       const repo = await openRepository(cmd);
       const snaps = await repo.listSnapshots(opts.client === undefined ? {} : { client: opts.client });
+      for (const bad of repo.unreadableSnapshots) process.stderr.write(`haul: warning: snapshot ${bad.id.slice(0, 8)} left out: ${bad.message}\n`);
       output(opts.json, snaps, () => {
         if (snaps.length === 0) return 'no snapshots\n';
         const clients = [...new Set(snaps.map((s) => s.client))].sort();

@@ -113,7 +113,19 @@ describe('haul CLI round trip on a bare repository', () => {
     fs.writeFileSync(file, 'correct horse battery staple\n');
     const r = haulSync(['--password-file', file, 'snapshots', '--json'], { ...env, HAUL_PASSWORD: '' });
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toHaveLength(2);
+    expect(JSON.parse(r.stdout).filter((s: { client: string }) => s.client === 'alpha')).toHaveLength(2);
+  });
+
+  it('backs up a path below a symlinked directory as the real path, readable and checkable', () => {
+    const link = path.join(tmp.dir, 'link-to-data');
+    fs.symlinkSync(data, link);
+    const r = haulSync(['backup-local', '--client', 'via-link', '--json', `${link}/docs`], env);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).snapshot.paths).toEqual([`${data}/docs`]);
+    const ls = haulSync(['ls', `latest:${data}/docs`, '--client', 'via-link'], env);
+    expect(ls.status).toBe(0);
+    expect(ls.stdout).toContain(`${data}/docs/readme.txt\n`);
+    expect(haulSync(['check'], env).status).toBe(0);
   });
 
   it('refuses to init over an existing repository', () => {
