@@ -5,6 +5,7 @@ import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
+import { mapConcurrently } from '../../shared/concurrency.js';
 import { displayBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 import { GearChunker, chunkFile } from '../chunker/gear-chunker.js';
@@ -60,6 +61,9 @@ function typeOf(st: BigIntStats): NodeType {
   return 'socket';
 }
 
+const statConcurrency = 16;
+const readAheadFiles = 8;
+
 function joinBytes(dir: Buffer, name: Buffer): Buffer {
   return dir.length === 1 && dir[0] === 0x2f ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
 }
@@ -70,11 +74,13 @@ export class LocalArchiver {
   private readonly stats: SnapshotStats = { files: 0, dirs: 0, bytes: 0, bytesRead: 0, bytesNew: 0, bytesStored: 0, blobsNew: 0, errors: 0, durationMs: 0 };
   private readonly excludes: Set<string>;
   private lastProgress = 0;
+  private readonly chunkBuffer: Buffer;
   private expectedBytes: number | undefined;
 
   constructor(private readonly repo: Repository, private readonly options: LocalBackupOptions) {
     this.chunker = new GearChunker(chunkerKeyFor(repo.keys, options.client), repo.config.chunker);
     this.excludes = new Set((options.excludes ?? []).map((p) => path.resolve(p)));
+    this.chunkBuffer = Buffer.allocUnsafe(2 * repo.config.chunker.maxSize);
   }
 
   async run(): Promise<BackupResult> {
@@ -205,18 +211,32 @@ export class LocalArchiver {
       return { nodes: [] };
     }
     names.sort(Buffer.compare);
+    const entries = names.map((name) => ({ name, full: joinBytes(dir, name) })).filter((e) => !this.excludes.has(e.full.toString('utf8')));
+    // Metadata for the whole directory at once: the thread pool overlaps the lstat calls.
+    const stats = await mapConcurrently(entries, statConcurrency, (e) => fs.lstat(e.full, { bigint: true }).catch((err: NodeJS.ErrnoException) => err));
+    // Small changed files are read ahead while earlier ones are hashed and compressed.
+    const readAhead = new Map<number, Promise<Buffer>>();
+    const startReadAhead = (from: number) => {
+      for (let j = from; j < entries.length && j < from + readAheadFiles; j++) {
+        const st = stats[j];
+        if (readAhead.has(j) || !st || st instanceof Error || !st.isFile() || st.size > BigInt(this.chunker.params.minSize)) continue;
+        const previous = parentByName.get(entries[j]!.name.toString('latin1'));
+        if (previous && this.unchanged(previous, st)) continue;
+        const p = fs.readFile(entries[j]!.full);
+        p.catch(() => undefined);
+        readAhead.set(j, p);
+      }
+    };
     const nodes: TreeNode[] = [];
-    for (const name of names) {
-      const full = joinBytes(dir, name);
-      if (this.excludes.has(full.toString('utf8'))) continue;
-      let st: BigIntStats;
-      try {
-        st = await fs.lstat(full, { bigint: true });
-      } catch (err) {
+    for (let i = 0; i < entries.length; i++) {
+      const { name, full } = entries[i]!;
+      const st = stats[i]!;
+      if (st instanceof Error) {
         // Vanished between readdir and lstat: the file is simply not in this snapshot.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.warn(`cannot stat ${displayBytes(full)}: ${(err as Error).message}`);
+        if (st.code !== 'ENOENT') this.warn(`cannot stat ${displayBytes(full)}: ${st.message}`);
         continue;
       }
+      startReadAhead(i);
       const node = this.nodeFromStat(name, st);
       const previous = parentByName.get(name.toString('latin1'));
       if (node.type === 'dir') {
@@ -225,9 +245,10 @@ export class LocalArchiver {
         } else {
           node.subtree = await this.repo.saveTree(await this.archiveDir(full, device, previous));
         }
-      } else if (!(await this.fillNode(full, node, st, previous))) {
+      } else if (!(await this.fillNode(full, node, st, previous, readAhead.get(i)))) {
         continue;
       }
+      readAhead.delete(i);
       nodes.push(node);
       this.progress(full);
     }
@@ -264,7 +285,7 @@ export class LocalArchiver {
   }
 
   /** Completes a non-directory node; false when the entry could not be read and is left out. */
-  private async fillNode(full: Buffer, node: TreeNode, st: BigIntStats, previous: TreeNode | undefined): Promise<boolean> {
+  private async fillNode(full: Buffer, node: TreeNode, st: BigIntStats, previous: TreeNode | undefined, prefetched?: Promise<Buffer>): Promise<boolean> {
     if (node.type === 'symlink') {
       try {
         const target = await fs.readlink(full, { encoding: 'buffer' });
@@ -286,7 +307,15 @@ export class LocalArchiver {
       return true;
     }
     try {
-      node.content = await this.readContent(full);
+      if (prefetched) {
+        const whole = await prefetched;
+        // The file may have changed since lstat: the snapshot records what was read.
+        this.stats.bytes += whole.length - node.size;
+        node.size = whole.length;
+        node.content = await this.storeWhole(whole);
+      } else {
+        node.content = await this.readContent(full);
+      }
     } catch (err) {
       this.warn(`cannot read ${displayBytes(full)}: ${(err as Error).message}`);
       this.stats.files--;
@@ -305,11 +334,23 @@ export class LocalArchiver {
     return previous.content.every((id) => this.repo.hasBlob(Buffer.from(id, 'hex')));
   }
 
+  /** A file read whole (small enough to be at most a few chunks). */
+  private async storeWhole(data: Buffer): Promise<string[]> {
+    const ids: string[] = [];
+    for (let start = 0; start < data.length;) {
+      const len = this.chunker.cut(data, start, data.length);
+      this.stats.bytesRead += len;
+      ids.push((await this.repo.saveBlob(BlobType.data, data.subarray(start, start + len))).id.toString('hex'));
+      start += len;
+    }
+    return ids;
+  }
+
   private async readContent(full: Buffer): Promise<string[]> {
     const fh = await fs.open(full, 'r');
     const ids: string[] = [];
     try {
-      for await (const chunk of chunkFile(fh, this.chunker)) {
+      for await (const chunk of chunkFile(fh, this.chunker, this.chunkBuffer)) {
         this.stats.bytesRead += chunk.length;
         const { id } = await this.repo.saveBlob(BlobType.data, chunk);
         ids.push(id.toString('hex'));

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { mapConcurrently } from '../../shared/concurrency.js';
 import { displayBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 import { BlobType } from '../repository/blob.js';
@@ -61,7 +62,8 @@ export async function resolvePath(repo: Repository, snapshot: StoredSnapshot, su
 
 export class Restorer {
   private readonly result: RestoreResult = { files: 0, dirs: 0, bytes: 0, problems: [] };
-  private readonly hardLinks = new Map<string, Buffer>();
+  /** The first restored path of each hard-linked inode, once its content is complete. */
+  private readonly hardLinks = new Map<string, Promise<Buffer | undefined>>();
   private readonly isRoot = process.getuid?.() === 0;
   private lastProgress = 0;
 
@@ -82,7 +84,11 @@ export class Restorer {
   }
 
   private async restoreTree(dir: Buffer, tree: Tree): Promise<void> {
-    for (const node of tree.nodes) await this.restoreNode(dir, node);
+    // Files of one directory are restored side by side: each is a handful of small file-system
+    // calls, and one at a time leaves the disk and the thread pool idle between them.
+    const files = tree.nodes.filter((n) => n.type !== 'dir');
+    await mapConcurrently(files, filesInParallel, (node) => this.restoreNode(dir, node));
+    for (const node of tree.nodes) if (node.type === 'dir') await this.restoreNode(dir, node);
   }
 
   private async restoreNode(dir: Buffer, node: TreeNode): Promise<void> {
@@ -157,12 +163,22 @@ export class Restorer {
 
   private async restoreFile(full: Buffer, node: TreeNode): Promise<void> {
     const linkKey = node.links && node.links > 1 && node.inode ? `${node.device}:${node.inode}` : undefined;
-    const first = linkKey ? this.hardLinks.get(linkKey) : undefined;
+    const firstLink = linkKey ? this.hardLinks.get(linkKey) : undefined;
+    const first = firstLink ? await firstLink : undefined;
     if (first) {
       await this.replaceable(full, () => fs.link(first, full));
       this.result.files++;
       return;
     }
+    if (linkKey && !firstLink) {
+      const done = this.writeFile(full, node);
+      this.hardLinks.set(linkKey, done.then(() => full, () => undefined));
+      return done;
+    }
+    return this.writeFile(full, node);
+  }
+
+  private async writeFile(full: Buffer, node: TreeNode): Promise<void> {
     const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
     let fh: fs.FileHandle | undefined;
     await this.replaceable(full, async () => {
@@ -187,7 +203,6 @@ export class Restorer {
       throw new HaulError('RestoreRefused', `not restored: ${(err as Error).message}`, { cause: err });
     }
     this.result.files++;
-    if (linkKey) this.hardLinks.set(linkKey, full);
   }
 
   private async applyMetadata(full: Buffer, node: TreeNode): Promise<void> {
@@ -205,6 +220,7 @@ export class Restorer {
   }
 }
 
+const filesInParallel = 8;
 const holeBlock = 4096;
 const zeroBlock = Buffer.alloc(holeBlock);
 

@@ -21,6 +21,9 @@ function storageError(what: string, err: unknown): HaulError {
 /** A repository in a local directory. Packs live in 256 subdirectories named by their first byte. */
 export class LocalStorage implements Storage {
   readonly location: string;
+  /** Open handles of recently read packs: a restore reads many blobs from each pack. */
+  private readonly handles = new Map<string, Promise<fs.FileHandle>>();
+  private static readonly maxHandles = 32;
 
   constructor(readonly root: string) {
     this.location = path.resolve(root);
@@ -97,8 +100,8 @@ export class LocalStorage implements Storage {
     const file = this.pathOf(kind, name);
     try {
       if (!range) return await fs.readFile(file);
-      const fh = await fs.open(file, 'r');
-      try {
+      const fh = await this.handle(file);
+      {
         const buf = Buffer.allocUnsafe(range.length);
         let done = 0;
         while (done < range.length) {
@@ -110,8 +113,6 @@ export class LocalStorage implements Storage {
           throw new HaulError('ObjectCorrupt', `${kind}/${name} is shorter than expected (wanted bytes ${range.offset}..${range.offset + range.length}, file ends at ${range.offset + done}). The file was truncated: run \`haul check --read-data\` to see what is affected.`);
         }
         return buf;
-      } finally {
-        await fh.close();
       }
     } catch (err) {
       if (err instanceof HaulError) throw err;
@@ -120,6 +121,25 @@ export class LocalStorage implements Storage {
       }
       throw storageError(`cannot read ${kind}/${name}`, err);
     }
+  }
+
+  /** Objects are immutable once written, so a cached handle never reads stale bytes. */
+  private handle(file: string): Promise<fs.FileHandle> {
+    let h = this.handles.get(file);
+    if (h) {
+      this.handles.delete(file);
+      this.handles.set(file, h);
+      return h;
+    }
+    h = fs.open(file, 'r');
+    h.catch(() => this.handles.delete(file));
+    this.handles.set(file, h);
+    if (this.handles.size > LocalStorage.maxHandles) {
+      const [oldest, old] = this.handles.entries().next().value as [string, Promise<fs.FileHandle>];
+      this.handles.delete(oldest);
+      void old.then((f) => f.close()).catch(() => undefined);
+    }
+    return h;
   }
 
   async write(kind: ObjectKind, name: string, data: Buffer | readonly Buffer[]): Promise<void> {
@@ -149,6 +169,9 @@ export class LocalStorage implements Storage {
 
   async delete(kind: ObjectKind, name: string): Promise<void> {
     const file = this.pathOf(kind, name);
+    const cached = this.handles.get(file);
+    this.handles.delete(file);
+    void cached?.then((f) => f.close()).catch(() => undefined);
     try {
       await fs.rm(file, { force: true });
       await syncDir(path.dirname(file));

@@ -38,6 +38,50 @@ const indexReferences = [
   { tool: 'borg', bytesPerChunk: 84, note: 'published figure (approximate) for borg\'s chunks hash table' },
 ];
 
+/**
+ * What the machine does while the benchmark sleeps: CPU busy, I/O-wait and hypervisor-steal
+ * fractions over `ms` from /proc/stat. The load average cannot tell, as it still remembers the
+ * data set generation a moment ago; this sees other processes that would share the 2 cores.
+ */
+async function backgroundActivity(ms: number): Promise<{ busy: number; iowait: number; steal: number } | null> {
+  const sample = () => {
+    try {
+      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      return f;
+    } catch {
+      return null;
+    }
+  };
+  const a = sample();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = sample();
+  if (!a || !b) return null;
+  const d = b.map((v, i) => v - (a[i] ?? 0));
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = d;
+  const total = user + nice + system + idle + iowait + irq + softirq + steal || 1;
+  return { busy: (user + nice + system + irq + softirq) / total, iowait: iowait / total, steal: steal / total };
+}
+
+/**
+ * The engine being measured: the commit, uncommitted changes under daemon/, shared/ and bin/,
+ * and the compiled CLI's modification time. Taken before and after the runs: every `haul`
+ * command loads dist/ afresh, so a rebuild in between would mix two versions in one table.
+ */
+function engineState(): { commit: string | null; changes: string[]; distMtime: string | null } {
+  const git = (...args: string[]) => spawnSync('git', args, { cwd: rootDir, encoding: 'utf8' }).stdout?.trim() ?? '';
+  let distMtime: string | null = null;
+  try {
+    distMtime = fs.statSync(path.join(rootDir, 'dist', 'daemon', 'cli', 'main.js')).mtime.toISOString();
+  } catch {
+    // reported as null
+  }
+  return {
+    commit: git('rev-parse', '--short', 'HEAD') || null,
+    changes: git('status', '--porcelain', '--', 'daemon', 'shared', 'bin').split('\n').map((l) => l.trim()).filter(Boolean),
+    distMtime,
+  };
+}
+
 function envNumber(name: string, fallback: number): number {
   const v = process.env[name];
   if (v === undefined || v === '') return fallback;
@@ -130,6 +174,7 @@ async function main(): Promise<number> {
   if (!fs.existsSync(path.join(rootDir, 'dist', 'daemon', 'cli', 'main.js'))) throw new Error('the compiled CLI is missing; run `npm run build` (npm run bench does)');
   fs.mkdirSync(baseDir, { recursive: true });
 
+  const engineBefore = engineState();
   const dataset = ensureDataset(baseDir, { version: datasetVersion, seed, scale }, log);
   log('hashing the source tree (reference for verification; also warms the page cache)');
   let t = performance.now();
@@ -140,7 +185,10 @@ async function main(): Promise<number> {
   }
 
   const loadBefore = os.loadavg();
-  if (loadBefore[0]! > 0.5) log(`warning: load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before the runs; other processes on this ${os.cpus().length}-core machine distort the timings`);
+  const background = await backgroundActivity(3000);
+  if (background && background.busy > 0.1) {
+    log(`warning: the CPUs were ${(background.busy * 100).toFixed(0)} % busy while the benchmark idled; other processes on this ${os.cpus().length}-core machine distort the timings`);
+  }
   const workDir = fs.mkdtempSync(path.join(baseDir, 'run-'));
   const ctx: ToolContext = { workDir, dataset, source, rootDir, log };
   const tools: ToolResult[] = [];
@@ -166,6 +214,9 @@ async function main(): Promise<number> {
   }
 
   const loadAfterTools = os.loadavg();
+  const engineAfter = engineState();
+  const engineMoved = JSON.stringify(engineBefore) !== JSON.stringify(engineAfter);
+  if (engineMoved) log(`warning: the engine changed during the runs (${JSON.stringify(engineBefore)} -> ${JSON.stringify(engineAfter)}); the figures may mix versions`);
   t = performance.now();
   const index = await runIndexBenches(indexSizes, chunksPerPack);
   log(`index benchmarks took ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -179,14 +230,14 @@ async function main(): Promise<number> {
     node: process.version,
     peakRssMethod: tools.find((r) => r.rssMethod)?.rssMethod ?? 'n/a',
     loadAverageBefore: loadBefore,
+    /** CPU activity of everything else over 3 s just before the tool runs. */
+    backgroundBefore: background,
     loadAverageAfterTools: loadAfterTools,
   };
-  const git = (...args: string[]) => spawnSync('git', args, { cwd: rootDir, encoding: 'utf8' }).stdout?.trim() ?? '';
   const results = {
     generatedAt: new Date().toISOString(),
-    commit: git('rev-parse', '--short', 'HEAD') || null,
-    /** Uncommitted changes in the engine, which the figures include. */
-    engineChanges: git('status', '--porcelain', '--', 'daemon', 'shared', 'bin').split('\n').filter(Boolean),
+    /** The engine measured (commit, uncommitted changes, build time), before and after the runs. */
+    engine: { before: engineBefore, after: engineAfter, changedDuringRun: engineMoved },
     machine,
     dataset: { ...dataset, sourceFiles: source.files.size, sourceDirs: source.dirs.size },
     tools,
@@ -202,7 +253,8 @@ async function main(): Promise<number> {
   out.push('');
   out.push(`Data set: ${dataset.files.toLocaleString('en')} files in ${dataset.dirs.toLocaleString('en')} directories, ${(dataset.bytes / MiB).toFixed(1)} MiB (scale ${scale}, seed "${seed}"), ${dataset.dataDir}`);
   out.push(`Machine: ${machine.cpus} × ${machine.cpuModel}, ${(machine.memoryBytes / 1024 ** 3).toFixed(0)} GiB, Linux ${machine.kernel}, Node ${machine.node}. Peak RSS via ${machine.peakRssMethod === 'gnu-time' ? '/usr/bin/time (wait4 ru_maxrss)' : machine.peakRssMethod}.`);
-  out.push(`Load average (1/5/15 min) before: ${loadBefore.map((l) => l.toFixed(2)).join(' / ')}, after the tool runs: ${loadAfterTools.map((l) => l.toFixed(2)).join(' / ')}. Engine: commit ${results.commit ?? '?'}${results.engineChanges.length > 0 ? ` with uncommitted changes (${results.engineChanges.join(', ')})` : ''}.`);
+  const pct = (v: number) => `${(v * 100).toFixed(0)} %`;
+  out.push(`Background before the runs (3 s idle sample): ${background ? `${pct(background.busy)} CPU busy, ${pct(background.iowait)} I/O wait, ${pct(background.steal)} steal` : 'n/a'}; load average after the tool runs ${loadAfterTools.map((l) => l.toFixed(2)).join(' / ')}. Engine: commit ${engineBefore.commit ?? '?'}${engineBefore.changes.length > 0 ? ` with uncommitted changes (${engineBefore.changes.join(', ')})` : ''}, built ${engineBefore.distMtime ?? '?'}${engineMoved ? ' (WARNING: it changed during the runs, see the JSON)' : ''}.`);
   out.push('');
   out.push(toolTable(tools, dataset));
   out.push('');
