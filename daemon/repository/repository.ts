@@ -5,6 +5,7 @@ import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { Storage } from '../storage/storage.js';
 import { BlobType, type BlobLocation, type PackEntry } from './blob.js';
 import { ChunkIndex } from './chunk-index.js';
+import { CompressionPool } from './compression-pool.js';
 import { Compression, compressBlob, decompressBounded } from './compression.js';
 import { newConfig, parseConfig, type ChunkerParams, type RepositoryConfig } from './config.js';
 import { blobIdFromHash, generateMasterKeys, openObject, sealObject, sha256, verifyObjectName, objectName, type MasterKeys, type SubkeyCipher } from './crypto.js';
@@ -33,6 +34,10 @@ export interface RepositoryStats {
 const maxPacksInFlight = 2;
 /** An index file is written after this many packs, so an interrupted run keeps most of its work. */
 const packsPerIndexFile = 8;
+/** Blobs at least this large are compressed on the pool, with at most this much in flight. */
+const poolThreshold = 4 * 1024;
+const maxBytesCompressing = 16 * 1024 * 1024;
+const maxBlobsCompressing = 256;
 
 export class Repository {
   readonly index = new ChunkIndex();
@@ -42,6 +47,9 @@ export class Repository {
   private readonly openPackIds = new Set<string>();
   private readonly unindexed: IndexedPack[] = [];
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly compressing = new Set<Promise<void>>();
+  private pool: CompressionPool | undefined;
+  private bytesCompressing = 0;
   private writeFailure: unknown;
   readonly written: RepositoryStats = { blobsNew: 0, bytesNew: 0, bytesStored: 0, packsWritten: 0 };
 
@@ -209,21 +217,53 @@ export class Repository {
     return this.index.has(id) || this.openPackIds.has(id.toString('hex'));
   }
 
-  /** Stores a blob unless the repository has it; returns its ID. */
+  /**
+   * Stores a blob unless the repository has it; returns its ID. Large blobs are compressed on
+   * the compression pool and packed when that finishes; `flush` waits for all of them.
+   */
   async saveBlob(type: BlobType, plaintext: Uint8Array): Promise<{ id: Buffer; added: boolean }> {
     await this.loadIndex();
     // Always hashed here, never taken from a caller: an ID is a claim until the bytes prove it.
     const id = this.blobId(plaintext);
     if (this.hasBlob(id)) return { id, added: false };
-    const { data, compression } = compressBlob(plaintext);
-    this.writer ??= new PackWriter(this.keys);
-    const entry = this.writer.add(id, type, compression, data, plaintext.length);
+    this.throwIfWriteFailed();
     this.openPackIds.add(id.toString('hex'));
+    const rawLength = plaintext.length;
+    if (rawLength < poolThreshold) {
+      const { data, compression } = compressBlob(plaintext);
+      await this.pack(id, type, compression, data, rawLength);
+      return { id, added: true };
+    }
+    while (this.compressing.size >= maxBlobsCompressing || this.bytesCompressing > maxBytesCompressing) await Promise.race(this.compressing);
+    this.pool ??= new CompressionPool();
+    this.bytesCompressing += rawLength;
+    const job = this.pool
+      .compress(plaintext)
+      .then(({ data, compression }) => this.pack(id, type, compression, data, rawLength))
+      .catch((err: unknown) => {
+        this.writeFailure ??= err;
+      });
+    const tracked = job.finally(() => {
+      this.compressing.delete(tracked);
+      this.bytesCompressing -= rawLength;
+    });
+    this.compressing.add(tracked);
+    return { id, added: true };
+  }
+
+  private async pack(id: Buffer, type: BlobType, compression: Compression, data: Uint8Array, rawLength: number): Promise<void> {
+    this.writer ??= new PackWriter(this.keys);
+    const entry = this.writer.add(id, type, compression, data, rawLength);
     this.written.blobsNew++;
-    this.written.bytesNew += plaintext.length;
+    this.written.bytesNew += rawLength;
     this.written.bytesStored += entry.length;
     if (this.writer.size >= this.config.packTargetSize) await this.flushPack();
-    return { id, added: true };
+  }
+
+  /** Releases the compression workers (they never keep the process alive while idle). */
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
   }
 
   async saveTree(tree: Tree): Promise<string> {
@@ -277,12 +317,15 @@ export class Repository {
    * and then those packs wait for `haul repair index` or pruning.
    */
   async indexWrittenPacks(): Promise<void> {
+    while (this.compressing.size > 0) await Promise.race(this.compressing);
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);
     await this.writeIndexFile().catch(() => undefined);
   }
 
   /** Makes every blob saved so far durable and indexed; after this a snapshot may refer to them. */
   async flush(): Promise<void> {
+    while (this.compressing.size > 0) await Promise.race(this.compressing);
+    this.throwIfWriteFailed();
     await this.flushPack();
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);
     this.throwIfWriteFailed();

@@ -4,7 +4,7 @@
 // O_NOFOLLOW, so nothing is written outside the target, even through symlinks in the snapshot.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, lchownSync, lutimesSync, openSync, rmSync, writeSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { mapConcurrently } from '../../shared/concurrency.js';
 import { displayBytes } from '../../shared/display.js';
@@ -179,6 +179,7 @@ export class Restorer {
   }
 
   private async writeFile(full: Buffer, node: TreeNode): Promise<void> {
+    if ((node.content?.length ?? 0) <= 1) return this.writeSmallFile(full, node);
     const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
     let fh: fs.FileHandle | undefined;
     await this.replaceable(full, async () => {
@@ -205,11 +206,50 @@ export class Restorer {
     this.result.files++;
   }
 
+  /**
+   * A file of at most one chunk: the chunk is read and verified first, then the file is written
+   * with synchronous calls. Each takes microseconds, while a promise round trip per call made a
+   * restore of many small files wait more than it worked (measured on 40,000 files).
+   */
+  private async writeSmallFile(full: Buffer, node: TreeNode): Promise<void> {
+    let chunk: Buffer;
+    try {
+      chunk = node.content && node.content.length === 1 ? await this.repo.loadBlob(Buffer.from(node.content[0]!, 'hex'), BlobType.data) : Buffer.alloc(0);
+      if (chunk.length !== node.size) throw new HaulError('BlobCorrupt', `content adds up to ${chunk.length} bytes, the snapshot says ${node.size}`);
+    } catch (err) {
+      throw new HaulError('RestoreRefused', `not restored: ${(err as Error).message}`, { cause: err });
+    }
+    const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
+    let fd: number;
+    try {
+      fd = openSync(full, flags, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (!this.options.overwrite) throw new HaulError('RestoreRefused', 'already exists; use --overwrite to replace it');
+      rmSync(full, { force: true });
+      fd = openSync(full, flags, 0o600);
+    }
+    try {
+      let done = 0;
+      while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done, done);
+    } finally {
+      closeSync(fd);
+    }
+    this.result.bytes += chunk.length;
+    this.result.files++;
+  }
+
   private async applyMetadata(full: Buffer, node: TreeNode): Promise<void> {
-    if (this.isRoot) await fs.lchown(full, node.uid, node.gid).catch(() => undefined);
-    if (node.type !== 'symlink') await fs.chmod(full, node.mode);
+    if (this.isRoot) {
+      try {
+        lchownSync(full, node.uid, node.gid);
+      } catch {
+        // Owners that do not exist here, or file systems without owners: the data still counts.
+      }
+    }
+    if (node.type !== 'symlink') chmodSync(full, node.mode);
     const mtime = Number(BigInt(node.mtime)) / 1e9;
-    await fs.lutimes(full, mtime, mtime);
+    lutimesSync(full, mtime, mtime);
   }
 
   private progress(current: Buffer): void {
