@@ -106,7 +106,7 @@ export function runIndexBench(entries: number, chunksPerPack: number): IndexBenc
   return {
     entries,
     chunksPerPack,
-    packs: index.packs.length,
+    packs: index.packCount,
     byteSize: index.byteSize,
     bytesPerChunk: index.byteSize / entries,
     heapGrowthBytes,
