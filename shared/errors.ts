@@ -30,7 +30,20 @@ export type ErrorCode =
   | 'InvalidArgument'
   | 'RestoreRefused'
   | 'IncompleteSnapshot'
-  | 'CheckFailed';
+  | 'CheckFailed'
+  | 'ProtocolViolation'
+  | 'ProbeFailed'
+  | 'ProbeStalled'
+  // SSH sessions to clients (daemon/session/ssh-connection.ts, probe-installer.ts)
+  | 'HostKeyChanged'
+  | 'HostKeyUnknown'
+  | 'Unreachable'
+  | 'AuthRefused'
+  | 'ConnectionLost'
+  | 'ProbeUploadFailed'
+  | 'NoExec'
+  | 'ClientDiskFull'
+  | 'UnsupportedArchitecture';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RepositoryNotFound: ExitCode.repositoryNotFound,

@@ -31,6 +31,11 @@ export interface TreeNode {
   rdev?: number;
   /** Data blob IDs (hex), in file order. */
   content?: string[];
+  /**
+   * base64 of one u64 (LE) per chunk of `content`: the chunk fingerprints a pull backup sends
+   * the client's probe next time as "chunks the server has from you" (docs/probe-protocol.md).
+   */
+  fingerprints?: string;
   /** Tree blob ID (hex) of a directory. */
   subtree?: string;
 }
@@ -61,7 +66,7 @@ export function targetBytes(node: TreeNode): Buffer {
 }
 
 /** Canonical key order; undefined fields are left out. */
-const keyOrder: (keyof TreeNode)[] = ['name', 'nameRaw', 'type', 'mode', 'uid', 'gid', 'user', 'group', 'mtime', 'ctime', 'size', 'inode', 'device', 'links', 'target', 'targetRaw', 'rdev', 'content', 'subtree'];
+const keyOrder: (keyof TreeNode)[] = ['name', 'nameRaw', 'type', 'mode', 'uid', 'gid', 'user', 'group', 'mtime', 'ctime', 'size', 'inode', 'device', 'links', 'target', 'targetRaw', 'rdev', 'content', 'fingerprints', 'subtree'];
 
 export function encodeTree(tree: Tree): Buffer {
   const nodes = [...tree.nodes].sort((a, b) => Buffer.compare(nameBytes(a), nameBytes(b)));
@@ -100,6 +105,7 @@ export function decodeTree(data: Buffer, what: string): Tree {
     if (!Number.isInteger(n.mode) || !Number.isInteger(n.uid) || !Number.isInteger(n.gid)) throw fail(`bad metadata for ${JSON.stringify(n.name)}`);
     if (!/^-?\d+$/.test(n.mtime) || !/^-?\d+$/.test(n.ctime)) throw fail(`bad times for ${JSON.stringify(n.name)}`);
     if (n.type === 'file' && (!Array.isArray(n.content) || !Number.isSafeInteger(n.size) || n.content.some((c) => typeof c !== 'string' || !/^[0-9a-f]{64}$/.test(c)))) throw fail(`bad content list for ${JSON.stringify(n.name)}`);
+    if (n.fingerprints !== undefined && (typeof n.fingerprints !== 'string' || Buffer.from(n.fingerprints, 'base64').length !== 8 * (n.content?.length ?? -1))) throw fail(`bad fingerprints for ${JSON.stringify(n.name)}`);
     if (n.type === 'dir' && (typeof n.subtree !== 'string' || !/^[0-9a-f]{64}$/.test(n.subtree))) throw fail(`bad subtree for ${JSON.stringify(n.name)}`);
     if (n.type === 'symlink' && (targetBytes(n).length === 0 || targetBytes(n).length > maxTargetBytes || targetBytes(n).includes(0))) throw fail(`bad symlink target for ${JSON.stringify(n.name)}`);
   }

@@ -1,0 +1,710 @@
+// The server side of a pull backup: talk to a probe (over SSH, or any pipe in tests), check
+// every claim it makes against this client's own records, verify and store every chunk, build
+// the trees and write the snapshot. Everything the probe sends is hostile input
+// (docs/probe-protocol.md, "What the server checks"): a violation fails this job only, and the
+// repository keeps nothing unverified.
+import { createHash, createHmac } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import { displayBytes } from '../../shared/display.js';
+import { HaulError, isHaulError } from '../../shared/errors.js';
+import {
+  BodyReader,
+  BodyWriter,
+  ChunkCompression,
+  EntryFlag,
+  EntryKind,
+  FrameDecoder,
+  MalformedBody,
+  ProbeMessage,
+  ServerMessage,
+  encodeFrame,
+  helloMagic,
+  maxPathBytes,
+  previousRecordsPerFrame,
+  protocolVersion,
+  type Frame,
+} from '../../shared/probe-protocol.js';
+import { BlobType } from '../repository/blob.js';
+import { decompressBounded } from '../repository/compression.js';
+import { blobIdFromHash, chunkerKeyFor, sha256 } from '../repository/crypto.js';
+import type { Repository } from '../repository/repository.js';
+import type { Snapshot, SnapshotStats, StoredSnapshot } from '../repository/snapshot.js';
+import { encodeBytes, nameBytes, type NodeType, type Tree, type TreeNode } from '../repository/tree.js';
+
+export interface ProbeTransport {
+  /** The probe's stdin. */
+  input: Writable;
+  /** The probe's stdout. */
+  output: Readable;
+  /** The probe's stderr: diagnostics, copied to the job log. */
+  diagnostics?: Readable;
+  /** Ends the probe (closes the channel or kills the process). */
+  stop(): void;
+}
+
+export interface SessionLimits {
+  maxEntries: number;
+  maxNeeds: number;
+  /** No byte from the probe for this long fails the job. */
+  stallMs: number;
+}
+
+export const defaultLimits: SessionLimits = { maxEntries: 20_000_000, maxNeeds: 1_000_000, stallMs: 5 * 60_000 };
+
+export interface PullProgress {
+  files: number;
+  dirs: number;
+  bytesScanned: number;
+  bytesNew: number;
+  bytesOnWire: number;
+  currentPath: string;
+  expectedBytes?: number;
+}
+
+export interface PullBackupOptions {
+  client: string;
+  hostname: string;
+  paths: string[];
+  excludes?: string[];
+  oneFileSystem?: boolean;
+  tags?: string[];
+  /** zstd level the probe compresses new chunks with; 0 sends them raw. */
+  zstdLevel?: number;
+  limits?: Partial<SessionLimits>;
+  onProgress?: (p: PullProgress) => void;
+  /** One line of the job log (probe diagnostics and warnings, names escaped). */
+  onLog?: (line: string) => void;
+}
+
+export interface PullBackupResult {
+  id: string;
+  snapshot: Snapshot;
+  bytesOnWire: number;
+}
+
+interface OpenDir {
+  path: Buffer;
+  node: TreeNode | undefined;
+  children: TreeNode[];
+  lastName: Buffer | undefined;
+  /** Holds a file still waiting for chunks (NEED), directly or below. */
+  pending: boolean;
+  parent: OpenDir | undefined;
+}
+
+interface OpenFile {
+  node: TreeNode;
+  path: Buffer;
+  dir: OpenDir;
+  offset: number;
+  content: string[];
+  fingerprints: Buffer[];
+  pendingNeeds: number;
+  failed: boolean;
+}
+
+interface Need {
+  id: number;
+  file: OpenFile;
+  slot: number;
+  offset: number;
+  length: number;
+  sha: Buffer;
+}
+
+const kindToType: Record<number, NodeType> = {
+  [EntryKind.file]: 'file',
+  [EntryKind.dir]: 'dir',
+  [EntryKind.symlink]: 'symlink',
+  [EntryKind.fifo]: 'fifo',
+  [EntryKind.chardev]: 'chardev',
+  [EntryKind.blockdev]: 'blockdev',
+  [EntryKind.socket]: 'socket',
+};
+
+function violation(message: string): HaulError {
+  return new HaulError('ProtocolViolation', `the probe broke the protocol: ${message}. The job failed; the repository keeps only verified data. If the client runs an unmodified probe, report this as a bug.`);
+}
+
+/** Absolute, no empty/./.. components, no NUL, no trailing slash, not "/" itself. */
+export function isSafeProbePath(path: Buffer): boolean {
+  if (path.length < 2 || path.length > maxPathBytes || path[0] !== 0x2f || path[path.length - 1] === 0x2f || path.includes(0)) return false;
+  let start = 1;
+  for (let i = 1; i <= path.length; i++) {
+    if (i === path.length || path[i] === 0x2f) {
+      const len = i - start;
+      if (len === 0) return false;
+      if (len === 1 && path[start] === 0x2e) return false;
+      if (len === 2 && path[start] === 0x2e && path[start + 1] === 0x2e) return false;
+      start = i + 1;
+    }
+  }
+  return true;
+}
+
+function pathHash(path: Buffer): bigint {
+  return createHash('sha256').update(path).digest().readBigUInt64LE(0);
+}
+
+function dirname(path: Buffer): Buffer {
+  const i = path.lastIndexOf(0x2f);
+  return i <= 0 ? Buffer.from('/') : path.subarray(0, i);
+}
+
+function basename(path: Buffer): Buffer {
+  return path.subarray(path.lastIndexOf(0x2f) + 1);
+}
+
+function joinPath(dir: Buffer, name: Buffer): Buffer {
+  return dir.length === 1 ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
+}
+
+export class PullBackupSession {
+  private readonly limits: SessionLimits;
+  private readonly chunkerKey: Buffer;
+  private readonly decoder = new FrameDecoder();
+  private readonly stats: SnapshotStats = { files: 0, dirs: 0, bytes: 0, bytesRead: 0, bytesNew: 0, bytesStored: 0, blobsNew: 0, errors: 0, durationMs: 0 };
+  private state: 'hello' | 'walk' | 'needs' | 'done' = 'hello';
+  private frames = 0;
+  private entries = 0;
+  private bytesOnWire = 0;
+  private readonly root: OpenDir = { path: Buffer.from('/'), node: undefined, children: [], lastName: undefined, pending: false, parent: undefined };
+  private top: OpenDir = this.root;
+  private file: OpenFile | undefined;
+  private readonly deferred: OpenDir[] = [];
+  private readonly needs = new Map<number, Need>();
+  private needsAnswered = 0;
+  private needIds = 0;
+  /** Files of the previous snapshot by raw path, and the chunk IDs it references. */
+  private readonly previousFiles = new Map<string, TreeNode>();
+  private readonly previousIds = new Set<string>();
+  private readonly uploadedIds = new Set<string>();
+  private parent: StoredSnapshot | undefined;
+  private lastProgress = 0;
+
+  constructor(private readonly repo: Repository, private readonly transport: ProbeTransport, private readonly options: PullBackupOptions) {
+    this.limits = { ...defaultLimits, ...options.limits };
+    this.chunkerKey = chunkerKeyFor(repo.keys, options.client);
+  }
+
+  async run(): Promise<PullBackupResult> {
+    const started = Date.now();
+    await this.repo.loadIndex();
+    this.copyDiagnostics();
+    try {
+      const { previous, known } = await this.loadPrevious();
+      await this.receive(previous, known);
+      await this.finishTrees();
+      const treeId = await this.repo.saveTree({ nodes: this.root.children });
+      Object.assign(this.stats, { bytesNew: this.repo.written.bytesNew, bytesStored: this.repo.written.bytesStored, blobsNew: this.repo.written.blobsNew, durationMs: Date.now() - started });
+      const snapshot: Snapshot = {
+        format: 'haul-snapshot-v1',
+        client: this.options.client,
+        time: new Date(started).toISOString(),
+        hostname: this.options.hostname,
+        paths: this.options.paths,
+        tags: this.options.tags ?? [],
+        tree: treeId,
+        ...(this.parent ? { parent: this.parent.id } : {}),
+        source: 'ssh',
+        stats: this.stats,
+      };
+      const id = await this.repo.saveSnapshot(snapshot);
+      return { id, snapshot, bytesOnWire: this.bytesOnWire };
+    } catch (err) {
+      this.transport.stop();
+      // Chunks already verified and packed stay useful: index them for the next run.
+      await this.repo.indexWrittenPacks();
+      throw err;
+    }
+  }
+
+  private log(line: string): void {
+    this.options.onLog?.(line);
+  }
+
+  private copyDiagnostics(): void {
+    const d = this.transport.diagnostics;
+    if (!d) return;
+    let rest = '';
+    d.setEncoding('utf8');
+    d.on('data', (s: string) => {
+      const lines = (rest + s).split('\n');
+      rest = lines.pop() ?? '';
+      // Bounded: a probe cannot flood the log with one endless line.
+      if (rest.length > 4096) rest = rest.slice(0, 4096);
+      for (const l of lines) this.log(`probe: ${JSON.stringify(l.slice(0, 4096)).slice(1, -1)}`);
+    });
+  }
+
+  // ---- what the probe is told: this client's own previous snapshot, nothing else ----
+
+  private async loadPrevious(): Promise<{ previous: Buffer[]; known: BigUint64Array }> {
+    const snaps = await this.repo.listSnapshots({ client: this.options.client });
+    this.parent = snaps.at(-1);
+    const records: Buffer[] = [];
+    const fingerprints: bigint[] = [];
+    if (this.parent) {
+      const walk = async (treeId: string, dir: Buffer) => {
+        let tree: Tree;
+        try {
+          tree = await this.repo.loadTree(treeId);
+        } catch (err) {
+          this.log(`warning: previous snapshot's directory ${displayBytes(dir)} is unreadable (${(err as Error).message}); its files are read again`);
+          return;
+        }
+        for (const node of tree.nodes) {
+          const path = joinPath(dir, nameBytes(node));
+          if (node.type === 'dir') {
+            await walk(node.subtree!, path);
+            continue;
+          }
+          if (node.type !== 'file' || !node.content) continue;
+          // Only chunks the repository still has are offered: a lost chunk is read and sent again.
+          const ids = node.content.map((c) => Buffer.from(c, 'hex'));
+          if (!ids.every((id) => this.repo.hasBlob(id))) continue;
+          for (const c of node.content) this.previousIds.add(c);
+          this.previousFiles.set(path.toString('latin1'), node);
+          if (node.inode !== undefined) {
+            records.push(new BodyWriter().u64(pathHash(path)).u64(node.size ?? 0).i64(BigInt(node.mtime)).i64(BigInt(node.ctime)).u64(BigInt(node.inode)).done());
+          }
+          if (node.fingerprints) {
+            const fp = Buffer.from(node.fingerprints, 'base64');
+            for (let i = 0; i < fp.length; i += 8) fingerprints.push(fp.readBigUInt64LE(i));
+          }
+        }
+      };
+      await walk(this.parent.tree, Buffer.from('/'));
+    }
+    const known = BigUint64Array.from(new Set(fingerprints)).sort();
+    return { previous: records, known };
+  }
+
+  // ---- the frame loop ----
+
+  private async send(frame: Buffer): Promise<void> {
+    const input = this.transport.input;
+    if (!input.write(frame)) await new Promise<void>((resolve, reject) => {
+      const onDrain = () => { input.off('error', onError); resolve(); };
+      const onError = (err: Error) => { input.off('drain', onDrain); reject(err); };
+      input.once('drain', onDrain);
+      input.once('error', onError);
+    });
+  }
+
+  private async receive(previous: Buffer[], known: BigUint64Array): Promise<void> {
+    const output = this.transport.output;
+    let stalled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        stalled = true;
+        this.transport.stop();
+        output.destroy();
+      }, this.limits.stallMs);
+    };
+    arm();
+    let greeted = false;
+    try {
+      for await (const data of output as AsyncIterable<Buffer>) {
+        arm();
+        this.bytesOnWire += data.length;
+        let frames: Frame[];
+        try {
+          frames = this.decoder.push(data);
+        } catch (err) {
+          throw violation((err as Error).message);
+        }
+        for (const frame of frames) {
+          this.frames++;
+          await this.handle(frame);
+          if (!greeted && this.state === 'walk') {
+            greeted = true;
+            await this.sendStart(previous, known);
+          }
+          if (this.state === 'done') return;
+        }
+      }
+    } catch (err) {
+      if (stalled) throw new HaulError('ProbeStalled', `the probe sent nothing for ${this.limits.stallMs / 1000} s; the job was stopped. Check the client's load and network, then run the backup again.`);
+      if (isHaulError(err)) throw err;
+      throw new HaulError('ProbeFailed', `the connection to the probe failed: ${(err as Error).message}. Run the backup again; what arrived is kept.`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (stalled) throw new HaulError('ProbeStalled', `the probe sent nothing for ${this.limits.stallMs / 1000} s; the job was stopped. Check the client's load and network, then run the backup again.`);
+    throw new HaulError('ProbeFailed', `the probe's output ended before the backup was complete (state ${this.state}, ${this.entries} entries received${this.decoder.pending ? `, stream cut inside a frame` : ''}). Run the backup again; what arrived is kept.`);
+  }
+
+  private async sendStart(previous: Buffer[], known: BigUint64Array): Promise<void> {
+    const { chunker } = this.repo.config;
+    const w = new BodyWriter().u32(chunker.minSize).u32(chunker.avgSize).u32(chunker.maxSize).bytes(this.chunkerKey).i8(this.options.zstdLevel ?? 3).u8(this.options.oneFileSystem ? 1 : 0);
+    w.u16(this.options.paths.length);
+    for (const p of this.options.paths) w.bytes16(Buffer.from(p));
+    const excludes = this.options.excludes ?? [];
+    w.u16(excludes.length);
+    for (const e of excludes) w.bytes16(Buffer.from(e));
+    await this.send(encodeFrame(ServerMessage.backup, w.done()));
+    for (let i = 0; i < previous.length; i += previousRecordsPerFrame) {
+      await this.send(encodeFrame(ServerMessage.previous, previous.slice(i, i + previousRecordsPerFrame)));
+    }
+    await this.send(encodeFrame(ServerMessage.previousEnd, new BodyWriter().u64(previous.length).done()));
+    const perFrame = 1 << 20;
+    for (let i = 0; i < known.length; i += perFrame) {
+      const part = known.subarray(i, i + perFrame);
+      await this.send(encodeFrame(ServerMessage.known, Buffer.from(part.buffer, part.byteOffset, part.byteLength)));
+    }
+    await this.send(encodeFrame(ServerMessage.knownEnd, new BodyWriter().u64(known.length).done()));
+  }
+
+  private async handle(frame: Frame): Promise<void> {
+    const r = new BodyReader(frame.body);
+    try {
+      switch (this.state) {
+        case 'hello':
+          if (frame.type !== ProbeMessage.hello) throw violation(`expected HELLO, got message type 0x${frame.type.toString(16)}`);
+          this.onHello(r);
+          this.state = 'walk';
+          return;
+        case 'walk':
+          switch (frame.type) {
+            case ProbeMessage.entry: return await this.onEntry(r);
+            case ProbeMessage.chunkNew: return await this.onChunkNew(r);
+            case ProbeMessage.chunkKnown: return this.onChunkKnown(r);
+            case ProbeMessage.fileEnd: return this.onFileEnd(r);
+            case ProbeMessage.warn: return this.onWarn(r);
+            case ProbeMessage.walkDone: return await this.onWalkDone(r);
+          }
+          break;
+        case 'needs':
+          switch (frame.type) {
+            case ProbeMessage.chunkNew: return await this.onChunkNew(r);
+            case ProbeMessage.chunkGone: return this.onChunkGone(r);
+            case ProbeMessage.warn: return this.onWarn(r);
+            case ProbeMessage.done: return this.onDone(r);
+          }
+          break;
+      }
+      throw violation(`message type 0x${frame.type.toString(16)} is not allowed ${this.state === 'needs' ? 'after WALK_DONE' : 'during the walk'} (frame ${this.frames})`);
+    } catch (err) {
+      if (err instanceof MalformedBody) throw violation(`frame ${this.frames} (type 0x${frame.type.toString(16)}): ${err.message}`);
+      throw err;
+    }
+  }
+
+  private onHello(r: BodyReader): void {
+    const magic = r.bytes(8).toString('latin1');
+    const version = r.u16();
+    const probeVersion = r.bytes16().toString('utf8');
+    const arch = r.bytes16().toString('utf8');
+    r.u32();
+    r.end();
+    if (magic !== helloMagic) throw violation('HELLO does not start with HAULPRB1');
+    if (version !== protocolVersion) {
+      throw new HaulError('ProbeFailed', `the probe speaks protocol version ${version}, this server speaks ${protocolVersion}. Reinstall the probe (it is replaced automatically when its hash differs).`);
+    }
+    this.log(`probe ${JSON.stringify(probeVersion.slice(0, 100)).slice(1, -1)} on ${JSON.stringify(arch.slice(0, 32)).slice(1, -1)}`);
+  }
+
+  private async onEntry(r: BodyReader): Promise<void> {
+    if (this.file) throw violation(`a new entry began before FILE_END of ${displayBytes(this.file.path)}`);
+    if (++this.entries > this.limits.maxEntries) throw violation(`more than ${this.limits.maxEntries} entries`);
+    const kind = r.u8();
+    const flags = r.u8();
+    const path = Buffer.from(r.bytes16());
+    const mode = r.u32();
+    const uid = r.u32();
+    const gid = r.u32();
+    const size = r.u64();
+    const mtime = r.i64();
+    const ctime = r.i64();
+    const inode = r.u64();
+    const device = r.u64();
+    const nlink = r.u32();
+    const rdev = r.u64();
+    const target = Buffer.from(r.bytes16());
+    r.end();
+    const type = kindToType[kind];
+    if (!type) throw violation(`unknown entry kind ${kind} for ${displayBytes(path)}`);
+    if (!isSafeProbePath(path)) throw violation(`unsafe path ${displayBytes(path)} (must be absolute and normalised, without NUL, at most ${maxPathBytes} bytes)`);
+    if (flags & ~(EntryFlag.unchanged | EntryFlag.ancestor)) throw violation(`unknown entry flags 0x${flags.toString(16)}`);
+    if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw violation(`size of ${displayBytes(path)} is out of range`);
+    const dir = await this.enterParent(path);
+    const name = basename(path);
+    if (dir.lastName && Buffer.compare(name, dir.lastName) <= 0) throw violation(`${displayBytes(path)} is a duplicate or out of order (entries of a directory come sorted by name)`);
+    dir.lastName = name;
+    const { text, raw } = encodeBytes(name);
+    const node: TreeNode = {
+      name: text,
+      ...(raw !== undefined ? { nameRaw: raw } : {}),
+      type,
+      mode: mode & 0o7777,
+      uid,
+      gid,
+      mtime: mtime.toString(),
+      ctime: ctime.toString(),
+    };
+    if (type === 'file') node.inode = inode.toString();
+    if (type !== 'dir' && nlink > 1) {
+      node.inode = inode.toString();
+      node.device = device.toString();
+      node.links = nlink;
+    }
+    if (type === 'chardev' || type === 'blockdev') node.rdev = Number(rdev & 0xffff_ffffn);
+    if (type === 'symlink') {
+      if (target.length === 0 || target.includes(0)) throw violation(`symlink ${displayBytes(path)} has an empty or NUL-containing target`);
+      const t = encodeBytes(target);
+      node.target = t.text;
+      if (t.raw !== undefined) node.targetRaw = t.raw;
+    } else if (target.length > 0) {
+      throw violation(`${displayBytes(path)} is not a symlink but has a link target`);
+    }
+    if ((flags & EntryFlag.ancestor) && type !== 'dir') throw violation(`ancestor ${displayBytes(path)} is not a directory`);
+    if ((flags & EntryFlag.unchanged) && type !== 'file') throw violation(`only files can be unchanged (${displayBytes(path)})`);
+    if (type === 'dir') {
+      this.stats.dirs++;
+      this.top = { path, node, children: [], lastName: undefined, pending: false, parent: dir };
+      return;
+    }
+    if (type !== 'file') {
+      dir.children.push(node);
+      return;
+    }
+    node.size = Number(size);
+    this.stats.files++;
+    this.stats.bytes += node.size;
+    if (flags & EntryFlag.unchanged) {
+      const prev = this.previousFiles.get(path.toString('latin1'));
+      // Accepted only if it is exactly what the previous snapshot recorded for this path.
+      if (!prev || prev.size !== node.size || prev.mtime !== node.mtime || prev.ctime !== node.ctime || prev.inode !== inode.toString()) {
+        throw violation(`${displayBytes(path)} was claimed unchanged, but the previous snapshot has no such file with that size, mtime, ctime and inode`);
+      }
+      node.content = prev.content!;
+      if (prev.fingerprints !== undefined) node.fingerprints = prev.fingerprints;
+      dir.children.push(node);
+      this.progress(path);
+      return;
+    }
+    this.file = { node, path, dir, offset: 0, content: [], fingerprints: [], pendingNeeds: 0, failed: false };
+  }
+
+  /** Closes finished directories until the entry's parent is on top. */
+  private async enterParent(path: Buffer): Promise<OpenDir> {
+    const parent = dirname(path);
+    while (!this.top.path.equals(parent)) {
+      if (this.top === this.root) throw violation(`${displayBytes(path)} is outside the directory being walked`);
+      await this.closeDir(this.top);
+    }
+    return this.top;
+  }
+
+  private async closeDir(dir: OpenDir): Promise<void> {
+    const parent = dir.parent!;
+    this.top = parent;
+    parent.children.push(dir.node!);
+    if (dir.pending) {
+      // Saved after the NEED exchange, when its files are complete.
+      this.deferred.push(dir);
+      parent.pending = true;
+      return;
+    }
+    dir.node!.subtree = await this.repo.saveTree({ nodes: dir.children });
+  }
+
+  private currentFile(what: string): OpenFile {
+    if (!this.file) throw violation(`${what} outside of a file`);
+    return this.file;
+  }
+
+  private checkRawLength(rawLength: number): void {
+    if (rawLength < 1 || rawLength > this.repo.config.chunker.maxSize) throw violation(`chunk of ${rawLength} bytes (allowed: 1 to ${this.repo.config.chunker.maxSize})`);
+  }
+
+  private fingerprint(sha: Buffer): Buffer {
+    return createHmac('sha256', this.chunkerKey).update(sha).digest().subarray(0, 8);
+  }
+
+  /** Decompresses within the claimed size, re-hashes, and stores; returns the blob ID. */
+  private async verifyAndStore(compression: number, rawLength: number, sha: Buffer, data: Buffer, where: string): Promise<Buffer> {
+    let plain: Buffer | undefined;
+    if (compression === ChunkCompression.zstd) {
+      plain = decompressBounded(data, rawLength);
+      if (!plain || plain.length !== rawLength) throw violation(`a chunk of ${where} does not decompress to its declared ${rawLength} bytes`);
+    } else if (compression === ChunkCompression.none) {
+      if (data.length !== rawLength) throw violation(`a chunk of ${where} has ${data.length} bytes, declared ${rawLength}`);
+      plain = data;
+    } else {
+      throw violation(`unknown chunk compression ${compression}`);
+    }
+    if (!sha256(plain).equals(sha)) throw violation(`a chunk of ${where} does not match its SHA-256 (data and claim differ)`);
+    const { id } = await this.repo.saveBlob(BlobType.data, plain);
+    this.uploadedIds.add(id.toString('hex'));
+    return id;
+  }
+
+  private async onChunkNew(r: BodyReader): Promise<void> {
+    const needId = r.u32();
+    const compression = r.u8();
+    const rawLength = r.u32();
+    const sha = Buffer.from(r.bytes(32));
+    const data = r.rest();
+    this.checkRawLength(rawLength);
+    if (needId !== 0) {
+      if (this.state !== 'needs') throw violation('a chunk answered a NEED during the walk');
+      const need = this.needs.get(needId);
+      if (!need) throw violation(`answer to unknown or already answered NEED ${needId}`);
+      this.needs.delete(needId);
+      this.needsAnswered++;
+      if (!sha.equals(need.sha) || rawLength !== need.length) throw violation(`the answer to NEED ${needId} is not the chunk asked for`);
+      const id = await this.verifyAndStore(compression, rawLength, sha, data, displayBytes(need.file.path));
+      need.file.content[need.slot] = id.toString('hex');
+      need.file.pendingNeeds--;
+      return;
+    }
+    if (this.state !== 'walk') throw violation('a chunk without a NEED after WALK_DONE');
+    const file = this.currentFile('a chunk');
+    if (file.offset + rawLength > Number.MAX_SAFE_INTEGER) throw violation(`${displayBytes(file.path)} is larger than 2^53 bytes`);
+    const id = await this.verifyAndStore(compression, rawLength, sha, data, displayBytes(file.path));
+    file.content.push(id.toString('hex'));
+    file.fingerprints.push(this.fingerprint(sha));
+    file.offset += rawLength;
+    this.stats.bytesRead += rawLength;
+    this.progress(file.path);
+  }
+
+  private onChunkKnown(r: BodyReader): void {
+    const rawLength = r.u32();
+    const sha = Buffer.from(r.bytes(32));
+    r.end();
+    this.checkRawLength(rawLength);
+    const file = this.currentFile('a known-chunk claim');
+    const id = blobIdFromHash(this.repo.keys, sha);
+    const hex = id.toString('hex');
+    // Only this client's own chunks count, and only if the repository still has them; the
+    // global index is never consulted on a client's word.
+    const own = this.previousIds.has(hex) || this.uploadedIds.has(hex);
+    if (own && this.repo.hasBlob(id)) {
+      file.content.push(hex);
+    } else {
+      if (this.needs.size >= this.limits.maxNeeds) throw violation(`more than ${this.limits.maxNeeds} chunks claimed known that the server cannot confirm`);
+      const need: Need = { id: ++this.needIds, file, slot: file.content.length, offset: file.offset, length: rawLength, sha };
+      this.needs.set(need.id, need);
+      file.content.push('');
+      file.pendingNeeds++;
+    }
+    file.fingerprints.push(this.fingerprint(sha));
+    file.offset += rawLength;
+    this.stats.bytesRead += rawLength;
+  }
+
+  private onFileEnd(r: BodyReader): void {
+    const bytesRead = r.u64();
+    const status = r.u8();
+    const errno = r.i32();
+    r.end();
+    const file = this.currentFile('FILE_END');
+    this.file = undefined;
+    if (status !== 0) {
+      this.stats.errors++;
+      this.stats.files--;
+      this.stats.bytes -= file.node.size!;
+      this.dropPending(file);
+      this.log(`warning: ${displayBytes(file.path)} left out: the probe could not read it (errno ${errno})`);
+      return;
+    }
+    if (bytesRead !== BigInt(file.offset)) throw violation(`FILE_END of ${displayBytes(file.path)} says ${bytesRead} bytes, its chunks add up to ${file.offset}`);
+    // The file may have changed size while it was read: the snapshot records what was read.
+    this.stats.bytes += file.offset - file.node.size!;
+    file.node.size = file.offset;
+    file.node.content = file.content;
+    file.node.fingerprints = Buffer.concat(file.fingerprints).toString('base64');
+    file.dir.children.push(file.node);
+    if (file.pendingNeeds > 0) this.markPending(file.dir);
+  }
+
+  private dropPending(file: OpenFile): void {
+    file.failed = true;
+    for (const [id, need] of this.needs) if (need.file === file) this.needs.delete(id);
+  }
+
+  private markPending(dir: OpenDir): void {
+    dir.pending = true;
+  }
+
+  private onWarn(r: BodyReader): void {
+    const path = r.bytes16();
+    const errno = r.i32();
+    const message = r.bytes16();
+    r.end();
+    this.stats.errors++;
+    this.log(`warning: ${displayBytes(path)}: ${displayBytes(message.subarray(0, 1024))} (errno ${errno})`);
+  }
+
+  private async onWalkDone(r: BodyReader): Promise<void> {
+    r.u64();
+    r.u64();
+    r.end();
+    if (this.file) throw violation(`WALK_DONE before FILE_END of ${displayBytes(this.file.path)}`);
+    while (this.top !== this.root) await this.closeDir(this.top);
+    for (const need of this.needs.values()) {
+      const w = new BodyWriter().u32(need.id).bytes16(need.file.path).u64(need.offset).u32(need.length).bytes(need.sha);
+      await this.send(encodeFrame(ServerMessage.need, w.done()));
+    }
+    if (this.needs.size > 0) this.log(`asked the probe again for ${this.needs.size} chunk(s) it claimed the server had`);
+    await this.send(encodeFrame(ServerMessage.finish));
+    this.state = 'needs';
+  }
+
+  private onChunkGone(r: BodyReader): void {
+    const needId = r.u32();
+    const errno = r.i32();
+    r.end();
+    const need = this.needs.get(needId);
+    if (!need) throw violation(`CHUNK_GONE for unknown or already answered NEED ${needId}`);
+    this.needs.delete(needId);
+    this.needsAnswered++;
+    if (!need.file.failed) {
+      this.stats.errors++;
+      this.stats.files--;
+      this.stats.bytes -= need.file.node.size!;
+      this.log(`warning: ${displayBytes(need.file.path)} left out: it changed while it was backed up${errno ? ` (errno ${errno})` : ''}`);
+      this.dropPending(need.file);
+    }
+  }
+
+  private onDone(r: BodyReader): void {
+    r.end();
+    if (this.needs.size > 0) throw violation(`DONE with ${this.needs.size} NEED(s) unanswered`);
+    this.state = 'done';
+  }
+
+  /** After the NEED exchange: remove failed files, then save the directories that waited. */
+  private async finishTrees(): Promise<void> {
+    const complete = (n: TreeNode) => !(n.type === 'file' && n.content?.includes(''));
+    for (const dir of this.deferred) {
+      dir.children = dir.children.filter(complete);
+      dir.node!.subtree = await this.repo.saveTree({ nodes: dir.children });
+    }
+    this.root.children = this.root.children.filter(complete);
+  }
+
+  private progress(path: Buffer): void {
+    const now = Date.now();
+    if (!this.options.onProgress || now - this.lastProgress < 200) return;
+    this.lastProgress = now;
+    this.options.onProgress({
+      files: this.stats.files,
+      dirs: this.stats.dirs,
+      bytesScanned: this.stats.bytesRead,
+      bytesNew: this.repo.written.bytesNew,
+      bytesOnWire: this.bytesOnWire,
+      currentPath: displayBytes(path),
+      ...(this.parent ? { expectedBytes: this.parent.stats.bytes } : {}),
+    });
+  }
+}
+
+export function runPullBackup(repo: Repository, transport: ProbeTransport, options: PullBackupOptions): Promise<PullBackupResult> {
+  return new PullBackupSession(repo, transport, options).run();
+}

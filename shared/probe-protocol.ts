@@ -1,0 +1,241 @@
+// The probe protocol, version 1: message types, limits and frame encoding, defined once for the
+// daemon (and for tests that play a probe). Normative text: docs/probe-protocol.md.
+
+export const protocolVersion = 1;
+export const helloMagic = 'HAULPRB1';
+
+/** A frame's length field counts type + body; anything above this ends the session. */
+export const maxFrameLength = 16 * 1024 * 1024 + 64 * 1024;
+export const maxPathBytes = 4096;
+export const previousRecordsPerFrame = 65536;
+export const previousRecordLength = 40;
+
+export const ProbeMessage = {
+  hello: 0x01,
+  entry: 0x20,
+  chunkNew: 0x21,
+  chunkKnown: 0x22,
+  fileEnd: 0x23,
+  chunkGone: 0x24,
+  warn: 0x30,
+  walkDone: 0x31,
+  done: 0x3f,
+} as const;
+
+export const ServerMessage = {
+  backup: 0x10,
+  previous: 0x11,
+  previousEnd: 0x12,
+  known: 0x13,
+  knownEnd: 0x14,
+  need: 0x15,
+  finish: 0x16,
+} as const;
+
+export const EntryKind = { file: 1, dir: 2, symlink: 3, fifo: 4, chardev: 5, blockdev: 6, socket: 7 } as const;
+export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
+
+export const EntryFlag = { unchanged: 1, ancestor: 2 } as const;
+
+export const ChunkCompression = { none: 0, zstd: 1 } as const;
+
+export interface Frame {
+  type: number;
+  body: Buffer;
+}
+
+export function encodeFrame(type: number, body: Buffer | readonly Buffer[] = []): Buffer {
+  const parts = Buffer.isBuffer(body) ? [body] : body;
+  const bodyLength = parts.reduce((n, p) => n + p.length, 0);
+  const head = Buffer.alloc(5);
+  head.writeUInt32LE(bodyLength + 1, 0);
+  head[4] = type;
+  return Buffer.concat([head, ...parts]);
+}
+
+/** Writes little-endian fields into a growing buffer. */
+export class BodyWriter {
+  private buf = Buffer.alloc(256);
+  private pos = 0;
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.alloc(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  u8(v: number): this {
+    this.room(1);
+    this.buf[this.pos++] = v;
+    return this;
+  }
+
+  i8(v: number): this {
+    this.room(1);
+    this.buf.writeInt8(v, this.pos++);
+    return this;
+  }
+
+  u16(v: number): this {
+    this.room(2);
+    this.buf.writeUInt16LE(v, this.pos);
+    this.pos += 2;
+    return this;
+  }
+
+  u32(v: number): this {
+    this.room(4);
+    this.buf.writeUInt32LE(v, this.pos);
+    this.pos += 4;
+    return this;
+  }
+
+  i32(v: number): this {
+    this.room(4);
+    this.buf.writeInt32LE(v, this.pos);
+    this.pos += 4;
+    return this;
+  }
+
+  u64(v: bigint | number): this {
+    this.room(8);
+    this.buf.writeBigUInt64LE(BigInt(v), this.pos);
+    this.pos += 8;
+    return this;
+  }
+
+  i64(v: bigint | number): this {
+    this.room(8);
+    this.buf.writeBigInt64LE(BigInt(v), this.pos);
+    this.pos += 8;
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+    return this;
+  }
+
+  bytes16(b: Uint8Array | string): this {
+    const bytes = typeof b === 'string' ? Buffer.from(b) : b;
+    if (bytes.length > 0xffff) throw new RangeError('bytes16 field longer than 65535 bytes');
+    return this.u16(bytes.length).bytes(bytes);
+  }
+
+  done(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+/** Thrown for any body that does not parse exactly; the session reports it as a violation. */
+export class MalformedBody extends Error {}
+
+/** Reads little-endian fields and refuses to read past the body's end. */
+export class BodyReader {
+  private pos = 0;
+
+  constructor(private readonly body: Buffer) {}
+
+  private need(n: number): number {
+    if (this.pos + n > this.body.length) throw new MalformedBody(`body ends after ${this.body.length} bytes, wanted ${this.pos + n}`);
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
+
+  u8(): number {
+    return this.body[this.need(1)]!;
+  }
+
+  i8(): number {
+    return this.body.readInt8(this.need(1));
+  }
+
+  u16(): number {
+    return this.body.readUInt16LE(this.need(2));
+  }
+
+  u32(): number {
+    return this.body.readUInt32LE(this.need(4));
+  }
+
+  i32(): number {
+    return this.body.readInt32LE(this.need(4));
+  }
+
+  u64(): bigint {
+    return this.body.readBigUInt64LE(this.need(8));
+  }
+
+  i64(): bigint {
+    return this.body.readBigInt64LE(this.need(8));
+  }
+
+  bytes(n: number): Buffer {
+    const at = this.need(n);
+    return this.body.subarray(at, at + n);
+  }
+
+  bytes16(): Buffer {
+    return this.bytes(this.u16());
+  }
+
+  rest(): Buffer {
+    return this.bytes(this.body.length - this.pos);
+  }
+
+  end(): void {
+    if (this.pos !== this.body.length) throw new MalformedBody(`${this.body.length - this.pos} unexpected trailing bytes`);
+  }
+}
+
+/**
+ * Cuts a byte stream into frames. Never buffers more than one frame of at most
+ * `maxFrameLength` bytes: a longer length field is refused before any of it is read.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly limit = maxFrameLength) {}
+
+  /** Returns the complete frames now available; throws MalformedBody on a bad length. */
+  push(data: Buffer): Frame[] {
+    this.chunks.push(data);
+    this.buffered += data.length;
+    const frames: Frame[] = [];
+    while (this.buffered >= 5) {
+      const head = this.peek(5);
+      const length = head.readUInt32LE(0);
+      if (length < 1 || length > this.limit) throw new MalformedBody(`frame of ${length} bytes exceeds the limit of ${this.limit}`);
+      if (this.buffered < 4 + length) break;
+      const frame = this.take(4 + length);
+      frames.push({ type: frame[4]!, body: frame.subarray(5) });
+    }
+    return frames;
+  }
+
+  /** Bytes received but not yet a whole frame (for "the stream ended inside a frame"). */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = [joined];
+    return joined.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    const joined = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    const out = joined.subarray(0, n);
+    const rest = joined.subarray(n);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered -= n;
+    return out;
+  }
+}

@@ -1,0 +1,214 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EntryFlag, EntryKind, ProbeMessage, maxFrameLength } from '../../../shared/probe-protocol.js';
+import { checkRepository } from '../../../daemon/checker/checker.js';
+import { LocalStorage } from '../../../daemon/storage/local.js';
+import { Repository } from '../../../daemon/repository/repository.js';
+import { Restorer } from '../../../daemon/restorer/restorer.js';
+import { runPullBackup, type PullBackupOptions } from '../../../daemon/session/probe-session.js';
+import { tempDir } from '../../helpers/cli.js';
+import { pseudoRandom } from '../../helpers/fixtures.js';
+import { FakeProbe, pathHash, sha } from '../../helpers/fake-probe.js';
+import { isHaulError } from '../../../shared/errors.js';
+
+const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
+
+describe('pull backup session against a scripted (and often hostile) probe', () => {
+  const tmp = tempDir('session');
+  let repo: Repository;
+  afterAll(() => tmp.cleanup());
+  beforeAll(async () => {
+    repo = await Repository.init(new LocalStorage(path.join(tmp.dir, 'repo')), 'pw', { kdf });
+  });
+
+  const options = (client: string, extra: Partial<PullBackupOptions> = {}): PullBackupOptions => ({ client, hostname: `${client}.example`, paths: ['/data'], ...extra });
+
+  /** Runs a session while `script` plays the probe; returns the session's outcome. */
+  async function session(client: string, script: (p: FakeProbe) => Promise<void>, extra: Partial<PullBackupOptions> = {}) {
+    const probe = new FakeProbe();
+    const log: string[] = [];
+    const result = runPullBackup(repo, probe.transport, { ...options(client, extra), onLog: (l) => log.push(l) });
+    const played = script(probe).catch(() => undefined);
+    try {
+      const r = await result;
+      await played;
+      return { ok: true as const, result: r, log, probe };
+    } catch (err) {
+      await played;
+      return { ok: false as const, error: err, log, probe };
+    }
+  }
+
+  async function expectConsistent() {
+    const report = await checkRepository(repo, { readData: true });
+    expect(report.problems.filter((p) => p.severity === 'error')).toEqual([]);
+  }
+
+  const a1 = pseudoRandom('a1', 300_000);
+  const a2 = pseudoRandom('a2', 200_000);
+
+  /** The honest start of a walk of /data. */
+  async function begin(p: FakeProbe) {
+    p.hello();
+    await p.readStart();
+    p.entry({ kind: EntryKind.dir, path: '/data' });
+  }
+
+  it('stores an honest backup that restores byte for byte', async () => {
+    const s = await session('alpha', async (p) => {
+      await begin(p);
+      p.file('/data/a.bin', [a1, a2], { compress: true, inode: 11n });
+      p.entry({ kind: EntryKind.symlink, path: '/data/link', target: 'a.bin' });
+      p.entry({ kind: EntryKind.dir, path: '/data/sub' });
+      p.file('/data/sub/b.txt', [Buffer.from('hello\n')], { inode: 12n });
+      p.walkDone();
+      expect(await p.readNeeds()).toEqual([]);
+      p.done();
+    });
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    const snap = await repo.findSnapshot('latest', 'alpha');
+    expect(snap.source).toBe('ssh');
+    const target = path.join(tmp.dir, 'restore-alpha');
+    const restored = await new Restorer(repo).restore(snap, '/data', target);
+    expect(restored.problems).toEqual([]);
+    expect(fs.readFileSync(path.join(target, 'a.bin')).equals(Buffer.concat([a1, a2]))).toBe(true);
+    expect(fs.readFileSync(path.join(target, 'sub', 'b.txt'), 'utf8')).toBe('hello\n');
+    expect(fs.readlinkSync(path.join(target, 'link'))).toBe('a.bin');
+    await expectConsistent();
+  });
+
+  it('tells the probe only this client\'s previous files and chunks, and accepts a true "unchanged"', async () => {
+    const s = await session('alpha', async (p) => {
+      p.hello();
+      const start = await p.readStart();
+      expect(start.previous.map((r) => r.pathHash).sort()).toEqual([pathHash('/data/a.bin'), pathHash('/data/sub/b.txt')].sort());
+      expect(start.known).toEqual(new Set([p.fingerprint(a1), p.fingerprint(a2), p.fingerprint(Buffer.from('hello\n'))]));
+      p.entry({ kind: EntryKind.dir, path: '/data' });
+      p.entry({ path: '/data/a.bin', size: a1.length + a2.length, flags: EntryFlag.unchanged, inode: 11n });
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    });
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    // A new client learns nothing of alpha's data.
+    const other = await session('beta', async (p) => {
+      p.hello();
+      const start = await p.readStart();
+      expect(start.previous).toEqual([]);
+      expect(start.known.size).toBe(0);
+      p.entry({ kind: EntryKind.dir, path: '/data' });
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    });
+    expect(other.ok).toBe(true);
+  });
+
+  it('never lets a client reference another client\'s chunk: a claim of it is answered with NEED', async () => {
+    let needs: Awaited<ReturnType<FakeProbe['readNeeds']>> = [];
+    const s = await session('mallory', async (p) => {
+      await begin(p);
+      p.entry({ path: '/data/stolen', size: a1.length });
+      p.chunkKnown(a1);
+      p.fileEnd(a1.length);
+      p.walkDone();
+      needs = await p.readNeeds();
+      p.chunkGone(needs[0]!.id);
+      p.done();
+    });
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    expect(needs.map((n) => ({ path: n.path.toString(), offset: n.offset, length: n.length, sha: n.sha.toString('hex') }))).toEqual([{ path: '/data/stolen', offset: 0n, length: a1.length, sha: sha(a1).toString('hex') }]);
+    expect(s.log).toContain('warning: /data/stolen left out: it changed while it was backed up');
+    const snap = await repo.findSnapshot('latest', 'mallory');
+    const tree = await repo.loadTree(snap.tree);
+    const data = await repo.loadTree(tree.nodes[0]!.subtree!);
+    expect(data.nodes).toEqual([]);
+  });
+
+  it('stores a chunk the probe wrongly thought known once it answers the NEED with the data', async () => {
+    const fresh = pseudoRandom('fresh', 50_000);
+    const s = await session('gamma', async (p) => {
+      await begin(p);
+      p.entry({ path: '/data/f', size: fresh.length });
+      p.chunkKnown(fresh);
+      p.fileEnd(fresh.length);
+      p.walkDone();
+      const [need] = await p.readNeeds();
+      p.chunkNew(fresh, { needId: need!.id });
+      p.done();
+    });
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    const snap = await repo.findSnapshot('latest', 'gamma');
+    const target = path.join(tmp.dir, 'restore-gamma');
+    await new Restorer(repo).restore(snap, '/data', target);
+    expect(fs.readFileSync(path.join(target, 'f')).equals(fresh)).toBe(true);
+  });
+
+  const hostile: [string, (p: FakeProbe) => Promise<void>, string | RegExp, Partial<PullBackupOptions>?][] = [
+    ['an oversized frame', async (p) => { await begin(p); const h = Buffer.alloc(5); h.writeUInt32LE(maxFrameLength + 1, 0); h[4] = ProbeMessage.entry; p.raw(h); }, `frame of ${maxFrameLength + 1} bytes exceeds the limit of ${maxFrameLength}`],
+    ['a length that lies (body too short for an ENTRY)', async (p) => { await begin(p); p.send(ProbeMessage.entry, Buffer.from([1, 0, 5, 0])); }, /frame \d+ \(type 0x20\): body ends after 4 bytes/],
+    ['chunk data whose hash differs from its claim', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 100 }); p.chunkNew(Buffer.alloc(100, 1), { claimSha: sha(Buffer.alloc(100, 2)) }); }, 'a chunk of /data/x does not match its SHA-256 (data and claim differ)'],
+    ['a decompression bomb (frame larger than its declared size)', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 1000 }); p.chunkNew(Buffer.alloc(4 * 1024 * 1024), { compress: true, claimLength: 1000 }); }, 'a chunk of /data/x does not decompress to its declared 1000 bytes'],
+    ['a chunk above the maximum size', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 1 }); p.chunkNew(Buffer.alloc(10), { claimLength: 64 * 1024 * 1024 }); }, `chunk of ${64 * 1024 * 1024} bytes (allowed: 1 to ${4 * 1024 * 1024})`],
+    ['a path with ..', async (p) => { await begin(p); p.entry({ path: '/data/../etc/passwd' }); }, 'unsafe path /data/../etc/passwd'],
+    ['a relative path', async (p) => { await begin(p); p.entry({ path: 'data/x' }); }, 'unsafe path data/x'],
+    ['a path with NUL', async (p) => { await begin(p); p.entry({ path: Buffer.from('/data/a\0b') }); }, 'unsafe path /data/a\\u0000b'],
+    ['an overlong path', async (p) => { await begin(p); p.entry({ path: '/data/' + 'x'.repeat(5000) }); }, /unsafe path \/data\/x+ \(must be absolute/],
+    ['an entry outside the walked directory', async (p) => { await begin(p); p.entry({ path: '/etc/shadow' }); }, '/etc/shadow is outside the directory being walked'],
+    ['duplicate paths', async (p) => { await begin(p); p.entry({ path: '/data/a', kind: EntryKind.fifo }); p.entry({ path: '/data/a', kind: EntryKind.fifo }); }, '/data/a is a duplicate or out of order'],
+    ['"unchanged" for a file that did not exist', async (p) => { await begin(p); p.entry({ path: '/data/new', size: 10, flags: EntryFlag.unchanged }); }, '/data/new was claimed unchanged, but the previous snapshot has no such file'],
+    ['millions of tiny entries (limit lowered to 1000 here)', async (p) => { await begin(p); for (let i = 0; i < 1001; i++) p.entry({ path: `/data/f${String(i).padStart(5, '0')}`, kind: EntryKind.fifo }); }, 'more than 1000 entries', { limits: { maxEntries: 1000 } }],
+    ['a chunk after the walk without a NEED', async (p) => { await begin(p); p.walkDone(); await p.readNeeds(); p.chunkNew(Buffer.from('x')); }, 'a chunk without a NEED after WALK_DONE'],
+    ['an unknown message type', async (p) => { await begin(p); p.send(0x77); }, 'message type 0x77 is not allowed during the walk'],
+  ];
+
+  for (const [name, script, message, extra] of hostile) {
+    it(`fails only its own job on ${name}, and the repository stays consistent`, async () => {
+      const s = await session('hostile', script, extra ?? {});
+      expect(s.ok).toBe(false);
+      const err = s.ok ? undefined : s.error;
+      expect(isHaulError(err, 'ProtocolViolation')).toBe(true);
+      if (typeof message === 'string') expect((err as Error).message).toContain(message);
+      else expect((err as Error).message).toMatch(message);
+      expect(s.probe.stopped).toBe(true);
+      await expectConsistent();
+    });
+  }
+
+  it('a stalled probe fails with ProbeStalled after the stall timeout', async () => {
+    const s = await session('slow', async (p) => { await begin(p); }, { limits: { stallMs: 300 } });
+    expect(s.ok).toBe(false);
+    expect((s.ok ? undefined : (s.error as Error))?.message).toBe('the probe sent nothing for 0.3 s; the job was stopped. Check the client\'s load and network, then run the backup again.');
+  });
+
+  it('an abrupt disconnect inside a frame fails with ProbeFailed and keeps what arrived', async () => {
+    const big = pseudoRandom('big-before-cut', 3_000_000);
+    const s = await session('cut', async (p) => {
+      await begin(p);
+      p.file('/data/first', [big]);
+      p.raw(Buffer.from([200, 0, 0, 0, ProbeMessage.entry, 1, 2]));
+      p.toServer.end();
+    });
+    expect(s.ok).toBe(false);
+    expect((s.ok ? undefined : (s.error as Error))?.message).toMatch(/^the probe's output ended before the backup was complete \(state walk, 2 entries received, stream cut inside a frame\)/);
+    // The chunk that arrived was verified, packed and indexed: the next run would not send it.
+    expect(repo.hasBlob(repo.blobId(big))).toBe(true);
+    await expectConsistent();
+  });
+
+  it('a hostile job does not disturb an honest one running at the same time', async () => {
+    const honestData = pseudoRandom('concurrent-honest', 400_000);
+    const [hostileRun, honestRun] = await Promise.all([
+      session('hostile2', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 100 }); p.chunkNew(Buffer.alloc(100, 1), { claimSha: sha(Buffer.alloc(100, 2)) }); }),
+      session('honest2', async (p) => { await begin(p); p.file('/data/ok', [honestData]); p.walkDone(); await p.readNeeds(); p.done(); }),
+    ]);
+    expect(hostileRun.ok).toBe(false);
+    expect(honestRun.ok ? '' : String(honestRun.error)).toBe('');
+    const snap = await repo.findSnapshot('latest', 'honest2');
+    const target = path.join(tmp.dir, 'restore-honest2');
+    await new Restorer(repo).restore(snap, '/data', target);
+    expect(fs.readFileSync(path.join(target, 'ok')).equals(honestData)).toBe(true);
+    await expectConsistent();
+  });
+});
