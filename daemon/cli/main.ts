@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, HaulError } from '../../shared/errors.js';
 import { registerBackupLocal } from './commands/backup-local.js';
 import { registerCheck } from './commands/check.js';
+import { registerDump } from './commands/dump.js';
 import { registerInit } from './commands/init.js';
 import { registerKey } from './commands/key.js';
 import { registerLs } from './commands/ls.js';
@@ -34,6 +35,7 @@ Exit codes:
   registerSnapshots(program);
   registerLs(program);
   registerRestore(program);
+  registerDump(program);
   registerCheck(program);
   registerRepair(program);
   program.commands.forEach(function exitOverride(c: Command) {

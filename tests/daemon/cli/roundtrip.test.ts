@@ -135,7 +135,7 @@ describe('haul CLI round trip on a bare repository', () => {
   });
 
   it('shows --help for every command and exits 2 on unknown options', () => {
-    for (const cmd of [['init'], ['key', 'add'], ['key', 'list'], ['key', 'remove'], ['key', 'passwd'], ['backup-local'], ['snapshots'], ['ls'], ['restore'], ['check'], ['repair', 'index']]) {
+    for (const cmd of [['init'], ['key', 'add'], ['key', 'list'], ['key', 'remove'], ['key', 'passwd'], ['backup-local'], ['snapshots'], ['ls'], ['restore'], ['dump'], ['check'], ['repair', 'index']]) {
       const r = haulSync([...cmd, '--help'], env);
       expect(r.status).toBe(0);
       expect(r.stdout).toContain(`Usage: haul ${cmd.join(' ')}`);
