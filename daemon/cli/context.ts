@@ -6,6 +6,7 @@ import { Repository } from '../repository/repository.js';
 import { repositoryPassphrase } from './passphrase.js';
 
 export interface GlobalOptions {
+  home?: string;
   repo?: string;
   passwordFile?: string;
   quiet?: boolean;
@@ -13,6 +14,11 @@ export interface GlobalOptions {
 
 export function globalOptions(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+/** The server's state directory: its SSH identity and the client list. */
+export function stateDirectory(opts: GlobalOptions): string {
+  return opts.home ?? process.env['HAUL_HOME'] ?? '/var/lib/haul';
 }
 
 export function repositoryLocation(opts: GlobalOptions): LocalStorage {

@@ -3,7 +3,9 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, HaulError } from '../../shared/errors.js';
 import { registerBackupLocal } from './commands/backup-local.js';
+import { registerBackup } from './commands/backup.js';
 import { registerCheck } from './commands/check.js';
+import { registerClient } from './commands/client.js';
 import { registerDump } from './commands/dump.js';
 import { registerInit } from './commands/init.js';
 import { registerKey } from './commands/key.js';
@@ -16,6 +18,7 @@ export function buildProgram(): Command {
   const program = new Command('haul')
     .description('Haul: pull-based, encrypted, deduplicating backups')
     .version('0.1.0')
+    .option('--home <dir>', "the server's state directory: SSH identity and clients (default: $HAUL_HOME, else /var/lib/haul)")
     .option('--repo <dir>', 'repository directory (default: $HAUL_REPOSITORY)')
     .option('--password-file <file>', 'read the repository passphrase from this file (default: $HAUL_PASSWORD_FILE, then $HAUL_PASSWORD)')
     .option('-q, --quiet', 'no progress output')
@@ -31,6 +34,8 @@ Exit codes:
   12  wrong passphrase`);
   registerInit(program);
   registerKey(program);
+  registerClient(program);
+  registerBackup(program);
   registerBackupLocal(program);
   registerSnapshots(program);
   registerLs(program);

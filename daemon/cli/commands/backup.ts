@@ -1,0 +1,52 @@
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { ClientRegistry } from '../../clients/client-registry.js';
+import { runPullBackupJob } from '../../jobs/pull-backup-job.js';
+import { shortId } from '../../repository/snapshot.js';
+import { loadOrCreateServerIdentity } from '../../session/server-identity.js';
+import { globalOptions, openRepository, output, stateDirectory } from '../context.js';
+import { createProgress, formatBytes } from '../progress.js';
+
+/** probe/dist of this installation (compiled CLI lives in dist/daemon/cli/commands). */
+export function defaultProbeDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const root = here.includes(`${path.sep}dist${path.sep}`) ? path.resolve(here, '../../../..') : path.resolve(here, '../../..');
+  return process.env['HAUL_PROBE_DIR'] ?? path.join(root, 'probe', 'dist');
+}
+
+export function registerBackup(program: Command): void {
+  program
+    .command('backup <client>')
+    .description('back up a registered client now, over SSH (see `haul client add`)')
+    .option('--tag <tag>', 'tag the snapshot (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts: { tag: string[]; json?: boolean }, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const home = stateDirectory(g);
+      const registry = new ClientRegistry(home);
+      const client = registry.get(name);
+      const repo = await openRepository(cmd);
+      const progress = createProgress(`backup ${name}`, { quiet: g.quiet || opts.json, bytes: true });
+      const log: string[] = [];
+      const result = await runPullBackupJob({
+        repo,
+        client,
+        registry,
+        identity: loadOrCreateServerIdentity(path.join(home, 'identity')),
+        probeDir: defaultProbeDir(),
+        tags: opts.tag,
+        onProgress: (p) => progress.update(p.bytesScanned, p.expectedBytes, p.currentPath),
+        onLog: (line) => {
+          log.push(line);
+          if (!opts.json && !g.quiet) process.stderr.write(`${line}\n`);
+        },
+      });
+      progress.stop();
+      const s = result.snapshot.stats;
+      output(opts.json, { ...result, log, peakRssBytes: process.resourceUsage().maxRSS * 1024 }, () =>
+        `snapshot ${shortId(result.id)} saved for client ${name}\n` +
+        `  ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client)\n` +
+        `  added ${formatBytes(s.bytesNew)} in ${s.blobsNew} new blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire; ${(s.durationMs / 1000).toFixed(1)} s\n`);
+    });
+}
