@@ -53,8 +53,15 @@ export async function runPullBackupJob(options: PullBackupJobOptions): Promise<P
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       onLog: log,
     });
-    const exit = await proc.exit;
-    if (exit.code !== 0) log(`warning: the probe exited with ${exit.code ?? exit.signal} after the snapshot was saved`);
+    // The snapshot is saved; the probe gets EOF and a few seconds to exit before it is stopped.
+    proc.stdin.end();
+    const exit = await Promise.race([proc.exit, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())]);
+    if (!exit) {
+      log('warning: the probe did not exit within 10 s after the backup; it was stopped');
+      proc.stop();
+    } else if (exit.code !== 0) {
+      log(`warning: the probe exited with ${exit.code ?? exit.signal} after the snapshot was saved`);
+    }
     return result;
   } catch (err) {
     if (err instanceof HaulError) throw err;

@@ -306,8 +306,9 @@ export class PullBackupSession {
     };
     arm();
     let greeted = false;
+    const chunks = readChunks(output);
     try {
-      for await (const data of output as AsyncIterable<Buffer>) {
+      for (let data = await chunks.next(); data; data = await chunks.next()) {
         arm();
         this.bytesOnWire += data.length;
         let frames: Frame[];
@@ -332,6 +333,7 @@ export class PullBackupSession {
       throw new HaulError('ProbeFailed', `the connection to the probe failed: ${(err as Error).message}. Run the backup again; what arrived is kept.`, { cause: err });
     } finally {
       clearTimeout(timer);
+      chunks.release();
     }
     if (stalled) throw new HaulError('ProbeStalled', `the probe sent nothing for ${this.limits.stallMs / 1000} s; the job was stopped. Check the client's load and network, then run the backup again.`);
     throw new HaulError('ProbeFailed', `the probe's output ended before the backup was complete (state ${this.state}, ${this.entries} entries received${this.decoder.pending ? `, stream cut inside a frame` : ''}). Run the backup again; what arrived is kept.`);
@@ -703,6 +705,56 @@ export class PullBackupSession {
       ...(this.parent ? { expectedBytes: this.parent.stats.bytes } : {}),
     });
   }
+}
+
+/**
+ * Reads a stream chunk by chunk with backpressure. Unlike `for await`, stopping early does not
+ * destroy the stream: over SSH that would tear down the channel before the probe has exited.
+ */
+function readChunks(stream: Readable): { next(): Promise<Buffer | undefined>; release(): void } {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const onData = (d: Buffer) => {
+    queue.push(d);
+    stream.pause();
+    wake?.();
+  };
+  const onEnd = () => {
+    ended = true;
+    wake?.();
+  };
+  const onError = (err: Error) => {
+    failure = err;
+    wake?.();
+  };
+  stream.on('data', onData);
+  stream.on('end', onEnd);
+  stream.on('close', onEnd);
+  stream.on('error', onError);
+  return {
+    async next() {
+      for (;;) {
+        const d = queue.shift();
+        if (d) return d;
+        if (failure) throw failure;
+        if (ended) return undefined;
+        const woken = new Promise<void>((resolve) => (wake = resolve));
+        stream.resume();
+        await woken;
+        wake = undefined;
+      }
+    },
+    release() {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onEnd);
+      stream.off('error', onError);
+      // Whatever the probe still writes (nothing, after DONE) is drained, not left to block it.
+      stream.resume();
+    },
+  };
 }
 
 export function runPullBackup(repo: Repository, transport: ProbeTransport, options: PullBackupOptions): Promise<PullBackupResult> {

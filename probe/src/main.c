@@ -1,22 +1,14 @@
 /* haul-probe entry point: picks a mode from argv[1] and hands over.
- * New modes (the daemon's stdin/stdout protocol) are one line in `modes`. */
+ * A new mode is one line in `modes`. */
 #include "compress.h"
 #include "selftest.h"
 #include "sha256.h"
 #include "tools.h"
+#include "backup.h"
+#include "version.h"
 
 #include <stdio.h>
 #include <string.h>
-
-#define HAUL_PROBE_VERSION "0.1.0"
-
-#if defined(__x86_64__)
-#define HAUL_ARCH "x86_64"
-#elif defined(__aarch64__)
-#define HAUL_ARCH "aarch64"
-#else
-#define HAUL_ARCH "unknown"
-#endif
 
 /* Each mode gets argv shifted so that argv[0] is the mode flag itself. */
 typedef int (*mode_fn)(int argc, char **argv);
@@ -32,6 +24,8 @@ static const struct {
 } modes[] = {
     {"--version", "", "print version, architecture and build features", version_main},
     {"--help", "", "print this help", help_main},
+    {"--serve", "", "speak the probe protocol on stdin/stdout (docs/probe-protocol.md)",
+     haul_serve_main},
     {"--selftest", "", "run the built-in known-answer tests", haul_selftest_main},
     {"--chunk-boundaries", "KEYHEX MIN AVG MAX < file",
      "print 'offset length sha256' per chunk", haul_chunk_boundaries_main},

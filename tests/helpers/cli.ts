@@ -28,9 +28,12 @@ export function haulSync(args: string[], env: Record<string, string>, input?: st
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function haul(args: string[], env: Record<string, string>): Promise<HaulResult> {
+export function haul(args: string[], env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<HaulResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(testNode, [haulBin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A hung command must fail its test with its output, not hang the whole run.
+    const timer = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : undefined;
+    child.on('close', () => clearTimeout(timer));
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
