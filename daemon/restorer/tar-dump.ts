@@ -4,6 +4,7 @@
 // here rather than with a tar library because stored names are raw bytes, which the libraries'
 // string-based headers cannot carry. Every chunk is verified before it is written.
 import type { Writable } from 'node:stream';
+import { displayBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 import { BlobType } from '../repository/blob.js';
 import type { Repository } from '../repository/repository.js';
@@ -166,12 +167,12 @@ export class TarDump {
         chunk = await this.repo.loadBlob(Buffer.from(id, 'hex'), BlobType.data);
       } catch (err) {
         // A tar stream cannot take back a header: stop here, so the archive is visibly cut.
-        throw new HaulError('BlobCorrupt', `the dump stopped at ${path.toString('utf8')}: ${(err as Error).message}`, { cause: err });
+        throw new HaulError('BlobCorrupt', `the dump stopped at ${displayBytes(path)}: ${(err as Error).message}`, { cause: err });
       }
       await this.write(chunk);
       written += chunk.length;
     }
-    if (written !== node.size) throw new HaulError('BlobCorrupt', `the dump stopped at ${path.toString('utf8')}: its chunks add up to ${written} bytes, the snapshot says ${node.size}.`);
+    if (written !== node.size) throw new HaulError('BlobCorrupt', `the dump stopped at ${displayBytes(path)}: its chunks add up to ${written} bytes, the snapshot says ${node.size}.`);
     this.result.bytes += written;
     const pad = (block - (written % block)) % block;
     if (pad) await this.write(Buffer.alloc(pad));

@@ -181,10 +181,12 @@ export class PullBackupSession {
   private readonly uploadedIds = new Set<string>();
   private parent: StoredSnapshot | undefined;
   private lastProgress = 0;
+  private readonly requested: Buffer[];
 
   constructor(private readonly repo: Repository, private readonly transport: ProbeTransport, private readonly options: PullBackupOptions) {
     this.limits = { ...defaultLimits, ...options.limits };
     this.chunkerKey = chunkerKeyFor(repo.keys, options.client);
+    this.requested = options.paths.map((p) => Buffer.from(p));
   }
 
   async run(): Promise<PullBackupResult> {
@@ -196,6 +198,8 @@ export class PullBackupSession {
       await this.receive(previous, known);
       await this.finishTrees();
       const treeId = await this.repo.saveTree({ nodes: this.root.children });
+      // Blobs still at the compression pool are counted only once packed: wait for them.
+      await this.repo.flush();
       Object.assign(this.stats, { bytesNew: this.repo.written.bytesNew, bytesStored: this.repo.written.bytesStored, blobsNew: this.repo.written.blobsNew, durationMs: Date.now() - started });
       const snapshot: Snapshot = {
         format: 'haul-snapshot-v1',
@@ -430,6 +434,7 @@ export class PullBackupSession {
     const type = kindToType[kind];
     if (!type) throw violation(`unknown entry kind ${kind} for ${displayBytes(path)}`);
     if (!isSafeProbePath(path)) throw violation(`unsafe path ${displayBytes(path)} (must be absolute and normalised, without NUL, at most ${maxPathBytes} bytes)`);
+    if (!this.isRequested(path)) throw violation(`${displayBytes(path)} is neither one of the paths asked for, nor above or below one`);
     if (flags & ~(EntryFlag.unchanged | EntryFlag.ancestor)) throw violation(`unknown entry flags 0x${flags.toString(16)}`);
     if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw violation(`size of ${displayBytes(path)} is out of range`);
     const dir = await this.enterParent(path);
@@ -489,6 +494,17 @@ export class PullBackupSession {
       return;
     }
     this.file = { node, path, dir, offset: 0, content: [], fingerprints: [], pendingNeeds: 0, failed: false };
+  }
+
+  /** A configured path, a directory above one, or anything below one: nothing else is stored. */
+  private isRequested(path: Buffer): boolean {
+    const slash = Buffer.from('/');
+    return this.requested.some((p) => {
+      if (p.length === 1) return true;
+      if (path.equals(p)) return true;
+      const [shorter, longer] = path.length < p.length ? [path, p] : [p, path];
+      return longer.subarray(0, shorter.length).equals(shorter) && longer.subarray(shorter.length, shorter.length + 1).equals(slash);
+    });
   }
 
   /** Closes finished directories until the entry's parent is on top. */

@@ -51,12 +51,26 @@ export function sshKeyType(publicKeyBlob: Buffer): string {
  * the key is written to a temporary file and linked into place, so whoever links first wins and
  * the other loads that key.
  */
+/**
+ * ssh2's pure-JavaScript key generator (used when its optional native addon is not built, as
+ * here) drops a leading zero byte of the ed25519 public key, about 1 key in 300, and then cannot
+ * read its own output. Such a key is simply generated again.
+ */
+function generateParseableKeyPair(comment: string): { private: string; public: string } {
+  for (let attempt = 0; ; attempt++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    const parsed = utils.parseKey(pair.private);
+    if (!(parsed instanceof Error) && parsed.isPrivateKey()) return pair;
+    if (attempt >= 20) throw new HaulError('InvalidArgument', 'could not generate a readable ed25519 key for the server (ssh2 failed 20 times in a row).');
+  }
+}
+
 export function loadOrCreateServerIdentity(dir: string, options: { comment?: string } = {}): ServerIdentity {
   const privateKeyPath = path.join(dir, PRIVATE_KEY_FILE);
   if (!fs.existsSync(privateKeyPath)) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const comment = options.comment ?? defaultComment();
-    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    const pair = generateParseableKeyPair(comment);
     const tmp = path.join(dir, `.${PRIVATE_KEY_FILE}.tmp-${randomBytes(6).toString('hex')}`);
     writePrivate(tmp, pair.private);
     try {

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { HaulError } from '../../../shared/errors.js';
 import { ClientRegistry } from '../../clients/client-registry.js';
 import { runPullBackupJob } from '../../jobs/pull-backup-job.js';
 import { shortId } from '../../repository/snapshot.js';
@@ -48,5 +49,8 @@ export function registerBackup(program: Command): void {
         `snapshot ${shortId(result.id)} saved for client ${name}\n` +
         `  ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client)\n` +
         `  added ${formatBytes(s.bytesNew)} in ${s.blobsNew} new blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire; ${(s.durationMs / 1000).toFixed(1)} s\n`);
+      if (s.errors > 0) {
+        throw new HaulError('IncompleteSnapshot', `the snapshot ${shortId(result.id)} was saved, but ${s.errors} item(s) could not be read on the client (see the warnings above).`);
+      }
     });
 }

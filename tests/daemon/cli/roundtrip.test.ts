@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haulEnv, haulSync, tempDir } from '../../helpers/cli.js';
-import { describeTree, makeEveryKindTree, oddNames } from '../../helpers/fixtures.js';
+import { describeTree, makeEveryKindTree, oddNames, pseudoRandom } from '../../helpers/fixtures.js';
 
 describe('haul CLI round trip on a bare repository', () => {
   const tmp = tempDir('roundtrip');
@@ -21,6 +21,10 @@ describe('haul CLI round trip on a bare repository', () => {
     expect(backup.stderr).toBe('');
     expect(backup.status).toBe(0);
     snapshotId = JSON.parse(backup.stdout).id;
+    // Every new blob is counted, including those still being compressed when the walk ended.
+    const stats = JSON.parse(backup.stdout).snapshot.stats;
+    expect(stats.bytesNew).toBeGreaterThan(3_250_000);
+    expect(stats.bytesStored).toBeGreaterThan(3_000_000);
   });
   afterAll(() => tmp.cleanup());
 
@@ -126,6 +130,16 @@ describe('haul CLI round trip on a bare repository', () => {
     expect(ls.status).toBe(0);
     expect(ls.stdout).toContain(`${data}/docs/readme.txt\n`);
     expect(haulSync(['check'], env).status).toBe(0);
+  });
+
+  it('counts every new blob in the snapshot statistics, including the last ones compressed', () => {
+    const small = path.join(tmp.dir, 'small-files');
+    fs.mkdirSync(small);
+    for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(small, `f${i}`), pseudoRandom(`stats${i}`, 20_000));
+    const r = haulSync(['backup-local', '--client', 'stats', '--json', small], env);
+    expect(r.status).toBe(0);
+    const stats = JSON.parse(r.stdout).snapshot.stats;
+    expect({ bytesRead: stats.bytesRead, newAtLeastRead: stats.bytesNew >= 200_000, blobsAtLeastFiles: stats.blobsNew >= 10 }).toEqual({ bytesRead: 200_000, newAtLeastRead: true, blobsAtLeastFiles: true });
   });
 
   it('refuses to init over an existing repository', () => {
