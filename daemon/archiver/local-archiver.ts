@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { displayBytes } from '../../shared/display.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
-import { GearChunker, chunkFile } from '../chunker/gear-chunker.js';
+import { GearChunker, chunkFile, cutAll } from '../chunker/gear-chunker.js';
 import { BlobType } from '../repository/blob.js';
 import { chunkerKeyFor } from '../repository/crypto.js';
 import type { Repository } from '../repository/repository.js';
@@ -326,8 +326,8 @@ export class LocalArchiver {
   /** A file read whole (small enough to be at most a few chunks). */
   private async storeWhole(data: Buffer): Promise<string[]> {
     const ids: string[] = [];
-    for (let start = 0; start < data.length;) {
-      const len = this.chunker.cut(data, start, data.length);
+    let start = 0;
+    for (const len of cutAll(this.chunker, data)) {
       this.stats.bytesRead += len;
       ids.push((await this.repo.saveBlob(BlobType.data, data.subarray(start, start + len))).id.toString('hex'));
       start += len;

@@ -61,6 +61,17 @@ export class GearChunker {
   }
 }
 
+/** The chunk lengths of a whole buffer held in memory (a small file, a test vector). */
+export function cutAll(chunker: GearChunker, data: Uint8Array): number[] {
+  const lengths: number[] = [];
+  for (let off = 0; off < data.length;) {
+    const len = chunker.cut(data, off, data.length);
+    lengths.push(len);
+    off += len;
+  }
+  return lengths;
+}
+
 /**
  * Yields a file's chunks through one reused buffer of twice the maximum chunk size, so memory
  * stays bounded whatever the file size. A yielded chunk is only valid until the next one is

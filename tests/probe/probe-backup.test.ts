@@ -12,7 +12,7 @@ import {
   BodyReader, BodyWriter, ChunkCompression, EntryFlag, EntryKind, FrameDecoder, encodeFrame, helloMagic, maxFrameLength,
   previousRecordsPerFrame, ProbeMessage, protocolVersion, ServerMessage, type Frame,
 } from '../../shared/probe-protocol.js';
-import { GearChunker } from '../../daemon/chunker/gear-chunker.js';
+import { GearChunker, cutAll } from '../../daemon/chunker/gear-chunker.js';
 import { pseudoRandom, textLike } from '../helpers/fixtures.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -326,14 +326,7 @@ function expectMetadata(e: Entry, stable = false): void {
 }
 
 function referenceLengths(data: Buffer, sizes = SIZES): number[] {
-  const chunker = new GearChunker(KEY, { algorithm: 'gear32-v1', minSize: sizes.min, avgSize: sizes.avg, maxSize: sizes.max });
-  const lengths: number[] = [];
-  for (let off = 0; off < data.length;) {
-    const len = chunker.cut(data, off, data.length);
-    lengths.push(len);
-    off += len;
-  }
-  return lengths;
+  return cutAll(new GearChunker(KEY, { algorithm: 'gear32-v1', minSize: sizes.min, avgSize: sizes.avg, maxSize: sizes.max }), data);
 }
 
 function chunksOf(data: Buffer, sizes = SIZES): { offset: number; length: number; sha: Buffer }[] {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { GearChunker } from '../../daemon/chunker/gear-chunker.js';
+import { GearChunker, cutAll } from '../../daemon/chunker/gear-chunker.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
@@ -56,14 +56,7 @@ function probeChunks(data: Buffer, key: Buffer, p = DEFAULTS, env: NodeJS.Proces
 
 /** The daemon's own chunker (daemon/chunker): probe and server must cut identically. */
 function referenceLengths(data: Buffer, key: Buffer, p = DEFAULTS): number[] {
-  const chunker = new GearChunker(key, { algorithm: 'gear32-v1', minSize: p.min, avgSize: p.avg, maxSize: p.max });
-  const lengths: number[] = [];
-  for (let off = 0; off < data.length;) {
-    const len = chunker.cut(data, off, data.length);
-    lengths.push(len);
-    off += len;
-  }
-  return lengths;
+  return cutAll(new GearChunker(key, { algorithm: 'gear32-v1', minSize: p.min, avgSize: p.avg, maxSize: p.max }), data);
 }
 
 const PT_DYNAMIC = 2;

@@ -7,10 +7,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isHaulError, type HaulError } from '../../../shared/errors.js';
 import { authorizedKeysLine, loadOrCreateServerIdentity, type ServerIdentity } from '../../../daemon/session/server-identity.js';
 import { connectToClient, type SshConnection } from '../../../daemon/session/ssh-connection.js';
 import { ensureProbe, probeCommand } from '../../../daemon/session/probe-installer.js';
+import { failure } from '../../helpers/errors.js';
 import { ensureUser, mountTmpfs, sshdSkipReason, startSshd, tmpfsSkipReason, unmount, type TestSshd, type UnixUser } from '../../helpers/sshd.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -24,15 +24,6 @@ const XDG = 'haul-t-xdg';
 const NOHASH = 'haul-t-nohash';
 const USERS = [PROBE, NOEXEC, FULL, XDG, NOHASH];
 
-async function failure(p: Promise<unknown>): Promise<HaulError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isHaulError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a HaulError, got success');
-}
 
 const skip = sshdSkipReason();
 

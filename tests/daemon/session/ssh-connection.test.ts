@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { isHaulError, type HaulError } from '../../../shared/errors.js';
+import { failure } from '../../helpers/errors.js';
 import {
   authorizedKeysLine,
   loadOrCreateServerIdentity,
@@ -22,15 +22,6 @@ import { freePort, sshdSkipReason, startSshd, type TestSshd } from '../../helper
 
 const USER = 'haul-t-conn';
 
-async function failure(p: Promise<unknown>): Promise<HaulError> {
-  try {
-    await p;
-  } catch (err) {
-    if (isHaulError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a HaulError, got success');
-}
 
 describe('server identity', () => {
   let dir: string;
