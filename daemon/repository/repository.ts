@@ -81,14 +81,23 @@ export class Repository {
     }
     const keyNames: string[] = [];
     for await (const k of storage.list('keys')) keyNames.push(k.name);
+    const unusable: string[] = [];
     for (const name of keyNames) {
-      const keyFile = parseKeyFile(await storage.read('keys', name), name);
+      let keyFile: KeyFile;
+      try {
+        keyFile = parseKeyFile(await storage.read('keys', name), name);
+      } catch (err) {
+        // One damaged or planted key file must not lock out the others.
+        if (!isHaulError(err)) throw err;
+        unusable.push(err.message);
+        continue;
+      }
       const master = await unwrapMasterKeys(keyFile, passphrase);
       if (!master) continue;
       const config = parseConfig(openObject(master, await storage.read('config', 'config'), 'the repository config'));
       return new Repository(storage, master, config, name);
     }
-    throw new HaulError('WrongPassphrase', `wrong passphrase: none of the ${keyNames.length} key(s) of the repository at ${storage.location} opens with it. Check HAUL_PASSWORD_FILE / HAUL_PASSWORD (a trailing newline in the file is ignored).`);
+    throw new HaulError('WrongPassphrase', `wrong passphrase: none of the ${keyNames.length} key(s) of the repository at ${storage.location} opens with it. Check HAUL_PASSWORD_FILE / HAUL_PASSWORD (a trailing newline in the file is ignored).${unusable.length ? ` (Also skipped: ${unusable.join(' ')})` : ''}`);
   }
 
   // ---- keys ----

@@ -45,11 +45,13 @@ export interface ProbeTransport {
 export interface SessionLimits {
   maxEntries: number;
   maxNeeds: number;
+  /** WARN frames (unreadable entries) before the job is failed: they all go to the log. */
+  maxWarnings: number;
   /** No byte from the probe for this long fails the job. */
   stallMs: number;
 }
 
-export const defaultLimits: SessionLimits = { maxEntries: 20_000_000, maxNeeds: 1_000_000, stallMs: 5 * 60_000 };
+export const defaultLimits: SessionLimits = { maxEntries: 20_000_000, maxNeeds: 1_000_000, maxWarnings: 100_000, stallMs: 5 * 60_000 };
 
 export interface PullProgress {
   files: number;
@@ -175,6 +177,7 @@ export class PullBackupSession {
   private readonly needs = new Map<number, Need>();
   private needsAnswered = 0;
   private needIds = 0;
+  private warnings = 0;
   /** Files of the previous snapshot by raw path, and the chunk IDs it references. */
   private readonly previousFiles = new Map<string, TreeNode>();
   private readonly previousIds = new Set<string>();
@@ -655,6 +658,7 @@ export class PullBackupSession {
     const errno = r.i32();
     const message = r.bytes16();
     r.end();
+    if (++this.warnings > this.limits.maxWarnings) throw violation(`more than ${this.limits.maxWarnings} warnings`);
     this.stats.errors++;
     this.log(`warning: ${displayBytes(path)}: ${displayBytes(message.subarray(0, 1024))} (errno ${errno})`);
   }

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { haulEnv, haulSync, tempDir } from '../../helpers/cli.js';
@@ -31,5 +32,18 @@ describe('haul key', () => {
     expect(passwd.status).toBe(0);
     expect(haulSync(['snapshots'], { ...env, HAUL_PASSWORD: 'second' }).status).toBe(12);
     expect(haulSync(['snapshots'], { ...env, HAUL_PASSWORD: 'third' }).status).toBe(0);
+  });
+
+  it('a planted key file with absurd Argon2 costs neither blocks the good keys nor runs', () => {
+    const keysDir = path.join(repo, 'keys');
+    const good = fs.readdirSync(keysDir)[0]!;
+    const planted = JSON.parse(fs.readFileSync(path.join(keysDir, good), 'utf8'));
+    planted.kdf.memoryKiB = 64 * 1024 * 1024;
+    // Sorted before the good key, so it is read first.
+    fs.writeFileSync(path.join(keysDir, '00000000000000000000000000000000'), JSON.stringify(planted));
+    expect(haulSync(['snapshots'], { ...env, HAUL_PASSWORD: 'third' }).status).toBe(0);
+    const wrong = haulSync(['snapshots'], { ...env, HAUL_PASSWORD: 'nope' });
+    expect(wrong.status).toBe(12);
+    expect(wrong.stderr).toContain('(Also skipped: key file keys/00000000000000000000000000000000 asks for Argon2 costs outside the accepted range');
   });
 });

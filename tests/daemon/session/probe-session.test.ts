@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EntryFlag, EntryKind, ProbeMessage, maxFrameLength } from '../../../shared/probe-protocol.js';
+import { BodyWriter, EntryFlag, EntryKind, ProbeMessage, maxFrameLength } from '../../../shared/probe-protocol.js';
 import { checkRepository } from '../../../daemon/checker/checker.js';
 import { LocalStorage } from '../../../daemon/storage/local.js';
 import { Repository } from '../../../daemon/repository/repository.js';
@@ -160,6 +160,7 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     ['duplicate paths', async (p) => { await begin(p); p.entry({ path: '/data/a', kind: EntryKind.fifo }); p.entry({ path: '/data/a', kind: EntryKind.fifo }); }, '/data/a is a duplicate or out of order'],
     ['"unchanged" for a file that did not exist', async (p) => { await begin(p); p.entry({ path: '/data/new', size: 10, flags: EntryFlag.unchanged }); }, '/data/new was claimed unchanged, but the previous snapshot has no such file'],
     ['millions of tiny entries (limit lowered to 1000 here)', async (p) => { await begin(p); for (let i = 0; i < 1001; i++) p.entry({ path: `/data/f${String(i).padStart(5, '0')}`, kind: EntryKind.fifo }); }, 'more than 1000 entries', { limits: { maxEntries: 1000 } }],
+    ['endless warnings (limit lowered to 10 here)', async (p) => { await begin(p); for (let i = 0; i < 11; i++) p.send(ProbeMessage.warn, new BodyWriter().bytes16('/data/x').i32(13).bytes16('Permission denied').done()); }, 'more than 10 warnings', { limits: { maxWarnings: 10 } }],
     ['a chunk after the walk without a NEED', async (p) => { await begin(p); p.walkDone(); await p.readNeeds(); p.chunkNew(Buffer.from('x')); }, 'a chunk without a NEED after WALK_DONE'],
     ['an unknown message type', async (p) => { await begin(p); p.send(0x77); }, 'message type 0x77 is not allowed during the walk'],
   ];
