@@ -11,6 +11,10 @@
 //                           segments, segments repeated from earlier in the file or from a pool
 //                           shared by all large files, zero runs, and text
 // BENCH_SCALE multiplies the file counts and the large-file size.
+//
+// The "ssh" profile (`npm run bench` with BENCH_SSH=1, tests/bench/run-ssh.ts) is the same mix,
+// larger: 60 000 small files, 160 medium files and four 384 MiB large files at scale 1.0, about
+// 2.1 GiB. Without a profile the parameters (and so the data set's folder) are unchanged.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,6 +26,8 @@ export interface DatasetParams {
   version: number;
   seed: string;
   scale: number;
+  /** Omitted for the local benchmark's data set; "ssh" for the larger pull-over-SSH one. */
+  profile?: 'ssh';
 }
 
 export interface DatasetInfo extends DatasetParams {
@@ -102,19 +108,20 @@ class TextGen {
   }
 }
 
-function counts(scale: number): { small: number; medium: number; large: number; largeSize: number } {
+function counts(scale: number, profile: DatasetParams['profile']): { small: number; medium: number; large: number; largeSize: number } {
+  const ssh = profile === 'ssh';
   return {
-    small: Math.max(50, Math.round(40_000 * scale)),
+    small: Math.max(50, Math.round((ssh ? 60_000 : 40_000) * scale)),
     medium: Math.max(4, Math.round(160 * scale)),
     large: 4,
-    largeSize: Math.max(2 * MiB, Math.round(144 * MiB * scale)),
+    largeSize: Math.max(2 * MiB, Math.round((ssh ? 384 : 144) * MiB * scale)),
   };
 }
 
 function generate(dir: string, params: DatasetParams): void {
   const rng = new CtrStream(`${params.seed}/v${params.version}`);
   const text = new TextGen(rng);
-  const c = counts(params.scale);
+  const c = counts(params.scale, params.profile);
 
   // ---- small files ----
   const recent: Buffer[] = [];
@@ -249,7 +256,7 @@ export function ensureDataset(baseDir: string, params: DatasetParams, log: (m: s
   const marker = path.join(root, 'dataset.json');
   try {
     const m = JSON.parse(fs.readFileSync(marker, 'utf8')) as DatasetInfo;
-    if (m.version === params.version && m.seed === params.seed && m.scale === params.scale && fs.existsSync(dataDir)) {
+    if (m.version === params.version && m.seed === params.seed && m.scale === params.scale && m.profile === params.profile && fs.existsSync(dataDir)) {
       log(`reusing the data set in ${dataDir} (marker ${marker})`);
       return { ...m, dataDir, generationSeconds: null };
     }

@@ -7,6 +7,9 @@
 // /proc/PID/status every 20 ms for VmHWM (the kernel's own high-water mark of the RSS, so the
 // poll only has to happen at some point after the peak, not at the peak); the last poll
 // can miss growth in the final 20 ms before exit, which such short-lived peaks rarely are.
+//
+// CPU time: with /usr/bin/time also the command's user and system CPU seconds (wait4's rusage,
+// which includes the children it waited for, such as restic's and borg's ssh client).
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -19,6 +22,8 @@ export interface RunResult {
   /** Peak resident set of the command in bytes, or null when it could not be measured. */
   peakRssBytes: number | null;
   rssMethod: 'gnu-time' | 'proc-vmhwm' | 'none';
+  /** User + system CPU seconds of the command and its waited-for children (GNU time only). */
+  cpuSeconds: number | null;
   stdout: string;
   stderr: string;
 }
@@ -28,6 +33,8 @@ export interface RunOptions {
   cwd?: string;
   /** Keep at most this many characters of stdout (the tail); default 4 MiB. */
   maxStdout?: number;
+  /** Kill the command (its whole process group) after this long; the result then has signal SIGKILL. */
+  timeoutMs?: number;
 }
 
 let timeAvailable: boolean | undefined;
@@ -35,8 +42,8 @@ let timeAvailable: boolean | undefined;
 function hasGnuTime(): boolean {
   if (timeAvailable === undefined) {
     const out = path.join(os.tmpdir(), `haul-bench-time-probe-${process.pid}`);
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', out, 'true'], { stdio: 'ignore' });
-    timeAvailable = r.status === 0 && /^\d+\s*$/.test(safeRead(out));
+    const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', '-o', out, 'true'], { stdio: 'ignore' });
+    timeAvailable = r.status === 0 && /^\d+ [\d.]+ [\d.]+\s*$/.test(safeRead(out));
     fs.rmSync(out, { force: true });
   }
   return timeAvailable;
@@ -63,10 +70,22 @@ function keepTail(acc: string, chunk: string, max: number): string {
 export async function measure(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const useTime = hasGnuTime();
   const timeFile = path.join(os.tmpdir(), `haul-bench-time-${process.pid}-${Date.now()}`);
-  const [file, argv] = useTime ? ['/usr/bin/time', ['-f', '%M', '-o', timeFile, cmd, ...args]] : [cmd, args];
+  const [file, argv] = useTime ? ['/usr/bin/time', ['-f', '%M %U %S', '-o', timeFile, cmd, ...args]] : [cmd, args];
   const maxStdout = opts.maxStdout ?? 4 * 1024 * 1024;
   const t0 = performance.now();
-  const child = spawn(file, argv, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // With a timeout the command leads its own process group, so the kill reaches the command
+  // behind /usr/bin/time and whatever it started.
+  const child = spawn(file, argv, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: opts.timeoutMs !== undefined });
+  const killer =
+    opts.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          try {
+            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }, opts.timeoutMs);
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = keepTail(stdout, d, maxStdout)));
@@ -84,15 +103,18 @@ export async function measure(cmd: string, args: string[], opts: RunOptions = {}
   });
   const seconds = (performance.now() - t0) / 1000;
   if (timer) clearInterval(timer);
+  if (killer) clearTimeout(killer);
   let peakRssBytes: number | null = polled;
+  let cpuSeconds: number | null = null;
   if (useTime) {
     const text = safeRead(timeFile).trim();
     fs.rmSync(timeFile, { force: true });
-    // GNU time writes "Command exited with non-zero status N" before the figure on failure.
-    const last = text.split('\n').at(-1) ?? '';
-    peakRssBytes = /^\d+$/.test(last) ? Number(last) * 1024 : null;
+    // GNU time writes "Command exited with non-zero status N" before the figures on failure.
+    const m = /^(\d+) ([\d.]+) ([\d.]+)$/.exec(text.split('\n').at(-1) ?? '');
+    peakRssBytes = m ? Number(m[1]) * 1024 : null;
+    cpuSeconds = m ? Number(m[2]) + Number(m[3]) : null;
   }
-  return { code, signal, seconds, peakRssBytes, rssMethod: useTime ? 'gnu-time' : polled !== null ? 'proc-vmhwm' : 'none', stdout, stderr };
+  return { code, signal, seconds, peakRssBytes, rssMethod: useTime ? 'gnu-time' : polled !== null ? 'proc-vmhwm' : 'none', cpuSeconds, stdout, stderr };
 }
 
 /** Like measure, but throws with the command's output when it fails. */

@@ -10,85 +10,24 @@
 //   BENCH_INDEX_SIZES  comma-separated entry counts for the index test (default 1e6,5e6,1e7; "none" skips)
 //   BENCH_CHUNKS_PER_PACK  entries per pack name in the index test (default 16)
 //   BENCH_KEEP         keep the repositories and restored trees (for inspection)
+//   BENCH_SSH=1        run the pull-backup-over-SSH benchmark instead (tests/bench/run-ssh.ts)
 //
 // All runs read the data set from a warm page cache (it was just generated or hashed), so the
 // figures compare the tools' CPU and write paths rather than the disk.
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { backgroundActivity, benchDir as here, engineState, envNumber, log, MiB, mib, rootDir, table } from './common.js';
 import { buildManifest, datasetVersion, ensureDataset, type DatasetInfo } from './dataset.js';
 import type { IndexBenchResult } from './index-bench.js';
 import { measure, which } from './proc.js';
 import { benchTool, borgDriver, haulDriver, resticDriver, type ToolContext, type ToolResult } from './tools.js';
-
-const MiB = 1024 * 1024;
-const here = path.dirname(fileURLToPath(import.meta.url));
-// dist/tests/bench/run.js -> the project root
-const rootDir = path.resolve(here, '..', '..', '..');
-
-function log(m: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-}
 
 /** Published in-memory index costs, for comparison (not measured here). */
 const indexReferences = [
   { tool: 'restic', bytesPerChunk: 56, note: 'published figure for restic\'s in-memory index' },
   { tool: 'borg', bytesPerChunk: 84, note: 'published figure (approximate) for borg\'s chunks hash table' },
 ];
-
-/**
- * What the machine does while the benchmark sleeps: CPU busy, I/O-wait and hypervisor-steal
- * fractions over `ms` from /proc/stat. The load average cannot tell, as it still remembers the
- * data set generation a moment ago; this sees other processes that would share the 2 cores.
- */
-async function backgroundActivity(ms: number): Promise<{ busy: number; iowait: number; steal: number } | null> {
-  const sample = () => {
-    try {
-      const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-      return f;
-    } catch {
-      return null;
-    }
-  };
-  const a = sample();
-  await new Promise((r) => setTimeout(r, ms));
-  const b = sample();
-  if (!a || !b) return null;
-  const d = b.map((v, i) => v - (a[i] ?? 0));
-  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = d;
-  const total = user + nice + system + idle + iowait + irq + softirq + steal || 1;
-  return { busy: (user + nice + system + irq + softirq) / total, iowait: iowait / total, steal: steal / total };
-}
-
-/**
- * The engine being measured: the commit, uncommitted changes under daemon/, shared/ and bin/,
- * and the compiled CLI's modification time. Taken before and after the runs: every `haul`
- * command loads dist/ afresh, so a rebuild in between would mix two versions in one table.
- */
-function engineState(): { commit: string | null; changes: string[]; distMtime: string | null } {
-  const git = (...args: string[]) => spawnSync('git', args, { cwd: rootDir, encoding: 'utf8' }).stdout?.trim() ?? '';
-  let distMtime: string | null = null;
-  try {
-    distMtime = fs.statSync(path.join(rootDir, 'dist', 'daemon', 'cli', 'main.js')).mtime.toISOString();
-  } catch {
-    // reported as null
-  }
-  return {
-    commit: git('rev-parse', '--short', 'HEAD') || null,
-    changes: git('status', '--porcelain', '--', 'daemon', 'shared', 'bin').split('\n').map((l) => l.trim()).filter(Boolean),
-    distMtime,
-  };
-}
-
-function envNumber(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, not ${JSON.stringify(v)}`);
-  return n;
-}
 
 async function runIndexBenches(sizes: number[], chunksPerPack: number): Promise<{ results: IndexBenchResult[]; errors: string[] }> {
   const script = path.join(here, 'index-bench.js');
@@ -112,14 +51,6 @@ async function runIndexBenches(sizes: number[], chunksPerPack: number): Promise<
 
 // ---- formatting ----
 
-function table(head: string[], rows: string[][], align: ('l' | 'r')[]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]) => '| ' + cells.map((c, i) => (align[i] === 'r' ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ') + ' |';
-  const rule = '|' + widths.map((w, i) => (align[i] === 'r' ? '-'.repeat(w + 1) + ':' : ':' + '-'.repeat(w + 1))).join('|') + '|';
-  return [fmt(head), rule, ...rows.map(fmt)].join('\n');
-}
-
-const mib = (b: number | null | undefined) => (b === null || b === undefined ? 'n/a' : `${(b / MiB).toFixed(1)} MiB`);
 const num = (v: number | undefined, d: number) => (v === undefined ? 'n/a' : v.toFixed(d));
 const rate = (v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M/s` : `${(v / 1e3).toFixed(0)} k/s`);
 
@@ -287,7 +218,8 @@ async function main(): Promise<number> {
 }
 
 try {
-  process.exitCode = await main();
+  // BENCH_SSH=1 runs the pull-over-SSH benchmark (tests/bench/run-ssh.ts) instead.
+  process.exitCode = process.env['BENCH_SSH'] === '1' ? await (await import('./run-ssh.js')).runSshBench() : await main();
 } catch (err) {
   process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
   process.exitCode = 1;
