@@ -448,7 +448,7 @@ export async function runSshBench(): Promise<number> {
     background,
     wireMethod,
     probe: { file: probeFile, bytes: probeBytes },
-    dataset: { ...dataset, files: source.files.size, bytesAfterChange: source.bytes },
+    dataset: { ...dataset, filesAfterChange: source.files.size, bytesAfterChange: source.bytes },
     mutation: mutation ? { ...mutation, created: mutation.created.length } : undefined,
     ciphers,
     haulBaseline,
