@@ -3,7 +3,6 @@
 // With readData: every pack is read whole, its keyed name re-verified, and every blob decrypted,
 // decompressed and re-hashed. Each damaged object is reported with the snapshots and files it hurts.
 import { displayBytes } from '../../shared/display.js';
-import { HaulError } from '../../shared/errors.js';
 import type { PackEntry } from '../repository/blob.js';
 import { verifyObjectName } from '../repository/crypto.js';
 import type { IndexedPack } from '../repository/index-file.js';
@@ -178,8 +177,4 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     }
   }
   return report;
-}
-
-export function assertClean(report: CheckReport): void {
-  if (report.errors > 0) throw new HaulError('ObjectCorrupt', `check found ${report.errors} error(s).`);
 }

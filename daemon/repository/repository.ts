@@ -230,10 +230,12 @@ export class Repository {
    * Stores a blob unless the repository has it; returns its ID. Large blobs are compressed on
    * the compression pool and packed when that finishes; `flush` waits for all of them.
    */
-  async saveBlob(type: BlobType, plaintext: Uint8Array): Promise<{ id: Buffer; added: boolean }> {
+  async saveBlob(type: BlobType, plaintext: Uint8Array, ownSha256?: Buffer): Promise<{ id: Buffer; added: boolean }> {
     await this.loadIndex();
-    // Always hashed here, never taken from a caller: an ID is a claim until the bytes prove it.
-    const id = this.blobId(plaintext);
+    // `ownSha256` is only ever a hash this process just computed over these very bytes (the pull
+    // session verifies a probe's chunk that way): never a client's claim, so nothing is trusted
+    // that the bytes did not prove, and the chunk is not hashed twice.
+    const id = blobIdFromHash(this.keys, ownSha256 ?? sha256(plaintext));
     if (this.hasBlob(id)) return { id, added: false };
     this.throwIfWriteFailed();
     this.openPackIds.add(id.toString('hex'));

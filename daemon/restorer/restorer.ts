@@ -155,7 +155,7 @@ export class Restorer {
     try {
       await create();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' && !String((err as Error).message).includes('File exists')) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       if (!this.options.overwrite) throw new HaulError('RestoreRefused', 'already exists; use --overwrite to replace it');
       await fs.rm(full, { force: true });
       await create();

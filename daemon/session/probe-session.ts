@@ -558,8 +558,9 @@ export class PullBackupSession {
     } else {
       throw violation(`unknown chunk compression ${compression}`);
     }
-    if (!sha256(plain).equals(sha)) throw violation(`a chunk of ${where} does not match its SHA-256 (data and claim differ)`);
-    const { id } = await this.repo.saveBlob(BlobType.data, plain);
+    const actual = sha256(plain);
+    if (!actual.equals(sha)) throw violation(`a chunk of ${where} does not match its SHA-256 (data and claim differ)`);
+    const { id } = await this.repo.saveBlob(BlobType.data, plain, actual);
     this.uploadedIds.add(id.toString('hex'));
     return id;
   }
@@ -641,16 +642,12 @@ export class PullBackupSession {
     file.node.content = file.content;
     file.node.fingerprints = Buffer.concat(file.fingerprints).toString('base64');
     file.dir.children.push(file.node);
-    if (file.pendingNeeds > 0) this.markPending(file.dir);
+    if (file.pendingNeeds > 0) file.dir.pending = true;
   }
 
   private dropPending(file: OpenFile): void {
     file.failed = true;
     for (const [id, need] of this.needs) if (need.file === file) this.needs.delete(id);
-  }
-
-  private markPending(dir: OpenDir): void {
-    dir.pending = true;
   }
 
   private onWarn(r: BodyReader): void {
