@@ -43,7 +43,11 @@ export type ErrorCode =
   | 'ProbeUploadFailed'
   | 'NoExec'
   | 'ClientDiskFull'
-  | 'UnsupportedArchitecture';
+  | 'UnsupportedArchitecture'
+  // The daemon's database (daemon/database)
+  | 'DatabaseUnavailable'
+  | 'DatabaseTooNew'
+  | 'MigrationFailed';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RepositoryNotFound: ExitCode.repositoryNotFound,

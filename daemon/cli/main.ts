@@ -6,6 +6,7 @@ import { registerBackupLocal } from './commands/backup-local.js';
 import { registerBackup } from './commands/backup.js';
 import { registerCheck } from './commands/check.js';
 import { registerClient } from './commands/client.js';
+import { registerDb } from './commands/db.js';
 import { registerDump } from './commands/dump.js';
 import { registerInit } from './commands/init.js';
 import { registerKey } from './commands/key.js';
@@ -43,6 +44,7 @@ Exit codes:
   registerDump(program);
   registerCheck(program);
   registerRepair(program);
+  registerDb(program);
   program.commands.forEach(function exitOverride(c: Command) {
     c.exitOverride();
     c.commands.forEach(exitOverride);

@@ -1,0 +1,146 @@
+// The SQL in prisma/migrations/<provider>/ and prisma/schema.prisma must describe the same
+// database: every model is written with every field set and read back, on a fresh SQLite file
+// and a fresh database of a real PostgreSQL server.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createClient } from '@libsql/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseLocation } from '../../../daemon/database/database-url.js';
+import { migrateDatabase, openDatabase, type Database } from '../../../daemon/database/open-database.js';
+import { loadMigrations } from '../../../daemon/database/migrate.js';
+import { postgresSkipReason, startPostgres, type TestPostgres } from '../../helpers/postgres.js';
+
+const pgSkip = postgresSkipReason();
+let postgres: TestPostgres | undefined;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'haul-db-'));
+
+beforeAll(async () => {
+  if (!pgSkip) postgres = await startPostgres();
+}, 60_000);
+afterAll(() => {
+  postgres?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const at = (s: string) => new Date(s);
+
+async function roundTripEveryModel(db: Database): Promise<void> {
+  const p = db.prisma;
+  const client = await p.client.create({
+    data: {
+      name: 'web1', host: 'web1.example.org', port: 2222, sshUser: 'backup', hostKey: 'SHA256:abc',
+      paths: '["/srv/www","/etc"]', excludes: '["*.tmp"]', oneFileSystem: false, schedule: '0 3 * * *',
+      retention: '{"keepDaily":7}', enabled: false, createdAt: at('2026-01-02T03:04:05.678Z'),
+    },
+  });
+  expect(await p.client.findUniqueOrThrow({ where: { name: 'web1' } })).toEqual({
+    id: client.id, name: 'web1', host: 'web1.example.org', port: 2222, sshUser: 'backup', hostKey: 'SHA256:abc',
+    paths: '["/srv/www","/etc"]', excludes: '["*.tmp"]', oneFileSystem: false, schedule: '0 3 * * *',
+    retention: '{"keepDaily":7}', enabled: false, createdAt: at('2026-01-02T03:04:05.678Z'), updatedAt: client.updatedAt,
+  });
+  const big = 2n ** 53n + 7n; // beyond a double's exact range
+  const job = await p.job.create({
+    data: {
+      clientId: client.id, clientName: 'web1', kind: 'backup', state: 'failed', trigger: 'retry', attempt: 2, retryOfId: 41,
+      requestedBy: 'alice', queuedAt: at('2026-03-01T00:00:00.001Z'), startedAt: at('2026-03-01T00:00:01Z'),
+      finishedAt: at('2026-03-01T00:10:00Z'), failureCause: 'unreachable', failureMessage: 'no route',
+      filesTotal: big, filesDone: 5n, bytesScanned: big * 3n, bytesNew: 1n, bytesOnWire: 2n, errors: 3,
+      snapshotId: 'ab'.repeat(32), logPath: '/var/lib/haul/logs/job-1.log', logSha256: 'cd'.repeat(32), daemonId: 'd1',
+      transitions: { create: [{ state: 'queued', at: at('2026-03-01T00:00:00.001Z') }, { state: 'failed', detail: 'no route' }] },
+    },
+  });
+  const readJob = await p.job.findUniqueOrThrow({ where: { id: job.id }, include: { transitions: { orderBy: { id: 'asc' } } } });
+  expect(readJob).toMatchObject({ filesTotal: big, bytesScanned: big * 3n, retryOfId: 41, startedAt: at('2026-03-01T00:00:01Z'), failureCause: 'unreachable' });
+  expect(readJob.transitions.map((t) => [t.state, t.detail])).toEqual([['queued', null], ['failed', 'no route']]);
+
+  const snap = await p.snapshot.create({
+    data: {
+      id: 'ef'.repeat(32), clientId: client.id, clientName: 'web1', hostname: 'web1.example.org', time: at('2026-03-01T00:10:00Z'),
+      paths: '["/srv/www"]', tags: '["nightly"]', files: 60000n, dirs: 300n, bytes: big, bytesNew: 10n, bytesStored: 9n, errors: 1, durationMs: 1234,
+    },
+  });
+  expect(await p.snapshot.findUniqueOrThrow({ where: { id: snap.id } })).toEqual(snap);
+
+  const user = await p.user.create({
+    data: {
+      username: 'alice', passwordHash: '$argon2id$v=19$m=65536,t=3,p=1$x$y', role: 'operator', totpSecret: 'JBSWY3DPEHPK3PXP',
+      failedLogins: 2, lockedUntil: at('2026-03-02T00:00:00Z'), disabled: true, mustChangePassword: true,
+      sessions: { create: { id: 'h'.repeat(64), csrfToken: 'c'.repeat(43), expiresAt: at('2026-03-03T00:00:00Z') } },
+      apiTokens: { create: { name: 'ci', tokenHash: 't'.repeat(64), role: 'auditor', lastUsedAt: at('2026-03-01T12:00:00Z'), revokedAt: null } },
+    },
+    include: { sessions: true, apiTokens: true },
+  });
+  expect(await p.user.findUniqueOrThrow({ where: { username: 'alice' }, include: { sessions: true, apiTokens: true } })).toEqual(user);
+
+  const audit = await p.auditEntry.create({ data: { actor: 'alice', action: 'client.add', target: 'web1', detail: '{"a":1}', prevHash: '0'.repeat(64), hash: '1'.repeat(64) } });
+  expect(await p.auditEntry.findUniqueOrThrow({ where: { id: audit.id } })).toEqual(audit);
+  await expect(p.auditEntry.create({ data: { actor: 'x', action: 'y', prevHash: '1'.repeat(64), hash: '1'.repeat(64) } })).rejects.toThrow(/Unique constraint/);
+
+  const setting = await p.setting.create({ data: { key: 'timezone', value: '"Europe/Berlin"' } });
+  expect(await p.setting.findUniqueOrThrow({ where: { key: 'timezone' } })).toEqual(setting);
+
+  // Relations behave as the schema says: removing a client keeps its history readable.
+  await p.client.delete({ where: { id: client.id } });
+  expect(await p.job.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ clientId: null, clientName: 'web1' });
+  expect(await p.snapshot.findUniqueOrThrow({ where: { id: snap.id } })).toMatchObject({ clientId: null });
+  await p.job.delete({ where: { id: job.id } });
+  expect(await p.jobTransition.count()).toBe(0);
+  await p.user.delete({ where: { id: user.id } });
+  expect([await p.session.count(), await p.apiToken.count()]).toEqual([0, 0]);
+}
+
+describe('the schema on SQLite', () => {
+  it('migrates a fresh file and round-trips every model', async () => {
+    const db = await openDatabase({ stateDir: path.join(tmp, 'sqlite-a') });
+    try {
+      expect(fs.existsSync(path.join(tmp, 'sqlite-a', 'haul.db'))).toBe(true);
+      await roundTripEveryModel(db);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('migrating again applies nothing', async () => {
+    const location = databaseLocation(path.join(tmp, 'sqlite-b'));
+    expect((await migrateDatabase(location)).applied.map((m) => m.version)).toEqual(loadMigrations('sqlite').map((m) => m.version));
+    expect((await migrateDatabase(location)).applied).toEqual([]);
+  });
+
+  it('refuses a database a newer Haul has migrated, and one whose applied SQL was changed', async () => {
+    const location = databaseLocation(path.join(tmp, 'sqlite-c'));
+    await migrateDatabase(location);
+    const raw = createClient({ url: location.url });
+    try {
+      await raw.execute(`INSERT INTO "_haul_migrations" VALUES (99, 'from_the_future', 'x', '2030-01-01')`);
+      await expect(migrateDatabase(location)).rejects.toThrow(`the database ${location.display} is at version 99, newer than this Haul knows (${loadMigrations('sqlite').length}): a newer Haul has used it. Upgrade Haul; do not downgrade a database.`);
+      await raw.execute(`DELETE FROM "_haul_migrations" WHERE "version" = 99`);
+      await raw.execute(`UPDATE "_haul_migrations" SET "checksum" = 'edited' WHERE "version" = 1`);
+      await expect(migrateDatabase(location)).rejects.toThrow(`migration 1 (initial) in ${location.display} was applied from different SQL than this Haul ships; the database or the installation was changed by hand. Restore the database from a backup or rebuild it (\`haul db rebuild\`).`);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('names a DATABASE_URL it cannot use', () => {
+    expect(() => databaseLocation(tmp, 'mysql://root:secret@db/haul')).toThrow(`DATABASE_URL="mysql://root:***@db/haul" is neither file:PATH (SQLite) nor postgresql://… (PostgreSQL). Fix it, or unset it to use ${path.join(tmp, 'haul.db')}.`);
+  });
+});
+
+describe.skipIf(pgSkip)('the schema on PostgreSQL', () => {
+  it('migrates a fresh database and round-trips every model', async () => {
+    const url = await postgres!.createDatabase();
+    const db = await openDatabase({ stateDir: tmp, url });
+    try {
+      await roundTripEveryModel(db);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('two processes migrating at once apply each migration once', async () => {
+    const location = databaseLocation(tmp, await postgres!.createDatabase());
+    const results = await Promise.all([migrateDatabase(location), migrateDatabase(location), migrateDatabase(location)]);
+    expect(results.map((r) => r.applied.length).sort()).toEqual([0, 0, loadMigrations('postgresql').length]);
+  });
+});
