@@ -1,7 +1,7 @@
 // One pull backup of one client, end to end: connect out over SSH (host key pinned), make sure
 // the client has the right probe, run it, and feed its stream to the backup session.
 import { HaulError } from '../../shared/errors.js';
-import type { ClientConfig, ClientRegistry } from '../clients/client-registry.js';
+import type { ClientConfig } from '../clients/client-registry.js';
 import type { Repository } from '../repository/repository.js';
 import { ensureProbe, probeCommand } from '../session/probe-installer.js';
 import { runPullBackup, type PullBackupResult, type PullProgress, type SessionLimits } from '../session/probe-session.js';
@@ -11,7 +11,8 @@ import { connectToClient } from '../session/ssh-connection.js';
 export interface PullBackupJobOptions {
   repo: Repository;
   client: ClientConfig;
-  registry: ClientRegistry;
+  /** Records the host key pinned on first contact (the caller's client store). */
+  pinHostKey: (fingerprint: string) => void | Promise<void>;
   identity: ServerIdentity;
   /** Where the built probe binaries are (probe/dist). */
   probeDir: string;
@@ -22,7 +23,7 @@ export interface PullBackupJobOptions {
 }
 
 export async function runPullBackupJob(options: PullBackupJobOptions): Promise<PullBackupResult> {
-  const { client, registry } = options;
+  const { client } = options;
   const log = (line: string) => options.onLog?.(line);
   const conn = await connectToClient({
     host: client.host,
@@ -35,7 +36,7 @@ export async function runPullBackupJob(options: PullBackupJobOptions): Promise<P
   try {
     if (conn.firstContact) {
       // Trust on first use: from now on any other key fails the job (invariant 4).
-      registry.update(client.name, (c) => ({ ...c, hostKey: conn.hostKeyFingerprint }));
+      await options.pinHostKey(conn.hostKeyFingerprint);
       log(`first contact with ${conn.label}: pinned its ${conn.hostKeyType} host key ${conn.hostKeyFingerprint}`);
     }
     const probe = await ensureProbe(conn, { probeDir: options.probeDir });

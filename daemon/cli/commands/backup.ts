@@ -33,7 +33,9 @@ export function registerBackup(program: Command): void {
       const result = await runPullBackupJob({
         repo,
         client,
-        registry,
+        pinHostKey: (fingerprint) => {
+          registry.update(name, (c) => ({ ...c, hostKey: fingerprint }));
+        },
         identity: loadOrCreateServerIdentity(path.join(home, 'identity')),
         probeDir: defaultProbeDir(),
         tags: opts.tag,
