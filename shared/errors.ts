@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'RestoreRefused'
   | 'IncompleteSnapshot'
   | 'CheckFailed'
+  | 'RepositoryLocked'
+  | 'PruneRefused'
   | 'ProtocolViolation'
   | 'ProbeFailed'
   | 'ProbeStalled'

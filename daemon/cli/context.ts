@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { HaulError } from '../../shared/errors.js';
 import { LocalStorage } from '../storage/local.js';
+import { lockRepository, type LockKind, type RepositoryLock } from '../repository/lock.js';
 import { Repository } from '../repository/repository.js';
 import { repositoryPassphrase } from './passphrase.js';
 
@@ -27,13 +28,26 @@ export function repositoryLocation(opts: GlobalOptions): LocalStorage {
   return new LocalStorage(repo);
 }
 
-export async function openRepository(cmd: Command): Promise<Repository> {
+const heldLocks: RepositoryLock[] = [];
+
+/**
+ * Opens the repository; with `lock`, also takes a repository lock for the command's lifetime
+ * (shared for anything that reads packs or adds data, exclusive for what deletes them).
+ */
+export async function openRepository(cmd: Command, lock?: { kind: LockKind; purpose: string }): Promise<Repository> {
   const opts = globalOptions(cmd);
   const storage = repositoryLocation(opts);
   if (!(await storage.isInitialised())) {
     throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
   }
-  return Repository.open(storage, await repositoryPassphrase(opts));
+  const repo = await Repository.open(storage, await repositoryPassphrase(opts));
+  if (lock) heldLocks.push(await lockRepository(repo, lock.kind, { purpose: lock.purpose }));
+  return repo;
+}
+
+/** Called once the command is over, whatever its outcome. */
+export async function releaseLocks(): Promise<void> {
+  await Promise.all(heldLocks.splice(0).map((l) => l.release()));
 }
 
 /** Prints for people, or one JSON document with --json. */

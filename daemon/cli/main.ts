@@ -2,15 +2,18 @@
 // options and calls the engine; this file wires them together and turns errors into exit codes.
 import { Command, CommanderError } from 'commander';
 import { ExitCode, HaulError } from '../../shared/errors.js';
+import { releaseLocks } from './context.js';
 import { registerBackupLocal } from './commands/backup-local.js';
 import { registerBackup } from './commands/backup.js';
 import { registerCheck } from './commands/check.js';
 import { registerClient } from './commands/client.js';
 import { registerDb } from './commands/db.js';
 import { registerDump } from './commands/dump.js';
+import { registerForget } from './commands/forget.js';
 import { registerInit } from './commands/init.js';
 import { registerKey } from './commands/key.js';
 import { registerLs } from './commands/ls.js';
+import { registerPrune } from './commands/prune.js';
 import { registerRepair } from './commands/repair.js';
 import { registerRestore } from './commands/restore.js';
 import { registerSnapshots } from './commands/snapshots.js';
@@ -43,6 +46,8 @@ Exit codes:
   registerRestore(program);
   registerDump(program);
   registerCheck(program);
+  registerForget(program);
+  registerPrune(program);
   registerRepair(program);
   registerDb(program);
   program.commands.forEach(function exitOverride(c: Command) {
@@ -56,8 +61,10 @@ Exit codes:
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
+    await releaseLocks();
     return ExitCode.ok;
   } catch (err) {
+    await releaseLocks().catch(() => undefined);
     if (err instanceof CommanderError) {
       // Help and version are "errors" to commander; they are successes to the user.
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;

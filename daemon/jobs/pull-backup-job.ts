@@ -3,6 +3,7 @@
 import { HaulError } from '../../shared/errors.js';
 import type { ClientConfig } from '../clients/client-registry.js';
 import type { Repository } from '../repository/repository.js';
+import { lockRepository } from '../repository/lock.js';
 import { ensureProbe, probeCommand } from '../session/probe-installer.js';
 import { runPullBackup, type PullBackupResult, type PullProgress, type SessionLimits } from '../session/probe-session.js';
 import type { ServerIdentity } from '../session/server-identity.js';
@@ -20,9 +21,22 @@ export interface PullBackupJobOptions {
   limits?: Partial<SessionLimits>;
   onProgress?: (p: PullProgress) => void;
   onLog?: (line: string) => void;
+  /** How long to wait while prune holds the repository (default: fail at once). */
+  lockWaitMs?: number;
 }
 
 export async function runPullBackupJob(options: PullBackupJobOptions): Promise<PullBackupResult> {
+  const { client } = options;
+  // Shared with other backups; keeps prune from deleting data this backup is about to reference.
+  const lock = await lockRepository(options.repo, 'shared', { purpose: `backup of ${client.name}`, waitMs: options.lockWaitMs ?? 0 });
+  try {
+    return await pullBackup(options);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResult> {
   const { client } = options;
   const log = (line: string) => options.onLog?.(line);
   const conn = await connectToClient({

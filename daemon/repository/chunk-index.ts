@@ -100,6 +100,21 @@ export class ChunkIndex {
     };
   }
 
+  /** The record number of an ID (0 .. size-1), or -1: prune keeps its marks in a bitmap of its own. */
+  recordNumber(id: Uint8Array): number {
+    return this.slots[this.findSlot(id)]! - 1;
+  }
+
+  /** A record's pack (as a number; see `packName`) and stored length, for per-pack accounting. */
+  recordPack(n: number): { packNumber: number; length: number } {
+    const { seg, off } = this.record(n);
+    return { packNumber: seg.readUInt32LE(off + idPrefix) & packMask, length: seg.readUInt32LE(off + idPrefix + 8) };
+  }
+
+  packName(packNumber: number): string {
+    return this.packNames.toString('hex', packNumber * 32, packNumber * 32 + 32);
+  }
+
   /** Adds a location; the first location recorded for an ID wins (duplicates are harmless). */
   add(pack: string, entry: PackEntry): boolean {
     if (entry.id.length !== blobIdLength) throw new Error('chunk index: blob IDs are 32 bytes');

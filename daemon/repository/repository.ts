@@ -145,8 +145,8 @@ export class Repository {
    * Loads every index file into memory. A damaged index file stops the load, unless the caller
    * handles damage itself (check and repair do: they report and carry on).
    */
-  async loadIndex(onDamaged?: (file: string, err: unknown) => void): Promise<IndexedPack[]> {
-    if (this.indexLoaded && !onDamaged) return [];
+  async loadIndex(onDamaged?: (file: string, err: unknown) => void, onPack?: (file: string, pack: IndexedPack) => void): Promise<IndexedPack[]> {
+    if (this.indexLoaded && !onDamaged && !onPack) return [];
     const loaded: IndexedPack[] = [];
     for await (const f of this.storage.list('index')) {
       let packs: IndexedPack[];
@@ -159,6 +159,7 @@ export class Repository {
       }
       for (const pack of packs) {
         for (const e of pack.entries) this.index.add(pack.name, e);
+        onPack?.(f.name, pack);
         if (onDamaged) loaded.push(pack);
       }
     }

@@ -23,7 +23,7 @@ export function registerBackupLocal(program: Command): void {
     .option('-x, --one-file-system', 'do not cross file-system boundaries')
     .option('--json', 'print the result as JSON (includes peak memory)')
     .action(async (paths: string[], opts: Options, cmd: Command) => {
-      const repo = await openRepository(cmd);
+      const repo = await openRepository(cmd, { kind: 'shared', purpose: 'backup-local' });
       const progress = createProgress('backup', { quiet: globalOptions(cmd).quiet || opts.json, bytes: true });
       const warnings: string[] = [];
       const archiver = new LocalArchiver(repo, {

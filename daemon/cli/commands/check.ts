@@ -11,7 +11,7 @@ export function registerCheck(program: Command): void {
     .option('--read-data', 'read every pack in full and verify every blob')
     .option('--json', 'print the result as JSON')
     .action(async (opts: { readData?: boolean; json?: boolean }, cmd: Command) => {
-      const repo = await openRepository(cmd);
+      const repo = await openRepository(cmd, { kind: 'shared', purpose: 'check' });
       const progress = createProgress('check', { quiet: globalOptions(cmd).quiet || opts.json });
       const report = await checkRepository(repo, { readData: Boolean(opts.readData), onProgress: (p) => progress.update(p.done, p.total, p.phase) });
       progress.stop();

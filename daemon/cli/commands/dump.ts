@@ -13,7 +13,7 @@ export function registerDump(program: Command): void {
       if (process.stdout.isTTY) {
         throw new HaulError('InvalidArgument', 'refusing to write a tar archive to a terminal. Redirect it: `haul dump … > backup.tar`, or pipe it: `haul dump … | tar -x -C DIR`.');
       }
-      const repo = await openRepository(cmd);
+      const repo = await openRepository(cmd, { kind: 'shared', purpose: 'dump' });
       const { snapshot, path } = splitSnapshotRef(ref);
       const snap = await repo.findSnapshot(snapshot, opts.client);
       await new TarDump(repo, process.stdout).dump(snap, path);

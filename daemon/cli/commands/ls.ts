@@ -41,7 +41,7 @@ export function registerLs(program: Command): void {
     .option('-r, --recursive', 'descend into directories')
     .option('--json', 'print the result as JSON')
     .action(async (ref: string, opts: { client?: string; recursive?: boolean; json?: boolean }, cmd: Command) => {
-      const repo = await openRepository(cmd);
+      const repo = await openRepository(cmd, { kind: 'shared', purpose: 'ls' });
       const { snapshot, path } = splitSnapshotRef(ref);
       const snap = await repo.findSnapshot(snapshot, opts.client);
       const found = await resolvePath(repo, snap, path);

@@ -10,7 +10,7 @@ export function registerRepair(program: Command): void {
     .description('rebuild the index from the pack headers alone')
     .option('--json', 'print the result as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const repo = await openRepository(cmd);
+      const repo = await openRepository(cmd, { kind: 'exclusive', purpose: 'repair index' });
       const progress = createProgress('repair index', { quiet: globalOptions(cmd).quiet || opts.json });
       const result = await rebuildIndex(repo, (done, total) => progress.update(done, total, 'packs'));
       progress.stop();

@@ -15,7 +15,7 @@ export function registerRestore(program: Command): void {
     .option('--overwrite', 'replace files that already exist in the target')
     .option('--json', 'print the result as JSON')
     .action(async (ref: string, opts: { target: string; client?: string; overwrite?: boolean; json?: boolean }, cmd: Command) => {
-      const repo = await openRepository(cmd);
+      const repo = await openRepository(cmd, { kind: 'shared', purpose: 'restore' });
       const { snapshot, path } = splitSnapshotRef(ref);
       const snap = await repo.findSnapshot(snapshot, opts.client);
       const progress = createProgress('restore', { quiet: globalOptions(cmd).quiet || opts.json, bytes: true });

@@ -1,0 +1,265 @@
+// `haul prune`: remove data no snapshot references. Under the exclusive repository lock (no
+// backup, restore or check runs meanwhile) it marks every blob reachable from a snapshot,
+// deletes packs with nothing in use, repacks packs whose unused share passes a threshold, and
+// rewrites only the index files that mention a changed pack.
+//
+// Crash safety comes from the order of the steps; each leaves a consistent repository:
+//   1. new packs (the used blobs of repacked packs) are written: until indexed they are ignored;
+//   2. their index file is written: those blobs are now in two places, which is harmless;
+//   3. index files naming a repacked or deleted pack are replaced by filtered copies;
+//   4. only then are packs deleted: no index names them any more.
+// A crash leaves at worst unindexed packs and duplicate index entries, which the next prune
+// (or `haul repair index`) tidies. Memory: the chunk index plus one bit per blob, one pack being
+// repacked, and one index file at a time.
+import { HaulError } from '../../shared/errors.js';
+import { BlobType, type PackEntry } from '../repository/blob.js';
+import { Compression, decompressBounded } from '../repository/compression.js';
+import { blobIdFromHash, objectName, sealObject, sha256 } from '../repository/crypto.js';
+import { encodeIndex, type IndexedPack } from '../repository/index-file.js';
+import { lockRepository } from '../repository/lock.js';
+import { PackWriter, decryptPackBlob, packCipher, packPreambleLength, parsePackHeader } from '../repository/pack.js';
+import type { Repository } from '../repository/repository.js';
+import { shortId } from '../repository/snapshot.js';
+
+export interface PruneOptions {
+  /** Repack a partly used pack when at least this share of its bytes is unused (0..1). */
+  repackThreshold?: number;
+  /** Work out and report what would be done, change nothing. */
+  dryRun?: boolean;
+  /** How long to wait for running backups to release the repository. */
+  lockWaitMs?: number;
+  onProgress?: (phase: PrunePhase, done: number, total: number) => void;
+}
+
+export type PrunePhase = 'index' | 'mark' | 'repack' | 'rewrite-index' | 'delete';
+
+export interface PruneReport {
+  dryRun: boolean;
+  snapshots: number;
+  blobsUsed: number;
+  blobsUnused: number;
+  packsBefore: number;
+  packsKept: number;
+  packsDeleted: number;
+  packsRepacked: number;
+  packsWritten: number;
+  indexFilesRewritten: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  bytesFreed: number;
+  durationMs: number;
+}
+
+interface PackUsage {
+  size: number;
+  indexedBytes: number;
+  usedBytes: number;
+}
+
+function refused(why: string): HaulError {
+  return new HaulError('PruneRefused', `prune stopped before changing anything: ${why}`);
+}
+
+export async function pruneRepository(repo: Repository, options: PruneOptions = {}): Promise<PruneReport> {
+  const started = Date.now();
+  const threshold = options.repackThreshold ?? 0.1;
+  if (!(threshold >= 0 && threshold <= 1)) throw new HaulError('InvalidArgument', `the repack threshold must be between 0 and 1, not ${threshold}.`);
+  const lock = await lockRepository(repo, 'exclusive', { purpose: options.dryRun ? 'prune --dry-run' : 'prune', waitMs: options.lockWaitMs ?? 0 });
+  try {
+    return await prune(repo, threshold, options, started);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function prune(repo: Repository, threshold: number, options: PruneOptions, started: number): Promise<PruneReport> {
+  const progress = options.onProgress ?? (() => undefined);
+
+  // 1. Index: every indexed blob, and per pack the bytes its index entries cover (once per pack).
+  progress('index', 0, 1);
+  const usage = new Map<string, PackUsage>();
+  const indexFiles = new Map<string, string[]>();
+  await repo.loadIndex(
+    (file, err) => {
+      throw refused(`index file ${file} cannot be read (${(err as Error).message.split('. Run')[0]}). Run \`haul repair index\`, then prune again.`);
+    },
+    (file, pack) => {
+      const packs = indexFiles.get(file) ?? [];
+      packs.push(pack.name);
+      indexFiles.set(file, packs);
+      if (usage.has(pack.name)) return;
+      let bytes = 0;
+      for (const e of pack.entries) bytes += e.length;
+      usage.set(pack.name, { size: 0, indexedBytes: bytes, usedBytes: 0 });
+    },
+  );
+  const stored = new Map<string, number>();
+  for await (const p of repo.storage.list('packs')) stored.set(p.name, p.size);
+  for (const [name, u] of usage) {
+    const size = stored.get(name);
+    if (size === undefined) throw refused(`pack ${name} is in the index but missing from storage. Run \`haul check\` to see what it affects.`);
+    u.size = size;
+  }
+
+  // 2. Mark every blob a snapshot reaches.
+  const used = new Uint8Array(Math.ceil(repo.index.size / 8));
+  const mark = (hex: string, what: () => string): void => {
+    const n = repo.index.recordNumber(Buffer.from(hex, 'hex'));
+    if (n < 0) throw refused(`${what()} refers to blob ${hex.slice(0, 16)}, which is not in the index. Run \`haul repair index\` and \`haul check\` first.`);
+    used[n >>> 3]! |= 1 << (n & 7);
+  };
+  const snapshotNames: string[] = [];
+  for await (const s of repo.storage.list('snapshots')) snapshotNames.push(s.name);
+  const seenTrees = new Set<string>();
+  let done = 0;
+  for (const name of snapshotNames) {
+    progress('mark', done++, snapshotNames.length);
+    let snap;
+    try {
+      snap = await repo.readSnapshot(name);
+    } catch (err) {
+      throw refused(`snapshot ${shortId(name)} cannot be read (${(err as Error).message}). Without it prune cannot know what that snapshot needs; run \`haul check\`.`);
+    }
+    const pending = [snap.tree];
+    while (pending.length > 0) {
+      const id = pending.pop()!;
+      if (seenTrees.has(id)) continue;
+      seenTrees.add(id);
+      mark(id, () => `snapshot ${shortId(snap.id)}`);
+      let tree;
+      try {
+        tree = await repo.loadTree(id);
+      } catch (err) {
+        throw refused(`directory listing ${id.slice(0, 16)} of snapshot ${shortId(snap.id)} cannot be read (${(err as Error).message.split('. Run')[0]}). Run \`haul check --read-data\`.`);
+      }
+      for (const node of tree.nodes) {
+        if (node.subtree) pending.push(node.subtree);
+        for (const c of node.content ?? []) mark(c, () => `snapshot ${shortId(snap.id)}`);
+      }
+    }
+  }
+
+  // 3. Per-pack accounting and the plan.
+  let blobsUsed = 0;
+  const packNames = new Map<number, string>();
+  for (let n = 0; n < repo.index.size; n++) {
+    if (!(used[n >>> 3]! & (1 << (n & 7)))) continue;
+    blobsUsed++;
+    const { packNumber, length } = repo.index.recordPack(n);
+    let name = packNames.get(packNumber);
+    if (name === undefined) {
+      name = repo.index.packName(packNumber);
+      packNames.set(packNumber, name);
+    }
+    usage.get(name)!.usedBytes += length;
+  }
+  const toDelete: string[] = [];
+  const toRepack: string[] = [];
+  for (const [name, size] of stored) {
+    const u = usage.get(name);
+    if (!u || u.usedBytes === 0) toDelete.push(name);
+    else if (u.indexedBytes - u.usedBytes >= threshold * u.indexedBytes && u.usedBytes < u.indexedBytes) toRepack.push(name);
+    void size;
+  }
+  const bytesBefore = [...stored.values()].reduce((a, b) => a + b, 0);
+  const report: PruneReport = {
+    dryRun: !!options.dryRun,
+    snapshots: snapshotNames.length,
+    blobsUsed,
+    blobsUnused: repo.index.size - blobsUsed,
+    packsBefore: stored.size,
+    packsKept: stored.size - toDelete.length - toRepack.length,
+    packsDeleted: toDelete.length,
+    packsRepacked: toRepack.length,
+    packsWritten: 0,
+    indexFilesRewritten: 0,
+    bytesBefore,
+    bytesAfter: 0,
+    bytesFreed: 0,
+    durationMs: 0,
+  };
+  const freedByDeletes = toDelete.reduce((a, p) => a + stored.get(p)!, 0);
+  if (options.dryRun) {
+    // Repacking keeps the used bytes (plus a pack header per new pack): close enough to report.
+    const repackFreed = toRepack.reduce((a, p) => a + usage.get(p)!.indexedBytes - usage.get(p)!.usedBytes, 0);
+    report.bytesFreed = freedByDeletes + repackFreed;
+    report.bytesAfter = bytesBefore - report.bytesFreed;
+    report.durationMs = Date.now() - started;
+    return report;
+  }
+
+  // 4. Repack: copy each used blob's ciphertext payload into new packs, verified on the way.
+  const newPacks: IndexedPack[] = [];
+  let newBytes = 0;
+  let writer: PackWriter | undefined;
+  const finishPack = async () => {
+    if (!writer || writer.count === 0) return;
+    const pack = writer.finish();
+    writer = undefined;
+    await repo.storage.write('packs', pack.name, pack.parts);
+    newPacks.push({ name: pack.name, entries: pack.entries });
+    newBytes += pack.size;
+  };
+  done = 0;
+  for (const name of toRepack) {
+    progress('repack', done++, toRepack.length);
+    const whole = await repo.storage.read('packs', name);
+    const preamble = whole.subarray(0, packPreambleLength);
+    let header: PackEntry[];
+    try {
+      header = parsePackHeader(repo.keys, name, preamble, whole, whole.length);
+    } catch (err) {
+      throw refused(`pack ${name} cannot be repacked: ${(err as Error).message.split('. Run')[0]}. Run \`haul check --read-data\`.`);
+    }
+    const cipher = packCipher(repo.keys, preamble);
+    for (const e of header) {
+      const n = repo.index.recordNumber(e.id);
+      if (n < 0 || !(used[n >>> 3]! & (1 << (n & 7)))) continue;
+      const loc = repo.index.get(e.id)!;
+      if (loc.pack !== name || loc.offset !== e.offset) continue; // the index uses another copy
+      const payload = decryptPackBlob(cipher, e.offset, whole.subarray(e.offset, e.offset + e.length));
+      const plain = payload && (e.compression === Compression.zstd ? decompressBounded(payload, e.type === BlobType.tree ? repo.config.maxTreeSize : repo.config.chunker.maxSize) : payload);
+      if (!plain || !blobIdFromHash(repo.keys, sha256(plain)).equals(e.id)) {
+        throw refused(`blob ${e.id.toString('hex').slice(0, 16)} in pack ${name} is damaged, and a snapshot needs it. Run \`haul check --read-data\` to see which files are affected.`);
+      }
+      writer ??= new PackWriter(repo.keys);
+      writer.add(e.id, e.type, e.compression, payload, e.rawLength);
+      if (writer.size >= repo.config.packTargetSize) await finishPack();
+    }
+  }
+  await finishPack();
+  report.packsWritten = newPacks.length;
+  if (newPacks.length > 0) {
+    const sealed = sealObject(repo.keys, encodeIndex(newPacks));
+    await repo.storage.write('index', objectName(repo.keys, [sealed]), sealed);
+  }
+
+  // 5. Replace the index files that name a pack about to go.
+  const going = new Set([...toDelete, ...toRepack]);
+  const replaced: string[] = [];
+  done = 0;
+  for (const [file, packs] of indexFiles) {
+    progress('rewrite-index', done++, indexFiles.size);
+    if (!packs.some((p) => going.has(p))) continue;
+    const kept = (await repo.readIndexFile(file)).filter((p) => !going.has(p.name));
+    if (kept.length > 0) {
+      const sealed = sealObject(repo.keys, encodeIndex(kept));
+      await repo.storage.write('index', objectName(repo.keys, [sealed]), sealed);
+    }
+    replaced.push(file);
+  }
+  for (const file of replaced) await repo.storage.delete('index', file);
+  report.indexFilesRewritten = replaced.length;
+
+  // 6. Delete the packs no index names any more.
+  done = 0;
+  for (const name of going) {
+    progress('delete', done++, going.size);
+    await repo.storage.delete('packs', name);
+  }
+  const freed = [...going].reduce((a, p) => a + stored.get(p)!, 0);
+  report.bytesAfter = bytesBefore - freed + newBytes;
+  report.bytesFreed = freed - newBytes;
+  report.durationMs = Date.now() - started;
+  return report;
+}
