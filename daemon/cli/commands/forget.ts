@@ -13,20 +13,15 @@ const count = (flag: string) => (v: string): number => {
   return Number(v);
 };
 
-interface ForgetCliOptions {
+interface ForgetCliOptions extends Omit<RetentionPolicy, 'keepTags'> {
   client?: string;
-  keepLast?: number;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
-  keepWithin?: string;
   keepTag: string[];
   dryRun?: boolean;
   prune?: boolean;
   json?: boolean;
 }
+
+const policyKeys = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'keepWithin'] as const;
 
 export function registerForget(program: Command): void {
   program
@@ -46,16 +41,8 @@ export function registerForget(program: Command): void {
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nPeriods are calendar periods in the server\'s time zone (TZ). A snapshot kept by several rules lists them all.')
     .action(async (ids: string[], opts: ForgetCliOptions, cmd: Command) => {
-      const policy: RetentionPolicy = {
-        ...(opts.keepLast !== undefined ? { keepLast: opts.keepLast } : {}),
-        ...(opts.keepHourly !== undefined ? { keepHourly: opts.keepHourly } : {}),
-        ...(opts.keepDaily !== undefined ? { keepDaily: opts.keepDaily } : {}),
-        ...(opts.keepWeekly !== undefined ? { keepWeekly: opts.keepWeekly } : {}),
-        ...(opts.keepMonthly !== undefined ? { keepMonthly: opts.keepMonthly } : {}),
-        ...(opts.keepYearly !== undefined ? { keepYearly: opts.keepYearly } : {}),
-        ...(opts.keepWithin !== undefined ? { keepWithin: opts.keepWithin } : {}),
-        ...(opts.keepTag.length ? { keepTags: opts.keepTag } : {}),
-      };
+      const policy: RetentionPolicy = Object.fromEntries(policyKeys.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]]));
+      if (opts.keepTag.length) policy.keepTags = opts.keepTag;
       const repo = await openRepository(cmd);
       const result = await forgetSnapshots(repo, {
         ...(opts.client !== undefined ? { client: opts.client } : {}),
