@@ -7,15 +7,8 @@ export interface ProgressReporter {
   stop(): void;
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
+export { formatBytes } from '../../shared/display.js';
+import { formatBytes } from '../../shared/display.js';
 
 export function createProgress(label: string, options: { quiet?: boolean; bytes?: boolean }): ProgressReporter {
   if (options.quiet) return { update: () => undefined, stop: () => undefined };
