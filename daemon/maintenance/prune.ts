@@ -12,14 +12,12 @@
 // (or `haul repair index`) tidies. Memory: the chunk index plus one bit per blob, one pack being
 // repacked, and one index file at a time.
 import { HaulError } from '../../shared/errors.js';
-import { BlobType, type PackEntry } from '../repository/blob.js';
-import { Compression, decompressBounded } from '../repository/compression.js';
-import { blobIdFromHash, objectName, sealObject, sha256 } from '../repository/crypto.js';
-import { encodeIndex, type IndexedPack } from '../repository/index-file.js';
+import type { PackEntry } from '../repository/blob.js';
 import { lockRepository } from '../repository/lock.js';
-import { PackWriter, decryptPackBlob, packCipher, packPreambleLength, parsePackHeader } from '../repository/pack.js';
+import { packCipher, packPreambleLength, parsePackHeader } from '../repository/pack.js';
 import type { Repository } from '../repository/repository.js';
 import { shortId } from '../repository/snapshot.js';
+import { PackCopier, retirePacks } from './pack-replacement.js';
 
 export interface PruneOptions {
   /** Repack a partly used pack when at least this share of its bytes is unused (0..1). */
@@ -189,17 +187,7 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
   }
 
   // 4. Repack: copy each used blob's ciphertext payload into new packs, verified on the way.
-  const newPacks: IndexedPack[] = [];
-  let newBytes = 0;
-  let writer: PackWriter | undefined;
-  const finishPack = async () => {
-    if (!writer || writer.count === 0) return;
-    const pack = writer.finish();
-    writer = undefined;
-    await repo.storage.write('packs', pack.name, pack.parts);
-    newPacks.push({ name: pack.name, entries: pack.entries });
-    newBytes += pack.size;
-  };
+  const copier = new PackCopier(repo);
   done = 0;
   for (const name of toRepack) {
     progress('repack', done++, toRepack.length);
@@ -217,46 +205,18 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
       if (n < 0 || !(used[n >>> 3]! & (1 << (n & 7)))) continue;
       const loc = repo.index.get(e.id)!;
       if (loc.pack !== name || loc.offset !== e.offset) continue; // the index uses another copy
-      const payload = decryptPackBlob(cipher, e.offset, whole.subarray(e.offset, e.offset + e.length));
-      const plain = payload && (e.compression === Compression.zstd ? decompressBounded(payload, e.type === BlobType.tree ? repo.config.maxTreeSize : repo.config.chunker.maxSize) : payload);
-      if (!plain || !blobIdFromHash(repo.keys, sha256(plain)).equals(e.id)) {
-        throw refused(`blob ${e.id.toString('hex').slice(0, 16)} in pack ${name} is damaged, and a snapshot needs it. Run \`haul check --read-data\` to see which files are affected.`);
+      if (!(await copier.copy(e, cipher, whole.subarray(e.offset, e.offset + e.length)))) {
+        throw refused(`blob ${e.id.toString('hex').slice(0, 16)} in pack ${name} is damaged, and a snapshot needs it. Run \`haul check --read-data\` to see which files are affected, and \`haul repair packs\`.`);
       }
-      writer ??= new PackWriter(repo.keys);
-      writer.add(e.id, e.type, e.compression, payload, e.rawLength);
-      if (writer.size >= repo.config.packTargetSize) await finishPack();
     }
   }
-  await finishPack();
-  report.packsWritten = newPacks.length;
-  if (newPacks.length > 0) {
-    const sealed = sealObject(repo.keys, encodeIndex(newPacks));
-    await repo.storage.write('index', objectName(repo.keys, [sealed]), sealed);
-  }
+  await copier.finish();
+  report.packsWritten = copier.written.length;
 
-  // 5. Replace the index files that name a pack about to go.
+  // 5 and 6. Replace the index files that name a pack about to go, then delete those packs.
   const going = new Set([...toDelete, ...toRepack]);
-  const replaced: string[] = [];
-  done = 0;
-  for (const [file, packs] of indexFiles) {
-    progress('rewrite-index', done++, indexFiles.size);
-    if (!packs.some((p) => going.has(p))) continue;
-    const kept = (await repo.readIndexFile(file)).filter((p) => !going.has(p.name));
-    if (kept.length > 0) {
-      const sealed = sealObject(repo.keys, encodeIndex(kept));
-      await repo.storage.write('index', objectName(repo.keys, [sealed]), sealed);
-    }
-    replaced.push(file);
-  }
-  for (const file of replaced) await repo.storage.delete('index', file);
-  report.indexFilesRewritten = replaced.length;
-
-  // 6. Delete the packs no index names any more.
-  done = 0;
-  for (const name of going) {
-    progress('delete', done++, going.size);
-    await repo.storage.delete('packs', name);
-  }
+  report.indexFilesRewritten = (await retirePacks(repo, going, indexFiles, progress)).indexFilesRewritten;
+  const newBytes = copier.bytesWritten;
   const freed = [...going].reduce((a, p) => a + stored.get(p)!, 0);
   report.bytesAfter = bytesBefore - freed + newBytes;
   report.bytesFreed = freed - newBytes;

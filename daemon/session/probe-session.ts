@@ -267,17 +267,19 @@ export class PullBackupSession {
             continue;
           }
           if (node.type !== 'file' || !node.content) continue;
-          // Only chunks the repository still has are offered: a lost chunk is read and sent again.
-          const ids = node.content.map((c) => Buffer.from(c, 'hex'));
-          if (!ids.every((id) => this.repo.hasBlob(id))) continue;
-          for (const c of node.content) this.previousIds.add(c);
+          // Only chunks the repository still has are offered. A file with a lost chunk is read
+          // again (no "unchanged" record); of its chunks, only the lost ones travel again.
+          const present = node.content.map((c) => this.repo.hasBlob(Buffer.from(c, 'hex')));
+          const fp = node.fingerprints ? Buffer.from(node.fingerprints, 'base64') : undefined;
+          node.content.forEach((c, i) => {
+            if (!present[i]) return;
+            this.previousIds.add(c);
+            if (fp && fp.length >= (i + 1) * 8) fingerprints.push(fp.readBigUInt64LE(i * 8));
+          });
+          if (!present.every(Boolean)) continue;
           this.previousFiles.set(path.toString('latin1'), node);
           if (node.inode !== undefined) {
             records.push(new BodyWriter().u64(pathHash(path)).u64(node.size ?? 0).i64(BigInt(node.mtime)).i64(BigInt(node.ctime)).u64(BigInt(node.inode)).done());
-          }
-          if (node.fingerprints) {
-            const fp = Buffer.from(node.fingerprints, 'base64');
-            for (let i = 0; i < fp.length; i += 8) fingerprints.push(fp.readBigUInt64LE(i));
           }
         }
       };

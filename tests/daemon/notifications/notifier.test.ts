@@ -61,7 +61,7 @@ describe('notifications', () => {
     webPort = (web.address() as AddressInfo).port;
   });
   afterAll(async () => {
-    await new Promise((r) => smtp.close(r));
+    await new Promise<void>((r) => smtp.close(() => r()));
     await new Promise((r) => web.close(r));
   });
 
