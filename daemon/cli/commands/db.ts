@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { databaseLocation } from '../../database/database-url.js';
-import { migrateDatabase } from '../../database/open-database.js';
 import { globalOptions, output, stateDirectory } from '../context.js';
 
 export function registerDb(program: Command): void {
@@ -12,6 +11,8 @@ export function registerDb(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const location = databaseLocation(stateDirectory(globalOptions(cmd)));
+      // Loaded on use: the database clients are large, and most commands never need them.
+      const { migrateDatabase } = await import('../../database/open-database.js');
       const result = await migrateDatabase(location);
       output(opts.json, { database: location.display, provider: location.provider, version: result.version, applied: result.applied.map((m) => `${m.version}_${m.name}`) }, () =>
         result.applied.length === 0
