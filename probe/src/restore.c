@@ -81,6 +81,7 @@ typedef struct {
     haul_in in;
     int overwrite;
     int is_root;
+    uid_t euid;
     uint32_t max_data;
     uint8_t *raw, *packed;
 
@@ -245,14 +246,22 @@ static void read_entry(session *s, size_t len)
 
 /* ---- owners, modes, times -------------------------------------------------- */
 
-/* Counts the outcome of setting an owner (chown_result 0: done) and returns the
- * mode that may go with it: set-id bits only on an entry whose owner was restored. */
+/* Whether to try chown at all: root may give anything to anyone; another user only
+ * its own entries (and the kernel then allows the groups it is a member of). */
+static int may_chown(const session *s, uint32_t uid)
+{
+    return s->is_root || uid == (uint32_t)s->euid;
+}
+
+/* Counts the outcome of setting an owner (chown_result 0: done, -1 with errno
+ * chown_errno when tried, -1 with 0 when not tried) and returns the mode that
+ * may go with it: set-id bits only on an entry whose owner was restored. */
 static uint32_t mode_after_owner(session *s, int chown_result, int chown_errno, uint32_t mode)
 {
-    if (s->is_root && chown_result == 0)
+    if (chown_result == 0)
         return mode;
     s->owners_not_set++;
-    if (s->is_root && s->owner_errno == 0)
+    if (s->owner_errno == 0)
         s->owner_errno = chown_errno;
     if (mode & 06000) {
         s->setid_dropped++;
@@ -270,7 +279,8 @@ static void times_of(int64_t ns, struct timespec ts[2])
 static const char *set_fd_metadata(session *s, int fd, uint32_t mode, uint32_t uid, uint32_t gid,
                                    int64_t mtime, int *err)
 {
-    int r = s->is_root ? fchown(fd, uid, gid) : -1;
+    errno = 0;
+    int r = may_chown(s, uid) ? fchown(fd, uid, gid) : -1;
     mode = mode_after_owner(s, r, errno, mode);
     struct timespec ts[2];
     times_of(mtime, ts);
@@ -419,7 +429,8 @@ static int restore_node(session *s, level *parent)
                      : e->kind == KIND_FIFO ? "fifo" : "device node");
         return 0;
     }
-    int c = s->is_root ? fchownat(dirfd, tmp, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) : -1;
+    errno = 0;
+    int c = may_chown(s, e->uid) ? fchownat(dirfd, tmp, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) : -1;
     uint32_t mode = mode_after_owner(s, c, errno, e->mode);
     const char *failed = NULL;
     int err = 0;
@@ -750,7 +761,8 @@ int haul_restore_main(int argc, char **argv)
 
     static session sess;
     session *s = &sess;
-    s->is_root = geteuid() == 0;
+    s->euid = geteuid();
+    s->is_root = s->euid == 0;
     haul_out_init(&s->out, STDOUT_FILENO, OUT_BUFFER);
     haul_in_init(&s->in, STDIN_FILENO, IN_BUFFER, &s->out);
     s->in.end_of_session = "RESTORE_END";

@@ -543,7 +543,7 @@ describe('haul-probe --restore', () => {
       user = ensureUser('haul-t-rst-probe');
     });
 
-    it('keeps the restoring user as owner, reports it once, drops set-id bits, and refuses device nodes', async () => {
+    it('keeps the restoring user as owner of what it cannot give away, counts it, drops those set-id bits, and refuses device nodes', async () => {
       const { target } = sandbox();
       fs.chownSync(target, user.uid, user.gid);
       const items: Item[] = [
@@ -552,6 +552,8 @@ describe('haul-probe --restore', () => {
         { kind: RestoreKind.file, path: 'd/plain', mode: 0o640, uid: 0, gid: 0, data: Buffer.from('plain\n') },
         { kind: RestoreKind.symlink, path: 'd/link', target: 'plain', uid: 0, gid: 0 },
         { kind: RestoreKind.chardev, path: 'd/null', mode: 0o666, rdev: (1 << 8) | 3 },
+        // The user's own entries keep their owner, so their set-id bits too.
+        { kind: RestoreKind.file, path: 'd/own-setuid', mode: 0o4750, uid: user.uid, gid: user.gid, data: Buffer.from('own\n') },
       ];
       const r = await run(target, items, { user });
       expect(r.code).toBe(0);
@@ -560,7 +562,8 @@ describe('haul-probe --restore', () => {
       expect(fs.lstatSync(path.join(target, 'd/link')).uid).toBe(user.uid);
       expect(fs.statSync(path.join(target, 'd/setuid-prog')).mode & 0o7777).toBe(0o755);
       expect(fs.statSync(path.join(target, 'd/plain')).mode & 0o7777).toBe(0o640);
-      expect(r.done).toEqual(doneWith({ entries: 5, files: 2, dirs: 1, symlinks: 1, leftOut: 1, bytes: 16, ownersNotSet: 4, setIdDropped: 1 }, user.uid));
+      expect(fs.statSync(path.join(target, 'd/own-setuid')).mode & 0o7777).toBe(0o4750);
+      expect(r.done).toEqual(doneWith({ entries: 6, files: 3, dirs: 1, symlinks: 1, leftOut: 1, bytes: 20, ownersNotSet: 4, setIdDropped: 1 }, user.uid));
     });
   });
 
