@@ -239,3 +239,146 @@ export class FrameDecoder {
     return out;
   }
 }
+
+// ---- the restore session (docs/probe-protocol.md, "Session: restore") ----
+// The probe runs as `haul-probe --restore`, greets with HELLO and answers with WARN (ProbeMessage)
+// and RESTORE_DONE; the server streams everything else without waiting.
+
+export const RestoreServerMessage = {
+  restore: 0x40,
+  entry: 0x41,
+  data: 0x42,
+  fileEnd: 0x43,
+  end: 0x44,
+} as const;
+
+export const RestoreProbeMessage = {
+  done: 0x50,
+} as const;
+
+export const RestoreKind = { file: 1, dir: 2, symlink: 3, fifo: 4, chardev: 5, blockdev: 6, hardlink: 8 } as const;
+export type RestoreKind = (typeof RestoreKind)[keyof typeof RestoreKind];
+
+/** RESTORE flags. */
+export const RestoreFlag = { overwrite: 1 } as const;
+/** RESTORE_ENTRY flags: an ancestor directory is created if missing, never changed if present. */
+export const RestoreEntryFlag = { ancestor: 1 } as const;
+export const RestoreFileStatus = { complete: 0, abandoned: 1 } as const;
+
+/** Largest raw length of one RESTORE_DATA (it must fit a frame). */
+export const maxRestoreData = 16 * 1024 * 1024;
+/** Longest name (path component) the probe restores, as on Linux file systems. */
+export const maxRestoreNameBytes = 255;
+/** The probe's exit status when the target directory cannot be opened or created. */
+export const restoreTargetExitStatus = 5;
+
+export interface RestoreEntry {
+  kind: RestoreKind;
+  flags?: number;
+  /** Relative to the target, '/'-separated raw bytes. */
+  path: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: bigint;
+  size?: number;
+  rdev?: number;
+  linkId?: number;
+  target?: Buffer;
+}
+
+export function encodeRestoreStart(options: { overwrite: boolean; maxData: number; target: Buffer }): Buffer {
+  const w = new BodyWriter().u8(options.overwrite ? RestoreFlag.overwrite : 0).u32(options.maxData).bytes16(options.target);
+  return encodeFrame(RestoreServerMessage.restore, w.done());
+}
+
+export function encodeRestoreEntry(e: RestoreEntry): Buffer {
+  const w = new BodyWriter()
+    .u8(e.kind)
+    .u8(e.flags ?? 0)
+    .bytes16(e.path)
+    .u32(e.mode)
+    .u32(e.uid)
+    .u32(e.gid)
+    .i64(e.mtimeNs)
+    .u64(e.size ?? 0)
+    .u64(e.rdev ?? 0)
+    .u32(e.linkId ?? 0)
+    .bytes16(e.target ?? Buffer.alloc(0));
+  return encodeFrame(RestoreServerMessage.entry, w.done());
+}
+
+/** The 10-byte head of a RESTORE_DATA frame; the data follows it unchanged. */
+export function restoreDataHead(compression: number, rawLength: number, dataLength: number): Buffer {
+  const head = Buffer.alloc(10);
+  head.writeUInt32LE(1 + 5 + dataLength, 0);
+  head[4] = RestoreServerMessage.data;
+  head[5] = compression;
+  head.writeUInt32LE(rawLength, 6);
+  return head;
+}
+
+export function encodeRestoreFileEnd(status: number): Buffer {
+  return encodeFrame(RestoreServerMessage.fileEnd, Buffer.from([status]));
+}
+
+export interface RestoreDone {
+  entries: bigint;
+  files: bigint;
+  dirs: bigint;
+  symlinks: bigint;
+  hardlinks: bigint;
+  specials: bigint;
+  leftOut: bigint;
+  bytes: bigint;
+  euid: number;
+  ownersNotSet: bigint;
+  ownerErrno: number;
+  setIdDropped: bigint;
+}
+
+/** Throws MalformedBody unless the body is exactly a RESTORE_DONE. */
+export function decodeRestoreDone(body: Buffer): RestoreDone {
+  const r = new BodyReader(body);
+  const done: RestoreDone = {
+    entries: r.u64(), files: r.u64(), dirs: r.u64(), symlinks: r.u64(), hardlinks: r.u64(), specials: r.u64(),
+    leftOut: r.u64(), bytes: r.u64(), euid: r.u32(), ownersNotSet: r.u64(), ownerErrno: r.i32(), setIdDropped: r.u64(),
+  };
+  r.end();
+  return done;
+}
+
+export interface Hello {
+  magic: string;
+  version: number;
+  probeVersion: string;
+  arch: string;
+  features: number;
+}
+
+/** HELLO feature bits. */
+export const HelloFeature = { shaExtensions: 1, zstd: 2 } as const;
+
+/** Throws MalformedBody unless the body is exactly a HELLO. */
+export function decodeHello(body: Buffer): Hello {
+  const r = new BodyReader(body);
+  const hello = { magic: r.bytes(8).toString('latin1'), version: r.u16(), probeVersion: r.bytes16().toString('utf8'), arch: r.bytes16().toString('utf8'), features: r.u32() };
+  r.end();
+  return hello;
+}
+
+/** A path relative to a restore target as the probe accepts it: 1..4096 bytes, components of 1..255 bytes, no '.', '..' or NUL, no '/' at either end. */
+export function isSafeRestorePath(path: Buffer): boolean {
+  if (path.length < 1 || path.length > maxPathBytes || path.includes(0)) return false;
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i === path.length || path[i] === 0x2f) {
+      const len = i - start;
+      if (len === 0 || len > maxRestoreNameBytes) return false;
+      if (len === 1 && path[start] === 0x2e) return false;
+      if (len === 2 && path[start] === 0x2e && path[start + 1] === 0x2e) return false;
+      start = i + 1;
+    }
+  }
+  return true;
+}

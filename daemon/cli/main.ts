@@ -32,8 +32,9 @@ Exit codes:
   0   success
   1   the command failed (the message says why and what to do)
   2   usage error, or no passphrase given
-  3   incomplete: check found errors, a restore left some files out (damaged, or already
-      present without --overwrite), or a backup could not read some files
+  3   incomplete: check found errors, a restore left some files out (damaged, already
+      present without --overwrite, or not creatable on the client), or a backup could not
+      read some files
   10  no repository at the given location
   12  wrong passphrase`);
   registerInit(program);

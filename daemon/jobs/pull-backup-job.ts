@@ -4,10 +4,10 @@ import { HaulError } from '../../shared/errors.js';
 import type { ClientConfig } from '../clients/client-registry.js';
 import type { Repository } from '../repository/repository.js';
 import { lockRepository } from '../repository/lock.js';
-import { ensureProbe, probeCommand } from '../session/probe-installer.js';
+import { installAndStartProbe } from '../session/probe-process.js';
 import { runPullBackup, type PullBackupResult, type PullProgress, type SessionLimits } from '../session/probe-session.js';
 import type { ServerIdentity } from '../session/server-identity.js';
-import { connectToClient } from '../session/ssh-connection.js';
+import { connectToRegisteredClient } from './client-connection.js';
 
 export interface PullBackupJobOptions {
   repo: Repository;
@@ -39,44 +39,27 @@ export async function runPullBackupJob(options: PullBackupJobOptions): Promise<P
 async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResult> {
   const { client } = options;
   const log = (line: string) => options.onLog?.(line);
-  const conn = await connectToClient({
-    host: client.host,
-    port: client.port,
-    user: client.user,
-    identity: options.identity,
-    clientName: client.name,
-    ...(client.hostKey ? { pinnedHostKey: client.hostKey } : {}),
-  });
+  const conn = await connectToRegisteredClient(client, options.pinHostKey, options.identity, log);
   try {
-    if (conn.firstContact) {
-      // Trust on first use: from now on any other key fails the job (invariant 4).
-      await options.pinHostKey(conn.hostKeyFingerprint);
-      log(`first contact with ${conn.label}: pinned its ${conn.hostKeyType} host key ${conn.hostKeyFingerprint}`);
+    const running = await installAndStartProbe(conn, options.probeDir, '--serve', log);
+    let result: PullBackupResult;
+    try {
+      result = await runPullBackup(options.repo, running.transport, {
+        client: client.name,
+        hostname: client.host,
+        paths: client.paths,
+        excludes: client.excludes,
+        oneFileSystem: client.oneFileSystem,
+        ...(options.tags ? { tags: options.tags } : {}),
+        ...(options.limits ? { limits: options.limits } : {}),
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        onLog: log,
+      });
+    } catch (err) {
+      throw running.execFailure(await running.exitAfterFailure()) ?? err;
     }
-    const probe = await ensureProbe(conn, { probeDir: options.probeDir });
-    log(probe.uploaded ? `uploaded the probe (${probe.arch}, sha256 ${probe.sha256.slice(0, 16)}) to ${probe.path}` : `the client's cached probe is current (${probe.arch})`);
-    // `exec` in the remote shell: stopping the channel's process must stop the probe itself.
-    const proc = await conn.exec(probeCommand(probe, ['--serve']));
-    const result = await runPullBackup(options.repo, { input: proc.stdin, output: proc.stdout, diagnostics: proc.stderr, stop: () => proc.stop() }, {
-      client: client.name,
-      hostname: client.host,
-      paths: client.paths,
-      excludes: client.excludes,
-      oneFileSystem: client.oneFileSystem,
-      ...(options.tags ? { tags: options.tags } : {}),
-      ...(options.limits ? { limits: options.limits } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      onLog: log,
-    });
     // The snapshot is saved; the probe gets EOF and a few seconds to exit before it is stopped.
-    proc.stdin.end();
-    const exit = await Promise.race([proc.exit, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())]);
-    if (!exit) {
-      log('warning: the probe did not exit within 10 s after the backup; it was stopped');
-      proc.stop();
-    } else if (exit.code !== 0) {
-      log(`warning: the probe exited with ${exit.code ?? exit.signal} after the snapshot was saved`);
-    }
+    await running.finish('backup');
     return result;
   } catch (err) {
     if (err instanceof HaulError) throw err;
@@ -85,4 +68,3 @@ async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResu
     await conn.close();
   }
 }
-

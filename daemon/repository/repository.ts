@@ -23,6 +23,12 @@ export interface KeyInfo {
   current: boolean;
 }
 
+/** A blob's verified plaintext, and the zstd frame it was stored as, if it was. */
+export interface VerifiedBlob {
+  plain: Buffer;
+  zstdFrame?: Buffer;
+}
+
 export interface RepositoryStats {
   blobsNew: number;
   bytesNew: number;
@@ -189,17 +195,29 @@ export class Repository {
 
   /** Reads, decrypts, decompresses and re-hashes a blob; nothing unverified is ever returned. */
   async loadBlob(id: Buffer, type: BlobType): Promise<Buffer> {
+    return (await this.loadBlobWithFrame(id, type)).plain;
+  }
+
+  /**
+   * `loadBlob`, plus the zstd frame the blob is stored as (when it is stored compressed), once
+   * verified: a restore onto a client sends it on as it is instead of compressing again.
+   */
+  async loadBlobWithFrame(id: Buffer, type: BlobType): Promise<VerifiedBlob> {
     await this.loadIndex();
     const loc = this.index.get(id);
     if (!loc) {
       throw new HaulError('BlobMissing', `${type === BlobType.tree ? 'tree' : 'chunk'} ${id.toString('hex')} is not in the index. Run \`haul repair index\`; if it stays missing, \`haul check\` lists the affected snapshots.`);
     }
     const ct = await this.storage.read('packs', loc.pack, { offset: loc.offset, length: loc.length });
-    return this.openBlob(id, loc, await this.cipherFor(loc.pack), ct);
+    return this.openBlobWithFrame(id, loc, await this.cipherFor(loc.pack), ct);
   }
 
   /** Verifies one blob's ciphertext against its ID; shared by reads and `check --read-data`. */
   openBlob(id: Buffer, loc: Pick<BlobLocation, 'pack' | 'offset' | 'type' | 'compression'>, cipher: SubkeyCipher, ct: Uint8Array): Buffer {
+    return this.openBlobWithFrame(id, loc, cipher, ct).plain;
+  }
+
+  private openBlobWithFrame(id: Buffer, loc: Pick<BlobLocation, 'pack' | 'offset' | 'type' | 'compression'>, cipher: SubkeyCipher, ct: Uint8Array): VerifiedBlob {
     const what = `${loc.type === BlobType.tree ? 'tree' : 'chunk'} ${id.toString('hex').slice(0, 16)} in pack ${loc.pack}`;
     const payload = decryptPackBlob(cipher, loc.offset, ct);
     if (!payload) throw new HaulError('BlobCorrupt', `${what} failed authentication: the pack's bytes were changed on disk. Run \`haul check --read-data\` to list the affected snapshots and files.`);
@@ -210,7 +228,7 @@ export class Repository {
       if (!plain) throw new HaulError('BlobCorrupt', `${what} does not decompress to a valid chunk.`);
     }
     if (!blobIdFromHash(this.keys, sha256(plain)).equals(id)) throw new HaulError('BlobCorrupt', `${what} has the wrong content (hash mismatch).`);
-    return plain;
+    return loc.compression === Compression.zstd ? { plain, zstdFrame: payload } : { plain };
   }
 
   async loadTree(id: string): Promise<Tree> {

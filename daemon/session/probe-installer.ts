@@ -268,14 +268,21 @@ function checkRun(r: RunResult, c: { label: string; user: string; arch: ProbeArc
   if (r.code === 126 && /Exec format error|cannot execute binary/i.test(err)) {
     throw new HaulError('UnsupportedArchitecture', `${c.label} reported ${c.arch}, but the ${c.arch} probe cannot run there (exec format error).${said}`);
   }
-  if (r.code === 126 || /Permission denied/i.test(err)) {
-    throw new HaulError(
-      'NoExec',
-      `${c.label}: the probe was copied to ${c.finalPath} but cannot be run there: that file system is probably mounted noexec. ` +
-        `Set XDG_CACHE_HOME for user ${c.user} on the client to a directory on a file system mounted with exec rights ` +
-        `(OpenSSH 8.7 or later: "SetEnv XDG_CACHE_HOME=/var/cache/haul-${c.user}" in a "Match User ${c.user}" block of sshd_config; ` +
-        `create that directory owned by ${c.user}), then run the job again.${said}`,
-    );
-  }
+  if (r.code === 126 || /Permission denied/i.test(err)) throw noExecError({ ...c, copied: true }, err);
   throw new HaulError('ProbeUploadFailed', `${c.label}: the probe ${c.finalPath} did not run (exit ${r.code ?? r.signal ?? 'unknown'}).${said}`);
+}
+
+/**
+ * The probe is on the client but the shell cannot execute it (exit 126): its directory is on a
+ * file system mounted noexec, now or since the probe was cached there.
+ */
+export function noExecError(c: { label: string; user: string; finalPath: string; copied: boolean }, clientSaid: string): HaulError {
+  const said = clientSaid ? ` The client said: ${JSON.stringify(clientSaid)}` : '';
+  return new HaulError(
+    'NoExec',
+    `${c.label}: the probe ${c.copied ? 'was copied to' : 'is cached at'} ${c.finalPath} but cannot be run there: that file system is probably mounted noexec. ` +
+      `Set XDG_CACHE_HOME for user ${c.user} on the client to a directory on a file system mounted with exec rights ` +
+      `(OpenSSH 8.7 or later: "SetEnv XDG_CACHE_HOME=/var/cache/haul-${c.user}" in a "Match User ${c.user}" block of sshd_config; ` +
+      `create that directory owned by ${c.user}), then run the job again.${said}`,
+  );
 }

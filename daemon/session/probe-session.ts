@@ -30,6 +30,7 @@ import { blobIdFromHash, chunkerKeyFor, sha256 } from '../repository/crypto.js';
 import type { Repository } from '../repository/repository.js';
 import type { Snapshot, SnapshotStats, StoredSnapshot } from '../repository/snapshot.js';
 import { encodeBytes, nameBytes, type NodeType, type Tree, type TreeNode } from '../repository/tree.js';
+import { copyProbeDiagnostics } from './probe-diagnostics.js';
 
 export interface ProbeTransport {
   /** The probe's stdin. */
@@ -231,17 +232,7 @@ export class PullBackupSession {
   }
 
   private copyDiagnostics(): void {
-    const d = this.transport.diagnostics;
-    if (!d) return;
-    let rest = '';
-    d.setEncoding('utf8');
-    d.on('data', (s: string) => {
-      const lines = (rest + s).split('\n');
-      rest = lines.pop() ?? '';
-      // Bounded: a probe cannot flood the log with one endless line.
-      if (rest.length > 4096) rest = rest.slice(0, 4096);
-      for (const l of lines) this.log(`probe: ${JSON.stringify(l.slice(0, 4096)).slice(1, -1)}`);
-    });
+    copyProbeDiagnostics(this.transport.diagnostics, (line) => this.log(line));
   }
 
   // ---- what the probe is told: this client's own previous snapshot, nothing else ----

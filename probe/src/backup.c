@@ -5,8 +5,8 @@
 #include "gear_chunker.h"
 #include "hmac_sha256.h"
 #include "protocol.h"
+#include "session.h"
 #include "sha256.h"
-#include "version.h"
 #include "walk.h"
 
 #include <errno.h>
@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,7 +28,6 @@
 #define PREVIOUS_PER_FRAME 65536u
 #define PREVIOUS_RECORD 40u
 #define NEED_MAX_BODY (4 + 2 + HAUL_MAX_PATH + 8 + 4 + HAUL_SHA256_LEN)
-#define WARN_MAX_MESSAGE 1024
 #define FLUSH_AFTER_MS 100
 
 enum { KIND_FILE = 1, KIND_DIR, KIND_SYMLINK, KIND_FIFO, KIND_CHR, KIND_BLK, KIND_SOCK };
@@ -142,37 +140,9 @@ static int known(const session *s, uint64_t fp)
 
 /* ---- frames to the server ---------------------------------------------- */
 
-static void send_hello(session *s)
-{
-    static const char ver[] = HAUL_PROBE_VERSION, arch[] = HAUL_ARCH;
-    size_t body = 8 + 2 + 2 + strlen(ver) + 2 + strlen(arch) + 4;
-    uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_HELLO, body, body);
-    uint32_t features = 0;
-    if (strcmp(haul_sha256_impl_name(), "portable") != 0)
-        features |= 1;
-    if (haul_compress_available())
-        features |= 2;
-    p = haul_put_bytes(p, HAUL_HELLO_MAGIC, 8);
-    p = haul_put_u16(p, HAUL_PROTOCOL_VERSION);
-    p = haul_put_bytes16(p, ver, strlen(ver));
-    p = haul_put_bytes16(p, arch, strlen(arch));
-    haul_put_u32(p, features);
-    haul_out_commit(&s->out, body);
-}
-
 static void send_warn(session *s, const char *path, size_t plen, int err, const char *msg)
 {
-    size_t mlen = strlen(msg);
-    if (plen > HAUL_MAX_PATH)
-        plen = HAUL_MAX_PATH;
-    if (mlen > WARN_MAX_MESSAGE)
-        mlen = WARN_MAX_MESSAGE;
-    size_t body = 2 + plen + 4 + 2 + mlen;
-    uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_WARN, body, body);
-    p = haul_put_bytes16(p, path, plen);
-    p = haul_put_u32(p, (uint32_t)err);
-    haul_put_bytes16(p, msg, mlen);
-    haul_out_commit(&s->out, body);
+    haul_send_warn(&s->out, path, plen, err, msg);
 }
 
 static uint32_t clamp_u32(uint64_t v)
@@ -671,16 +641,6 @@ static void serve_needs(session *s)
 
 /* ---- the session ------------------------------------------------------- */
 
-static void raise_fd_limit(void)
-{
-    /* The walk holds one descriptor per directory level (up to 2048 in a 4096-byte path). */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4200) {
-        rl.rlim_cur = rl.rlim_max < 4200 ? rl.rlim_max : 4200;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 int haul_serve_main(int argc, char **argv)
 {
     (void)argv;
@@ -689,7 +649,7 @@ int haul_serve_main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    haul_raise_fd_limit();
     /* A bigger pipe to sshd means fewer context switches (best effort: stdout may be no pipe). */
     fcntl(STDOUT_FILENO, F_SETPIPE_SZ, (int)OUT_BUFFER);
 
@@ -698,7 +658,7 @@ int haul_serve_main(int argc, char **argv)
     haul_out_init(&s->out, STDOUT_FILENO, OUT_BUFFER);
     haul_in_init(&s->in, STDIN_FILENO, IN_BUFFER, &s->out);
 
-    send_hello(s);
+    haul_send_hello(&s->out);
     read_backup(s);
     read_previous(s);
     read_known(s);

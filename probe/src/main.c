@@ -5,6 +5,7 @@
 #include "sha256.h"
 #include "tools.h"
 #include "backup.h"
+#include "restore.h"
 #include "version.h"
 
 #include <stdio.h>
@@ -26,6 +27,8 @@ static const struct {
     {"--help", "", "print this help", help_main},
     {"--serve", "", "speak the probe protocol on stdin/stdout (docs/probe-protocol.md)",
      haul_serve_main},
+    {"--restore", "", "restore entries sent on stdin below a target directory (docs/probe-protocol.md)",
+     haul_restore_main},
     {"--selftest", "", "run the built-in known-answer tests", haul_selftest_main},
     {"--chunk-boundaries", "KEYHEX MIN AVG MAX < file",
      "print 'offset length sha256' per chunk", haul_chunk_boundaries_main},

@@ -173,6 +173,7 @@ void haul_in_init(haul_in *in, int fd, size_t cap, haul_out *out)
     in->cap = cap;
     in->start = in->end = 0;
     in->out = out;
+    in->end_of_session = "FINISH";
     in->buf = malloc(cap);
     if (!in->buf)
         haul_fatal(HAUL_EXIT_INTERNAL, "out of memory (input buffer of %zu bytes)", cap);
@@ -184,9 +185,10 @@ void haul_in_free(haul_in *in)
     in->buf = NULL;
 }
 
-static void closed(void)
+static void closed(const haul_in *in)
 {
-    haul_fatal(HAUL_EXIT_CHANNEL, "stdin closed before FINISH: the server ended the session; ending");
+    haul_fatal(HAUL_EXIT_CHANNEL, "stdin closed before %s: the server ended the session; ending",
+               in->end_of_session);
 }
 
 /* One read(2) into the free tail of the buffer; returns bytes read (0 on EINTR/EAGAIN). */
@@ -201,7 +203,7 @@ static size_t read_some(haul_in *in)
     }
     ssize_t r = read(in->fd, in->buf + in->end, in->cap - in->end);
     if (r == 0)
-        closed();
+        closed(in);
     if (r < 0) {
         if (errno == EINTR || errno == EAGAIN)
             return 0;
@@ -221,7 +223,7 @@ void haul_in_poll(haul_in *in)
     if (room && (pfd.revents & (POLLIN | POLLHUP | POLLERR)))
         read_some(in);
     else if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
-        closed(); /* nothing more can be taken in and the writer is gone */
+        closed(in); /* nothing more can be taken in and the writer is gone */
 }
 
 void haul_in_read(haul_in *in, void *dst, size_t n)
@@ -235,7 +237,7 @@ void haul_in_read(haul_in *in, void *dst, size_t n)
                 /* A large body: straight into the caller's memory. */
                 ssize_t r = read(in->fd, d, n);
                 if (r == 0)
-                    closed();
+                    closed(in);
                 if (r < 0) {
                     if (errno == EINTR || errno == EAGAIN)
                         continue;

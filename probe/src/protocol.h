@@ -22,6 +22,7 @@
 #define HAUL_EXIT_INTERNAL 1   /* out of memory and the like */
 #define HAUL_EXIT_CHANNEL 3    /* stdin ended before FINISH, or stdout is closed */
 #define HAUL_EXIT_PROTOCOL 4   /* the server sent a malformed or unexpected frame */
+#define HAUL_EXIT_TARGET 5     /* --restore: the target directory cannot be opened or created */
 
 enum {
     HAUL_MSG_HELLO = 0x01,
@@ -40,6 +41,13 @@ enum {
     HAUL_MSG_WARN = 0x30,
     HAUL_MSG_WALK_DONE = 0x31,
     HAUL_MSG_DONE = 0x3f,
+    /* the restore session (--restore) */
+    HAUL_MSG_RESTORE = 0x40,
+    HAUL_MSG_RESTORE_ENTRY = 0x41,
+    HAUL_MSG_RESTORE_DATA = 0x42,
+    HAUL_MSG_RESTORE_FILE_END = 0x43,
+    HAUL_MSG_RESTORE_END = 0x44,
+    HAUL_MSG_RESTORE_DONE = 0x50,
 };
 
 /* Prints "haul-probe: <message>" on stderr and exits with status. */
@@ -89,8 +97,10 @@ typedef struct {
     uint8_t *buf;
     size_t cap, start, end;
     haul_out *out; /* flushed before every blocking read: never wait with answers unsent */
+    const char *end_of_session; /* the frame after which stdin may close, for the message */
 } haul_in;
 
+/* end_of_session defaults to "FINISH" (the backup session). */
 void haul_in_init(haul_in *in, int fd, size_t cap, haul_out *out);
 void haul_in_free(haul_in *in);
 /* Without blocking: takes in whatever stdin has ready (up to the buffer's

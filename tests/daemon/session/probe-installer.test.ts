@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { authorizedKeysLine, loadOrCreateServerIdentity, type ServerIdentity } from '../../../daemon/session/server-identity.js';
 import { connectToClient, type SshConnection } from '../../../daemon/session/ssh-connection.js';
 import { ensureProbe, probeCommand } from '../../../daemon/session/probe-installer.js';
+import { startProbe } from '../../../daemon/session/probe-process.js';
 import { failure } from '../../helpers/errors.js';
 import { ensureUser, mountTmpfs, sshdSkipReason, startSshd, tmpfsSkipReason, unmount, type TestSshd, type UnixUser } from '../../helpers/sshd.js';
 
@@ -22,7 +23,8 @@ const NOEXEC = 'haul-t-noexec';
 const FULL = 'haul-t-full';
 const XDG = 'haul-t-xdg';
 const NOHASH = 'haul-t-nohash';
-const USERS = [PROBE, NOEXEC, FULL, XDG, NOHASH];
+const STALE = 'haul-t-rst-stale';
+const USERS = [PROBE, NOEXEC, FULL, XDG, NOHASH, STALE];
 
 
 const skip = sshdSkipReason();
@@ -204,6 +206,34 @@ describe.skipIf(skip !== undefined)(`probe installer over a real sshd${skip ? ` 
       // The copy that cannot run is not left to look cached: the next attempt fails the same way.
       expect(fs.existsSync(final)).toBe(false);
       expect((await failure(ensureProbe(conn, { probeDir }))).code).toBe('NoExec');
+      unmount(cache);
+    });
+
+    it('a cached probe whose file system became noexec after the check: exit 126 becomes the same NoExec error', async () => {
+      const cache = resetCache(STALE);
+      mounts.push(cache);
+      mountTmpfs(cache, { size: '4m', owner: users.get(STALE)! });
+      const conn = await connect(STALE);
+      const installed = await ensureProbe(conn, { probeDir });
+      expect(installed.uploaded).toBe(true);
+      // Between the installer's check and the job's exec, the cache is remounted noexec.
+      execFileSync('mount', ['-o', 'remount,noexec', cache]);
+      const log: string[] = [];
+      const running = await startProbe(conn, installed, '--serve', (line) => log.push(line));
+      const exit = await running.exitAfterFailure();
+      expect(exit).toEqual({ code: 126, signal: null });
+      const err = running.execFailure(exit)!;
+      expect(err.code).toBe('NoExec');
+      expect(err.message).toMatch(
+        new RegExp(
+          `^client "client-${STALE}" \\(${STALE}@127\\.0\\.0\\.1:${sshd.port}\\): the probe is cached at ${installed.path} but cannot be run there: that file system is probably mounted noexec\\. ` +
+            `Set XDG_CACHE_HOME for user ${STALE} on the client to a directory on a file system mounted with exec rights .*, then run the job again\\. ` +
+            `The client said: "[^"]*${installed.path}: Permission denied"$`,
+        ),
+      );
+      expect(log).toEqual([expect.stringMatching(new RegExp(`^probe: .*${installed.path}: Permission denied$`))]);
+      // Any other failure is not this one.
+      expect(running.execFailure({ code: 4, signal: null })).toBeUndefined();
       unmount(cache);
     });
 

@@ -1,0 +1,30 @@
+// Connects out to a registered client with its pinned host key. With no pin yet (first contact)
+// the key seen is pinned at once, before anything runs there: from then on any other key fails
+// every job with HostKeyChanged (invariant 4).
+import type { ClientConfig } from '../clients/client-registry.js';
+import type { ServerIdentity } from '../session/server-identity.js';
+import { connectToClient, type SshConnection } from '../session/ssh-connection.js';
+
+/** `pinHostKey` records the key in the caller's client store (the database, or the CLI's). */
+export type PinHostKey = (fingerprint: string) => void | Promise<void>;
+
+export async function connectToRegisteredClient(client: ClientConfig, pinHostKey: PinHostKey, identity: ServerIdentity, log: (line: string) => void): Promise<SshConnection> {
+  const conn = await connectToClient({
+    host: client.host,
+    port: client.port,
+    user: client.user,
+    identity,
+    clientName: client.name,
+    ...(client.hostKey ? { pinnedHostKey: client.hostKey } : {}),
+  });
+  if (conn.firstContact) {
+    try {
+      await pinHostKey(conn.hostKeyFingerprint);
+    } catch (err) {
+      await conn.close();
+      throw err;
+    }
+    log(`first contact with ${conn.label}: pinned its ${conn.hostKeyType} host key ${conn.hostKeyFingerprint}`);
+  }
+  return conn;
+}
