@@ -43,7 +43,21 @@ export type ErrorCode =
   | 'ProbeUploadFailed'
   | 'NoExec'
   | 'ClientDiskFull'
-  | 'UnsupportedArchitecture';
+  | 'UnsupportedArchitecture'
+  // The daemon's bus (shared/bus/, daemon/bus/) and job logs (daemon/jobs/job-log.ts)
+  | 'DaemonNotRunning'
+  | 'DaemonAlreadyRunning'
+  | 'DaemonBusy'
+  | 'BusTimeout'
+  | 'BusProtocol'
+  | 'BusAuthRefused'
+  | 'BusPermissionDenied'
+  | 'UnknownCommand'
+  | 'InvalidRequest'
+  | 'UnsupportedProtocol'
+  | 'StreamAborted'
+  | 'Internal'
+  | 'JobLogUnverified';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RepositoryNotFound: ExitCode.repositoryNotFound,
@@ -56,6 +70,7 @@ const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RestoreRefused: ExitCode.integrity,
   IncompleteSnapshot: ExitCode.integrity,
   CheckFailed: ExitCode.integrity,
+  JobLogUnverified: ExitCode.integrity,
 };
 
 export class HaulError extends Error {
