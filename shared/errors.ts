@@ -57,6 +57,7 @@ export type ErrorCode =
   | 'UnsupportedProtocol'
   | 'StreamAborted'
   | 'Internal'
+  | 'JobFailed'
   | 'JobLogUnverified';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {

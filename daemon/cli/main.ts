@@ -4,15 +4,19 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, HaulError } from '../../shared/errors.js';
 import { registerBackupLocal } from './commands/backup-local.js';
 import { registerBackup } from './commands/backup.js';
+import { registerBusKey } from './commands/bus-key.js';
 import { registerCheck } from './commands/check.js';
 import { registerClient } from './commands/client.js';
 import { registerDump } from './commands/dump.js';
 import { registerInit } from './commands/init.js';
 import { registerKey } from './commands/key.js';
+import { registerLog } from './commands/log.js';
 import { registerLs } from './commands/ls.js';
 import { registerRepair } from './commands/repair.js';
 import { registerRestore } from './commands/restore.js';
 import { registerSnapshots } from './commands/snapshots.js';
+import { registerStatus } from './commands/status.js';
+import { registerWatch } from './commands/watch.js';
 
 export function buildProgram(): Command {
   const program = new Command('haul')
@@ -29,7 +33,8 @@ Exit codes:
   1   the command failed (the message says why and what to do)
   2   usage error, or no passphrase given
   3   incomplete: check found errors, a restore left some files out (damaged, or already
-      present without --overwrite), or a backup could not read some files
+      present without --overwrite), a backup could not read some files, or a job log could
+      not be verified as unchanged
   10  no repository at the given location
   12  wrong passphrase`);
   registerInit(program);
@@ -43,6 +48,10 @@ Exit codes:
   registerDump(program);
   registerCheck(program);
   registerRepair(program);
+  registerStatus(program);
+  registerWatch(program);
+  registerLog(program);
+  registerBusKey(program);
   program.commands.forEach(function exitOverride(c: Command) {
     c.exitOverride();
     c.commands.forEach(exitOverride);

@@ -66,8 +66,9 @@ export const MAX_LOG_TEXT = 8192;
 export const JOB_LOG_FILE_MODE = 0o640;
 export const JOB_LOG_DIRECTORY_MODE = 0o750;
 
+/** Absolute, since the path is stored in the job's row and read by other processes. */
 export function jobLogDirectory(stateDir: string): string {
-  return path.join(stateDir, 'logs');
+  return path.join(path.resolve(stateDir), 'logs');
 }
 
 export function jobLogPath(stateDir: string, jobId: number, date: Date): string {
