@@ -320,7 +320,14 @@ export class BusServer {
   }
 
   private reply(s: CommandSocket, route: Buffer, message: object): void {
-    s.sender.send([route, encodeJsonFrame(message)]).catch((err: Error) => {
+    let frame: Buffer;
+    try {
+      frame = encodeJsonFrame(message);
+    } catch (err) {
+      this.options.logger.error({ err }, `could not encode an answer: ${(err as Error).message}`);
+      return;
+    }
+    s.sender.send([route, frame]).catch((err: Error) => {
       if (this.stopped) return;
       const peer = `${s.transport}:${route.toString('hex')}`;
       if (isUnreachable(err)) this.options.logger.info({ peer }, `dropped an answer to ${peer}: the client disconnected`);
