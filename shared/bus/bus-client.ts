@@ -222,7 +222,14 @@ export class BusClient {
 
   private exchange(command: string, params: unknown, credit: number | undefined, timeoutMs: number, id = randomUUID()): Promise<DaemonReply> {
     if (this.closed) return Promise.reject(new HaulError('InvalidArgument', 'this bus client is closed; connect again.'));
-    if (this.authRefused) return Promise.reject(this.authError());
+    if (this.authRefused) {
+      // libzmq does not retry a connection the daemon refused. Connect afresh, so a key the
+      // operator has authorized since gets in (a long-lived client such as the web server
+      // recovers); a key still unknown is refused again within milliseconds.
+      this.authRefused = false;
+      this.socket.disconnect(this.endpoint);
+      this.socket.connect(this.endpoint);
+    }
     const frame = encodeJsonFrame({ v: BUS_PROTOCOL_VERSION, id, type: 'request', command, params, ...(credit ? { credit } : {}) });
     if (frame.byteLength > BusLimits.maxRequestBytes) {
       return Promise.reject(new HaulError('InvalidRequest', `the "${command}" request is ${frame.byteLength} bytes, more than the bus allows (${BusLimits.maxRequestBytes}).`));

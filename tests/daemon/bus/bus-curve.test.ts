@@ -122,6 +122,10 @@ describe('bus over TCP with CURVE', () => {
     fs.writeFileSync(file, `${admitted.publicKey} web\n`);
     const removed = await BusClient.connect({ endpoint: tcp.commands, curve: second });
     expect((await failure(removed.request('status', {}))).code).toBe('BusAuthRefused');
+    expect((await failure(removed.request('status', {}))).code).toBe('BusAuthRefused');
+    // Authorized again: the same client gets in with its next request, without a restart.
+    fs.appendFileSync(file, `${second.publicKey} second console\n`);
+    expect((await removed.request('status', {})).protocol).toBe(1);
     removed.close();
   });
 
