@@ -7,7 +7,7 @@
 import * as zmq from 'zeromq';
 import { checkEndpoint, defaultBusEndpoints, ipcPath } from '../../shared/bus/endpoints.js';
 import {
-  BUS_PROTOCOL_VERSION, BusLimits, ClientMessage, commands, describeIssues, isCommandName, isStreamCommandName, streamCommands,
+  BUS_PROTOCOL_VERSION, BusLimits, ClientMessage, commands, describeIssues, isCommandName, isStreamCommandName, RequestId, streamCommands,
   type BusEvent, type CommandName, type CommandRequest, type CommandResult, type DaemonStatus, type DaemonStatusEvent, type Job,
   type StreamCommandName, type StreamMeta, type StreamRequest, type WireError,
 } from '../../shared/bus/messages.js';
@@ -86,7 +86,6 @@ export class BusServer {
   constructor(private readonly options: BusServerOptions) {
     this.publisher = new EventPublisher(options.logger, () => this.statusEvent(), {
       progressIntervalMs: options.progressIntervalMs ?? 250,
-      heartbeatMs: options.heartbeatMs ?? 10_000,
     });
     this.handle('status', () => this.status());
   }
@@ -133,6 +132,7 @@ export class BusServer {
       throw err;
     }
     for (const s of this.commandSockets) void this.serve(s);
+    this.publisher.startHeartbeat(this.options.heartbeatMs ?? 10_000);
     logger.info({ endpoints: this.endpoints }, `bus listening at ${ipc.commands}${this.endpoints.tcp ? ` and ${this.endpoints.tcp.commands} (CURVE)` : ''}`);
   }
 
@@ -229,7 +229,7 @@ export class BusServer {
     const decoded = decodeJsonFrame(payload[0]!, BusLimits.maxRequestBytes);
     if (!decoded.ok) return drop(decoded.problem);
     const value = decoded.value as { v?: unknown; id?: unknown } | null;
-    const id = typeof value === 'object' && value !== null && typeof value.id === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(value.id) ? value.id : undefined;
+    const id = typeof value === 'object' && value !== null && RequestId.safeParse(value.id).success ? (value.id as string) : undefined;
     const answerError = (error: WireError) => {
       this.options.logger.warn({ peer, id, code: error.code }, `refused a bus message from ${peer}: ${error.message}`);
       this.reply(s, route, { v: BUS_PROTOCOL_VERSION, id: id!, type: 'error', error });

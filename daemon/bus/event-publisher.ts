@@ -90,13 +90,16 @@ export class EventPublisher {
   constructor(
     private readonly logger: BusLogger,
     private readonly statusEvent: () => Promise<DaemonStatusEvent>,
-    options: { progressIntervalMs: number; heartbeatMs: number; timers?: Timers },
+    options: { progressIntervalMs: number; timers?: Timers },
   ) {
     this.throttle = new ProgressThrottle(options.progressIntervalMs, (e) => this.send(e), options.timers);
-    if (options.heartbeatMs > 0) {
-      this.heartbeat = setInterval(() => void this.publishStatus(), options.heartbeatMs);
-      this.heartbeat.unref();
-    }
+  }
+
+  /** A daemon-status event every `ms` (none when 0), so subscribers see the daemon is alive. */
+  startHeartbeat(ms: number): void {
+    if (ms <= 0 || this.closed) return;
+    this.heartbeat = setInterval(() => void this.publishStatus(), ms);
+    this.heartbeat.unref();
   }
 
   /** Adds a bound XPUB socket and starts reading its subscriptions. */

@@ -9,7 +9,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { JobLogLevel } from '../../shared/bus/messages.js';
+import { BUS_PROTOCOL_VERSION, type JobLogEvent, type JobLogLevel } from '../../shared/bus/messages.js';
 import { displayBytes, displayText, formatBytes, formatCount, formatDuration } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 
@@ -180,6 +180,11 @@ export class JobLog {
   private noteWriteError(err: unknown): void {
     this.firstWriteError ??= (err as Error).message;
   }
+}
+
+/** The bus event for a line (the daemon passes `(l) => bus.publish(jobLogEvent(l))` as onLine). */
+export function jobLogEvent(line: JobLogLine): JobLogEvent {
+  return { v: BUS_PROTOCOL_VERSION, type: 'job-log', at: line.at.toISOString(), jobId: line.jobId, level: line.level, line: line.line };
 }
 
 export function jobSummaryText(s: JobSummary): string {

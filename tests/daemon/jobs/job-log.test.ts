@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeJobLogVerification, JobLog, jobLogPath, pruneJobLogs, verifyJobLog, type JobLogLine } from '../../../daemon/jobs/job-log.js';
+import { describeJobLogVerification, JobLog, jobLogEvent, jobLogPath, pruneJobLogs, verifyJobLog, type JobLogLine } from '../../../daemon/jobs/job-log.js';
+import { BusEvent } from '../../../shared/bus/messages.js';
 import { projectRoot, tempDir, testNode } from '../../helpers/cli.js';
 import { mountTmpfs, tmpfsSkipReason, unmount } from '../../helpers/sshd.js';
 
@@ -49,6 +50,8 @@ describe('JobLog', () => {
     expect(seen.map((l) => l.line)).toEqual(expected);
     expect(seen.map((l) => l.level)).toEqual(['INFO', 'WARN', 'WARN', 'ERROR', 'ERROR']);
     expect(seen.every((l) => l.jobId === 12)).toBe(true);
+    // Each line is a valid bus event as it is.
+    expect(BusEvent.parse(jobLogEvent(seen[3]!))).toEqual({ v: 1, type: 'job-log', at: '2026-11-23T10:15:42.127Z', jobId: 12, level: 'ERROR', line: expected[3] });
     expect(seal).toEqual({ path: log.path, sha256: sha256(content), bytes: content.byteLength, lines: 5, lostLines: 0, firstWriteError: null });
     expect(fs.statSync(log.path).mode & 0o777).toBe(0o640);
     expect(fs.statSync(path.dirname(log.path)).mode & 0o777).toBe(0o750);
