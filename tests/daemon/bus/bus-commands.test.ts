@@ -291,6 +291,7 @@ describe('bus endpoints and permissions', () => {
     expect(fs.statSync(path.join(run, 'commands.sock')).mode & 0o777).toBe(0o660);
     expect(fs.statSync(path.join(run, 'events.sock')).mode & 0o777).toBe(0o660);
     await group.stop();
+    await own.stop(); // removes the state directory it made
   });
 
   it('a second daemon on the same state directory is refused, the first keeps running', async () => {

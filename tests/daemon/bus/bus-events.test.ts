@@ -219,6 +219,7 @@ describe('bus events', () => {
       await second.stop();
     } finally {
       c.close();
+      await first.stop(); // removes the state directory it made
     }
   });
 });
