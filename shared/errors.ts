@@ -49,7 +49,22 @@ export type ErrorCode =
   // The daemon's database (daemon/database)
   | 'DatabaseUnavailable'
   | 'DatabaseTooNew'
-  | 'MigrationFailed';
+  | 'MigrationFailed'
+  // The daemon's bus (shared/bus/, daemon/bus/) and job logs (daemon/jobs/job-log.ts)
+  | 'DaemonNotRunning'
+  | 'DaemonAlreadyRunning'
+  | 'DaemonBusy'
+  | 'BusTimeout'
+  | 'BusProtocol'
+  | 'BusAuthRefused'
+  | 'BusPermissionDenied'
+  | 'UnknownCommand'
+  | 'InvalidRequest'
+  | 'UnsupportedProtocol'
+  | 'StreamAborted'
+  | 'Internal'
+  | 'JobFailed'
+  | 'JobLogUnverified';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RepositoryNotFound: ExitCode.repositoryNotFound,
@@ -62,6 +77,7 @@ const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RestoreRefused: ExitCode.integrity,
   IncompleteSnapshot: ExitCode.integrity,
   CheckFailed: ExitCode.integrity,
+  JobLogUnverified: ExitCode.integrity,
 };
 
 export class HaulError extends Error {

@@ -5,6 +5,7 @@ import { ExitCode, HaulError } from '../../shared/errors.js';
 import { releaseLocks } from './context.js';
 import { registerBackupLocal } from './commands/backup-local.js';
 import { registerBackup } from './commands/backup.js';
+import { registerBusKey } from './commands/bus-key.js';
 import { registerCheck } from './commands/check.js';
 import { registerClient } from './commands/client.js';
 import { registerDb } from './commands/db.js';
@@ -12,11 +13,14 @@ import { registerDump } from './commands/dump.js';
 import { registerForget } from './commands/forget.js';
 import { registerInit } from './commands/init.js';
 import { registerKey } from './commands/key.js';
+import { registerLog } from './commands/log.js';
 import { registerLs } from './commands/ls.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRepair } from './commands/repair.js';
 import { registerRestore } from './commands/restore.js';
 import { registerSnapshots } from './commands/snapshots.js';
+import { registerStatus } from './commands/status.js';
+import { registerWatch } from './commands/watch.js';
 
 export function buildProgram(): Command {
   const program = new Command('haul')
@@ -33,8 +37,8 @@ Exit codes:
   1   the command failed (the message says why and what to do)
   2   usage error, or no passphrase given
   3   incomplete: check found errors, a restore left some files out (damaged, already
-      present without --overwrite, or not creatable on the client), or a backup could not
-      read some files
+      present without --overwrite, or not creatable on the client), a backup could not read
+      some files, or a job log could not be verified as unchanged
   10  no repository at the given location
   12  wrong passphrase`);
   registerInit(program);
@@ -51,6 +55,10 @@ Exit codes:
   registerPrune(program);
   registerRepair(program);
   registerDb(program);
+  registerStatus(program);
+  registerWatch(program);
+  registerLog(program);
+  registerBusKey(program);
   program.commands.forEach(function exitOverride(c: Command) {
     c.exitOverride();
     c.commands.forEach(exitOverride);

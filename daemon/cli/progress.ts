@@ -1,14 +1,15 @@
 // Long operations report progress: a bar on a terminal, a plain line every few seconds otherwise
 // (logs and pipes), and nothing with --quiet.
 import cliProgress from 'cli-progress';
+import { formatBytes } from '../../shared/display.js';
 
 export interface ProgressReporter {
   update(done: number, total: number | undefined, detail: string): void;
   stop(): void;
 }
 
-export { formatBytes } from '../../shared/display.js';
-import { formatBytes } from '../../shared/display.js';
+// In shared/ since the job log and the web console print sizes too; re-exported for the commands.
+export { formatBytes };
 
 export function createProgress(label: string, options: { quiet?: boolean; bytes?: boolean }): ProgressReporter {
   if (options.quiet) return { update: () => undefined, stop: () => undefined };
