@@ -1,6 +1,7 @@
-// What every command needs: where the repository is and how to open it.
+// What every command needs: where the repository and the database are, and how to open them.
 import type { Command } from 'commander';
 import { HaulError } from '../../shared/errors.js';
+import { openDatabase, type Database } from '../database/open-database.js';
 import { LocalStorage } from '../storage/local.js';
 import { Repository } from '../repository/repository.js';
 import { repositoryPassphrase } from './passphrase.js';
@@ -16,7 +17,7 @@ export function globalOptions(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
 }
 
-/** The server's state directory: its SSH identity and the client list. */
+/** The server's state directory: its SSH identity and the SQLite database (clients, jobs). */
 export function stateDirectory(opts: GlobalOptions): string {
   return opts.home ?? process.env['HAUL_HOME'] ?? '/var/lib/haul';
 }
@@ -40,3 +41,19 @@ export async function openRepository(cmd: Command): Promise<Repository> {
 export function output(json: boolean | undefined, value: unknown, human: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human());
 }
+
+/** Opens the database (bringing it up to date first), runs `work`, and closes it again. */
+export async function withDatabase<T>(cmd: Command, work: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
+  try {
+    const imported = db.legacyImport;
+    if (imported) {
+      const kept = imported.alreadyPresent.length ? `; the database already had ${imported.alreadyPresent.join(', ')} and kept its own rows` : '';
+      process.stderr.write(`haul: imported ${imported.imported.length} client(s) from ${imported.file} into the database ${db.location.display}${kept}. The file is now ${imported.renamedTo} and is no longer read.\n`);
+    }
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import type { PrismaClient } from '../../prisma/generated/sqlite/client.js';
 import { HaulError } from '../../shared/errors.js';
 import { databaseLocation, type DatabaseLocation } from './database-url.js';
+import { importLegacyClientList, type LegacyImportResult } from './legacy-client-import.js';
 import { libsqlMigrationDriver, loadMigrations, migrate, pgMigrationDriver, type MigrationResult } from './migrate.js';
 
 export type { PrismaClient } from '../../prisma/generated/sqlite/client.js';
@@ -19,6 +20,8 @@ const SQLITE_BUSY_TIMEOUT_MS = 10_000;
 export interface Database {
   readonly prisma: PrismaClient;
   readonly location: DatabaseLocation;
+  /** Set when this open imported an earlier installation's clients.json. */
+  readonly legacyImport?: LegacyImportResult;
   close(): Promise<void>;
 }
 
@@ -63,7 +66,7 @@ export interface OpenDatabaseOptions {
   stateDir: string;
   /** Overrides DATABASE_URL. */
   url?: string;
-  /** Skip migrating (for `haul db` commands that report on an unmigrated database). */
+  /** Skip migrating and importing clients.json (for `haul db status`, which only reports). */
   migrate?: boolean;
 }
 
@@ -87,9 +90,19 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       throw unavailable(location, err);
     });
   }
+  let legacyImport: LegacyImportResult | undefined;
+  if (options.migrate !== false) {
+    try {
+      legacyImport = await importLegacyClientList(prisma, options.stateDir);
+    } catch (err) {
+      await prisma.$disconnect();
+      throw err;
+    }
+  }
   return {
     prisma,
     location,
+    ...(legacyImport ? { legacyImport } : {}),
     close: () => prisma.$disconnect(),
   };
 }
