@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { HaulError } from '../../shared/errors.js';
 import { openDatabase, type Database } from '../database/open-database.js';
+import { recordSnapshot } from '../database/snapshot-listing.js';
+import { shortId, type Snapshot } from '../repository/snapshot.js';
 import { LocalStorage } from '../storage/local.js';
 import { Repository } from '../repository/repository.js';
 import { repositoryPassphrase } from './passphrase.js';
@@ -57,3 +59,16 @@ export async function withDatabase<T>(cmd: Command, work: (db: Database) => Prom
   }
 }
 
+/**
+ * Lists a snapshot that is already durable in the repository. A database that fails here must
+ * not fail the backup: the snapshot is safe, and `haul db rebuild` lists it later.
+ */
+export async function recordSnapshotOrWarn(cmd: Command, id: string, snapshot: Snapshot, open?: { db: Database; clientId: number }): Promise<void> {
+  try {
+    if (open) await recordSnapshot(open.db.prisma, id, snapshot, open.clientId);
+    else await withDatabase(cmd, (db) => recordSnapshot(db.prisma, id, snapshot));
+  } catch (err) {
+    const why = err instanceof HaulError ? err.message : (err as Error).message;
+    process.stderr.write(`haul: warning: snapshot ${shortId(id)} is saved in the repository, but the database could not list it (${why}). Once the database works, \`haul db rebuild\` lists it.\n`);
+  }
+}

@@ -6,7 +6,7 @@ import { ClientStore } from '../../database/client-store.js';
 import { runPullBackupJob } from '../../jobs/pull-backup-job.js';
 import { shortId } from '../../repository/snapshot.js';
 import { loadOrCreateServerIdentity } from '../../session/server-identity.js';
-import { globalOptions, openRepository, output, stateDirectory, withDatabase } from '../context.js';
+import { globalOptions, openRepository, output, recordSnapshotOrWarn, stateDirectory, withDatabase } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /** probe/dist of this installation (compiled CLI lives in dist/daemon/cli/commands). */
@@ -50,6 +50,7 @@ export function registerBackup(program: Command): void {
           },
         });
         progress.stop();
+        await recordSnapshotOrWarn(cmd, result.id, result.snapshot, { db, clientId: client.id });
         const s = result.snapshot.stats;
         output(opts.json, { ...result, log, peakRssBytes: process.resourceUsage().maxRSS * 1024 }, () =>
           `snapshot ${shortId(result.id)} saved for client ${name}\n` +

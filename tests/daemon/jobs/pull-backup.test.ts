@@ -87,6 +87,14 @@ describe.skipIf(skip !== undefined)(`pull backup over a real sshd${skip ? ` (ski
     expect(first.bytesOnWire).toBeGreaterThan(256 * MiB * 0.9);
     const list = haulSync(['client', 'list', '--json'], env);
     expect(JSON.parse(list.stdout)[0].hostKey).toBe(sshd.hostKeyFingerprint);
+    // The snapshot is listed in the database, linked to the client's row.
+    const db = await openDatabase({ stateDir: path.join(tmp, 'home') });
+    try {
+      const row = await db.prisma.snapshot.findUniqueOrThrow({ where: { id: first.id }, include: { client: true } });
+      expect({ client: row.client?.name, clientName: row.clientName, files: row.files }).toEqual({ client: 'alpha', clientName: 'alpha', files: 13n });
+    } finally {
+      await db.close();
+    }
     expectRestoreMatches('alpha', alphaData);
   }, 180_000);
 
