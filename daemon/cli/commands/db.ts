@@ -40,6 +40,8 @@ export function registerDb(program: Command): void {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const location = databaseLocation(stateDirectory(globalOptions(cmd)));
       const result = await migrateDatabase(location);
+      // Opening also imports an earlier installation's clients.json, and says so.
+      await withDatabase(cmd, async () => undefined);
       output(opts.json, { database: location.display, provider: location.provider, version: result.version, applied: result.applied.map((m) => `${m.version}_${m.name}`) }, () =>
         result.applied.length === 0
           ? `the database ${location.display} is up to date (version ${result.version})\n`

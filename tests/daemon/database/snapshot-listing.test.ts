@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../../daemon/database/open-database.js';
 import { haulEnv, haulSync, tempDir } from '../../helpers/cli.js';
 import { databasesUnderTest } from '../../helpers/databases.js';
-import { openTestRepository } from '../../helpers/repo.js';
+import { flipBit, openTestRepository } from '../../helpers/repo.js';
 import { freePort } from '../../helpers/sshd.js';
 
 const databases = databasesUnderTest();
@@ -123,6 +123,19 @@ describe.each(databases)('the snapshot listing on $name', ({ name: provider, ski
     const rows = await listing(url, home);
     expect(rows).toEqual(await fromRepository(repoDir, new Set(['web1'])));
     expect(rows.map((row) => row.id).sort()).toEqual([ids['web1-first'], ids['web1-second']].sort());
+  });
+
+  test('keeps the row of a snapshot that cannot be read, and says so', async () => {
+    const before = await listing(url, home);
+    const first = ids['web1-first']!;
+    flipBit(path.join(repoDir, 'snapshots', first), 40);
+    const json = run('db', 'rebuild', '--json');
+    const message = `snapshot ${first.slice(0, 8)} does not match its name: its bytes were changed on disk.`;
+    expect(JSON.parse(json.stdout)).toMatchObject({ snapshots: 1, added: [], updated: [], unchanged: 1, removed: [], unreadable: [{ id: first, message }] });
+    expect(await listing(url, home)).toEqual(before);
+    const human = run('db', 'rebuild');
+    expect(human.stdout).toContain(`\n  warning: ${message}; its row, if it had one, was kept. \`haul check\` tells more.\n`);
+    expect(human.status).toBe(0);
   });
 
   test('`haul db status` tells where the database is, its version and what it holds', () => {
