@@ -46,6 +46,8 @@ export type ErrorCode =
   | 'NoExec'
   | 'ClientDiskFull'
   | 'UnsupportedArchitecture'
+  // Clients (daemon/database/client-store.ts)
+  | 'ClientDisabled'
   // The daemon's database (daemon/database)
   | 'DatabaseUnavailable'
   | 'DatabaseTooNew'

@@ -1,6 +1,9 @@
-// What every command needs: where the repository is and how to open it.
+// What every command needs: where the repository and the database are, and how to open them.
 import type { Command } from 'commander';
 import { HaulError } from '../../shared/errors.js';
+import { openDatabase, type Database } from '../database/open-database.js';
+import { recordSnapshot } from '../database/snapshot-listing.js';
+import { shortId, type Snapshot } from '../repository/snapshot.js';
 import { LocalStorage } from '../storage/local.js';
 import { lockRepository, type LockKind, type RepositoryLock } from '../repository/lock.js';
 import { Repository } from '../repository/repository.js';
@@ -17,7 +20,7 @@ export function globalOptions(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
 }
 
-/** The server's state directory: its SSH identity and the client list. */
+/** The server's state directory: its SSH identity and the SQLite database (clients, jobs). */
 export function stateDirectory(opts: GlobalOptions): string {
   return opts.home ?? process.env['HAUL_HOME'] ?? '/var/lib/haul';
 }
@@ -53,4 +56,33 @@ export async function releaseLocks(): Promise<void> {
 /** Prints for people, or one JSON document with --json. */
 export function output(json: boolean | undefined, value: unknown, human: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human());
+}
+
+/** Opens the database (bringing it up to date first), runs `work`, and closes it again. */
+export async function withDatabase<T>(cmd: Command, work: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
+  try {
+    const imported = db.legacyImport;
+    if (imported) {
+      const kept = imported.alreadyPresent.length ? `; the database already had ${imported.alreadyPresent.join(', ')} and kept its own rows` : '';
+      process.stderr.write(`haul: imported ${imported.imported.length} client(s) from ${imported.file} into the database ${db.location.display}${kept}. The file is now ${imported.renamedTo} and is no longer read.\n`);
+    }
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/**
+ * Lists a snapshot that is already durable in the repository. A database that fails here must
+ * not fail the backup: the snapshot is safe, and `haul db rebuild` lists it later.
+ */
+export async function recordSnapshotOrWarn(cmd: Command, id: string, snapshot: Snapshot, open?: { db: Database; clientId: number }): Promise<void> {
+  try {
+    if (open) await recordSnapshot(open.db.prisma, id, snapshot, open.clientId);
+    else await withDatabase(cmd, (db) => recordSnapshot(db.prisma, id, snapshot));
+  } catch (err) {
+    const why = err instanceof HaulError ? err.message : (err as Error).message;
+    process.stderr.write(`haul: warning: snapshot ${shortId(id)} is saved in the repository, but the database could not list it (${why}). Once the database works, \`haul db rebuild\` lists it.\n`);
+  }
 }

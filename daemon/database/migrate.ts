@@ -52,6 +52,8 @@ export function loadMigrations(provider: DatabaseProvider, dir = migrationsDirec
 export interface MigrationDriver {
   /** Runs one or more statements, no results. */
   execute(sql: string): Promise<void>;
+  /** Runs statements in one transaction: all of them or, on an error, none. */
+  executeAtomically(sql: string): Promise<void>;
   appliedMigrations(): Promise<{ version: number; name: string; checksum: string }[]>;
   /** Runs `work` while holding a lock that keeps other Haul processes from migrating. */
   exclusive<T>(work: () => Promise<T>): Promise<T>;
@@ -80,16 +82,21 @@ export async function migrate(driver: MigrationDriver, migrations: Migration[], 
     }
     const done = new Set(applied.map((r) => r.version));
     const pending = migrations.filter((m) => !done.has(m.version));
+    const appliedNow: Migration[] = [];
     for (const m of pending) {
+      // The record goes first: when another process (SQLite has no advisory lock) applied this
+      // migration meanwhile, its primary key stops ours before any of the schema SQL runs.
       const record = `INSERT INTO "_haul_migrations" ("version", "name", "checksum", "appliedAt") VALUES (${m.version}, '${m.name}', '${m.checksum}', '${new Date().toISOString()}')`;
       try {
-        await driver.execute(`BEGIN;\n${m.sql}\n;${record};\nCOMMIT;`);
+        await driver.executeAtomically(`${record};\n${m.sql}\n;`);
+        appliedNow.push(m);
       } catch (err) {
-        await driver.execute('ROLLBACK').catch(() => undefined);
+        const byOther = (await driver.appliedMigrations().catch(() => [])).find((r) => r.version === m.version);
+        if (byOther?.checksum === m.checksum) continue;
         throw new HaulError('MigrationFailed', `migration ${m.version} (${m.name}) failed on ${databaseName}: ${(err as Error).message}. Nothing of it was applied; fix the cause and start again.`, { cause: err });
       }
     }
-    return { applied: pending, version: migrations.length };
+    return { applied: appliedNow, version: migrations.length };
   });
 }
 
@@ -98,11 +105,21 @@ export function libsqlMigrationDriver(client: LibsqlClient): MigrationDriver {
     execute: async (sql) => {
       await client.executeMultiple(sql);
     },
+    executeAtomically: async (sql) => {
+      // IMMEDIATE takes the write lock first (waiting up to the busy timeout for another
+      // process), so the transaction never has to upgrade a read lock, which WAL can refuse.
+      try {
+        await client.executeMultiple(`BEGIN IMMEDIATE;\n${sql}\nCOMMIT;`);
+      } catch (err) {
+        await client.execute('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    },
     appliedMigrations: async () => {
       const r = await client.execute('SELECT "version", "name", "checksum" FROM "_haul_migrations" ORDER BY "version"');
       return r.rows.map((row) => ({ version: Number(row['version']), name: String(row['name']), checksum: String(row['checksum']) }));
     },
-    // SQLite serialises writers itself; BEGIN in each migration takes the write lock.
+    // No lock across processes: each migration's own transaction (its record first) decides.
     exclusive: (work) => work(),
   };
 }
@@ -114,6 +131,14 @@ export function pgMigrationDriver(client: pg.Client): MigrationDriver {
   return {
     execute: async (sql) => {
       await client.query(sql);
+    },
+    executeAtomically: async (sql) => {
+      try {
+        await client.query(`BEGIN;\n${sql}\nCOMMIT;`);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
     },
     appliedMigrations: async () => {
       const r = await client.query<{ version: number; name: string; checksum: string }>('SELECT "version", "name", "checksum" FROM "_haul_migrations" ORDER BY "version"');

@@ -1,23 +1,27 @@
 // Opens Haul's database through a Prisma driver adapter (libsql for SQLite, pg for PostgreSQL),
 // bringing its schema up to date first. Prisma 7 compiles queries per SQL dialect, so each
 // provider has its own generated client; their TypeScript types are identical.
+//
+// The drivers and generated clients are loaded only when a database is opened, and only the
+// provider's own: every `haul` command imports this module, and most never touch the database.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createClient } from '@libsql/client';
-import { PrismaLibSql } from '@prisma/adapter-libsql';
-import { PrismaPg } from '@prisma/adapter-pg';
-import pg from 'pg';
-import { PrismaClient as PostgresPrismaClient } from '../../prisma/generated/postgresql/client.js';
-import { PrismaClient } from '../../prisma/generated/sqlite/client.js';
+import type { PrismaClient } from '../../prisma/generated/sqlite/client.js';
 import { HaulError } from '../../shared/errors.js';
 import { databaseLocation, type DatabaseLocation } from './database-url.js';
+import { importLegacyClientList, type LegacyImportResult } from './legacy-client-import.js';
 import { libsqlMigrationDriver, loadMigrations, migrate, pgMigrationDriver, type MigrationResult } from './migrate.js';
 
 export type { PrismaClient } from '../../prisma/generated/sqlite/client.js';
 
+/** How long a SQLite connection waits for another process's write lock before failing. */
+const SQLITE_BUSY_TIMEOUT_MS = 10_000;
+
 export interface Database {
   readonly prisma: PrismaClient;
   readonly location: DatabaseLocation;
+  /** Set when this open imported an earlier installation's clients.json. */
+  readonly legacyImport?: LegacyImportResult;
   close(): Promise<void>;
 }
 
@@ -33,7 +37,8 @@ export async function migrateDatabase(location: DatabaseLocation): Promise<Migra
   const migrations = loadMigrations(location.provider);
   if (location.provider === 'sqlite') {
     fs.mkdirSync(path.dirname(location.display), { recursive: true, mode: 0o700 });
-    const client = createClient({ url: location.url });
+    const { createClient } = await import('@libsql/client');
+    const client = createClient({ url: location.url, timeout: SQLITE_BUSY_TIMEOUT_MS });
     try {
       // WAL lets the CLI read while the daemon writes; it is a property of the file, set once.
       await client.execute('PRAGMA journal_mode = WAL').catch((err: unknown) => {
@@ -44,6 +49,7 @@ export async function migrateDatabase(location: DatabaseLocation): Promise<Migra
       client.close();
     }
   }
+  const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: location.url });
   await client.connect().catch((err: unknown) => {
     throw unavailable(location, err);
@@ -60,7 +66,7 @@ export interface OpenDatabaseOptions {
   stateDir: string;
   /** Overrides DATABASE_URL. */
   url?: string;
-  /** Skip migrating (for `haul db` commands that report on an unmigrated database). */
+  /** Skip migrating and importing clients.json (for `haul db status`, which only reports). */
   migrate?: boolean;
 }
 
@@ -70,20 +76,33 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   let prisma: PrismaClient;
   if (location.provider === 'sqlite') {
     // intMode bigint: byte counters pass 2^53, and Prisma turns Int columns back into numbers.
-    prisma = new PrismaClient({ adapter: new PrismaLibSql({ url: location.url, intMode: 'bigint' }) });
-    // A second process (the CLI beside the daemon) waits for the write lock instead of failing.
-    await prisma.$executeRawUnsafe('PRAGMA busy_timeout = 10000').catch((err: unknown) => {
+    // timeout: a second process (the CLI beside the daemon) waits for the write lock instead of
+    // failing; set for every connection of the pool (a PRAGMA would reach only one of them).
+    const [{ PrismaClient }, { PrismaLibSql }] = await Promise.all([import('../../prisma/generated/sqlite/client.js'), import('@prisma/adapter-libsql')]);
+    prisma = new PrismaClient({ adapter: new PrismaLibSql({ url: location.url, intMode: 'bigint', timeout: SQLITE_BUSY_TIMEOUT_MS }) });
+    await prisma.$queryRawUnsafe('SELECT 1').catch((err: unknown) => {
       throw unavailable(location, err);
     });
   } else {
+    const [{ PrismaClient: PostgresPrismaClient }, { PrismaPg }] = await Promise.all([import('../../prisma/generated/postgresql/client.js'), import('@prisma/adapter-pg')]);
     prisma = new PostgresPrismaClient({ adapter: new PrismaPg({ connectionString: location.url }) }) as unknown as PrismaClient;
     await prisma.$connect().catch((err: unknown) => {
       throw unavailable(location, err);
     });
   }
+  let legacyImport: LegacyImportResult | undefined;
+  if (options.migrate !== false) {
+    try {
+      legacyImport = await importLegacyClientList(prisma, options.stateDir);
+    } catch (err) {
+      await prisma.$disconnect();
+      throw err;
+    }
+  }
   return {
     prisma,
     location,
+    ...(legacyImport ? { legacyImport } : {}),
     close: () => prisma.$disconnect(),
   };
 }

@@ -1,7 +1,7 @@
 // Connects out to a registered client with its pinned host key. With no pin yet (first contact)
 // the key seen is pinned at once, before anything runs there: from then on any other key fails
 // every job with HostKeyChanged (invariant 4).
-import type { ClientConfig } from '../clients/client-registry.js';
+import type { ClientConfig } from '../clients/client-config.js';
 import type { ServerIdentity } from '../session/server-identity.js';
 import { connectToClient, type SshConnection } from '../session/ssh-connection.js';
 

@@ -1,7 +1,7 @@
 // One pull backup of one client, end to end: connect out over SSH (host key pinned), make sure
 // the client has the right probe, run it, and feed its stream to the backup session.
 import { HaulError } from '../../shared/errors.js';
-import type { ClientConfig } from '../clients/client-registry.js';
+import type { ClientConfig } from '../clients/client-config.js';
 import type { Repository } from '../repository/repository.js';
 import { lockRepository } from '../repository/lock.js';
 import { installAndStartProbe } from '../session/probe-process.js';

@@ -3,7 +3,7 @@
 // the entries to it.
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { restoreTargetExitStatus } from '../../shared/probe-protocol.js';
-import type { ClientConfig } from '../clients/client-registry.js';
+import type { ClientConfig } from '../clients/client-config.js';
 import { isRestoreTarget, resolveRestoreSelection, runClientRestore, type ClientRestoreLimits, type ClientRestoreProgress, type ClientRestoreResult } from '../restorer/client-restore.js';
 import type { Repository } from '../repository/repository.js';
 import type { StoredSnapshot } from '../repository/snapshot.js';

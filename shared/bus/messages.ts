@@ -49,7 +49,7 @@ export function fromCounter(c: Counter): bigint {
 export const Timestamp = z.iso.datetime({ precision: 3 });
 export const JobId = z.int().min(1).max(2 ** 31 - 1);
 export const RequestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, "-" or "_"');
-/** Client names as the client registry (daemon/clients/client-registry.ts) allows them. */
+/** Client names as daemon/clients/client-config.ts allows them. */
 export const ClientName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected a client name (lower-case letters, digits, ".", "_", "-"; at most 63)');
 const Text = (max: number) => z.string().max(max);
 

@@ -61,8 +61,10 @@ function firstLine(cmd: string, args: string[]): string {
 
 export function haulDriver(ctx: ToolContext, repo: string): ToolDriver {
   const bin = path.join(ctx.rootDir, 'bin', 'haul');
-  const env: NodeJS.ProcessEnv = { ...process.env, HAUL_REPOSITORY: repo, HAUL_PASSWORD: password };
+  // Its own state directory: backup-local lists each snapshot in the SQLite database there.
+  const env: NodeJS.ProcessEnv = { ...process.env, HAUL_REPOSITORY: repo, HAUL_PASSWORD: password, HAUL_HOME: path.join(ctx.workDir, 'haul-home') };
   delete env['HAUL_PASSWORD_FILE'];
+  delete env['DATABASE_URL'];
   const haul = (what: string, ...args: string[]) => measureOk(`haul ${what}`, process.execPath, [bin, ...args], { env, cwd: ctx.rootDir });
   return {
     name: 'haul',

@@ -17,10 +17,15 @@ export interface HaulResult {
   stderr: string;
 }
 
+/**
+ * The environment of a `haul` run on `repo`: the test passphrase, and a state directory (with the
+ * SQLite database that backups list their snapshots in) beside the repository, never the real
+ * /var/lib/haul. DATABASE_URL is dropped too unless `extra` sets it.
+ */
 export function haulEnv(repo: string, extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HAUL_')) env[k] = v;
-  return { ...env, HAUL_REPOSITORY: repo, HAUL_PASSWORD: 'correct horse battery staple', ...extra };
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HAUL_') && k !== 'DATABASE_URL') env[k] = v;
+  return { ...env, HAUL_REPOSITORY: repo, HAUL_PASSWORD: 'correct horse battery staple', HAUL_HOME: `${repo}-home`, ...extra };
 }
 
 export function haulSync(args: string[], env: Record<string, string>, input?: string): HaulResult {

@@ -15,6 +15,8 @@ export interface TestPostgres {
   readonly port: number;
   /** Creates an empty database and returns its connection URL. */
   createDatabase(name?: string): Promise<string>;
+  /** Drops a database (closing its connections) and creates it again, empty. */
+  recreateDatabase(name: string): Promise<void>;
   stop(): void;
 }
 
@@ -32,6 +34,16 @@ function asPostgres(args: string[]): void {
 
 let counter = 0;
 
+async function admin(port: number, statements: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:${port}/postgres` });
+  await client.connect();
+  try {
+    for (const sql of statements) await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
 export async function startPostgres(): Promise<TestPostgres> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'haul-pg-'));
   fs.chmodSync(dir, 0o755);
@@ -48,14 +60,11 @@ export async function startPostgres(): Promise<TestPostgres> {
     port,
     async createDatabase(name?: string) {
       const db = name ?? `haul_test_${process.pid}_${++counter}`;
-      const admin = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:${port}/postgres` });
-      await admin.connect();
-      try {
-        await admin.query(`CREATE DATABASE "${db}"`);
-      } finally {
-        await admin.end();
-      }
+      await admin(port, [`CREATE DATABASE "${db}"`]);
       return `postgresql://postgres@127.0.0.1:${port}/${db}`;
+    },
+    async recreateDatabase(name: string) {
+      await admin(port, [`DROP DATABASE "${name}" WITH (FORCE)`, `CREATE DATABASE "${name}"`]);
     },
     stop() {
       if (stopped) return;

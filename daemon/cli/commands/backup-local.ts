@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
 import { LocalArchiver } from '../../archiver/local-archiver.js';
 import { shortId } from '../../repository/snapshot.js';
-import { globalOptions, openRepository, output } from '../context.js';
+import { globalOptions, openRepository, output, recordSnapshotOrWarn } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 interface Options {
@@ -40,6 +40,7 @@ export function registerBackupLocal(program: Command): void {
       });
       const { id, snapshot } = await archiver.run();
       progress.stop();
+      await recordSnapshotOrWarn(cmd, id, snapshot);
       const s = snapshot.stats;
       const peakRssBytes = process.resourceUsage().maxRSS * 1024;
       output(opts.json, { id, snapshot, warnings, peakRssBytes }, () =>

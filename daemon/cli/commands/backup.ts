@@ -2,11 +2,11 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
-import { ClientRegistry } from '../../clients/client-registry.js';
+import { ClientStore } from '../../database/client-store.js';
 import { runPullBackupJob } from '../../jobs/pull-backup-job.js';
 import { shortId } from '../../repository/snapshot.js';
 import { loadOrCreateServerIdentity } from '../../session/server-identity.js';
-import { globalOptions, openRepository, output, stateDirectory } from '../context.js';
+import { globalOptions, openRepository, output, recordSnapshotOrWarn, stateDirectory, withDatabase } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /** probe/dist of this installation (compiled CLI lives in dist/daemon/cli/commands). */
@@ -25,34 +25,40 @@ export function registerBackup(program: Command): void {
     .action(async (name: string, opts: { tag: string[]; json?: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
       const home = stateDirectory(g);
-      const registry = new ClientRegistry(home);
-      const client = registry.get(name);
-      const repo = await openRepository(cmd);
-      const progress = createProgress(`backup ${name}`, { quiet: g.quiet || opts.json, bytes: true });
-      const log: string[] = [];
-      const result = await runPullBackupJob({
-        repo,
-        client,
-        pinHostKey: (fingerprint) => {
-          registry.update(name, (c) => ({ ...c, hostKey: fingerprint }));
-        },
-        identity: loadOrCreateServerIdentity(path.join(home, 'identity')),
-        probeDir: defaultProbeDir(),
-        tags: opts.tag,
-        onProgress: (p) => progress.update(p.bytesScanned, p.expectedBytes, p.currentPath),
-        onLog: (line) => {
-          log.push(line);
-          if (!opts.json && !g.quiet) process.stderr.write(`${line}\n`);
-        },
+      await withDatabase(cmd, async (db) => {
+        const store = new ClientStore(db.prisma);
+        const client = await store.get(name);
+        if (!client.enabled) {
+          throw new HaulError('ClientDisabled', `client ${name} is disabled, so it is not backed up. If its address and paths are right (\`haul client list\`), enable it with \`haul client set ${name} --enable\`.`);
+        }
+        const repo = await openRepository(cmd);
+        const progress = createProgress(`backup ${name}`, { quiet: g.quiet || opts.json, bytes: true });
+        const log: string[] = [];
+        const result = await runPullBackupJob({
+          repo,
+          client,
+          pinHostKey: async (fingerprint) => {
+            await store.pinHostKey(name, fingerprint);
+          },
+          identity: loadOrCreateServerIdentity(path.join(home, 'identity')),
+          probeDir: defaultProbeDir(),
+          tags: opts.tag,
+          onProgress: (p) => progress.update(p.bytesScanned, p.expectedBytes, p.currentPath),
+          onLog: (line) => {
+            log.push(line);
+            if (!opts.json && !g.quiet) process.stderr.write(`${line}\n`);
+          },
+        });
+        progress.stop();
+        await recordSnapshotOrWarn(cmd, result.id, result.snapshot, { db, clientId: client.id });
+        const s = result.snapshot.stats;
+        output(opts.json, { ...result, log, peakRssBytes: process.resourceUsage().maxRSS * 1024 }, () =>
+          `snapshot ${shortId(result.id)} saved for client ${name}\n` +
+          `  ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client)\n` +
+          `  added ${formatBytes(s.bytesNew)} in ${s.blobsNew} new blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire; ${(s.durationMs / 1000).toFixed(1)} s\n`);
+        if (s.errors > 0) {
+          throw new HaulError('IncompleteSnapshot', `the snapshot ${shortId(result.id)} was saved, but ${s.errors} item(s) could not be read on the client (see the warnings above).`);
+        }
       });
-      progress.stop();
-      const s = result.snapshot.stats;
-      output(opts.json, { ...result, log, peakRssBytes: process.resourceUsage().maxRSS * 1024 }, () =>
-        `snapshot ${shortId(result.id)} saved for client ${name}\n` +
-        `  ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client)\n` +
-        `  added ${formatBytes(s.bytesNew)} in ${s.blobsNew} new blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire; ${(s.durationMs / 1000).toFixed(1)} s\n`);
-      if (s.errors > 0) {
-        throw new HaulError('IncompleteSnapshot', `the snapshot ${shortId(result.id)} was saved, but ${s.errors} item(s) could not be read on the client (see the warnings above).`);
-      }
     });
 }

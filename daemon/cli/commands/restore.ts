@@ -1,13 +1,15 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
-import { ClientRegistry } from '../../clients/client-registry.js';
+import type { ClientConfig } from '../../clients/client-config.js';
+import { ClientStore } from '../../database/client-store.js';
+import type { PinHostKey } from '../../jobs/client-connection.js';
 import { runRestoreToClientJob } from '../../jobs/restore-to-client-job.js';
 import { Restorer } from '../../restorer/restorer.js';
 import { shortId, type StoredSnapshot } from '../../repository/snapshot.js';
 import type { Repository } from '../../repository/repository.js';
 import { loadOrCreateServerIdentity } from '../../session/server-identity.js';
-import { globalOptions, openRepository, output, stateDirectory } from '../context.js';
+import { globalOptions, openRepository, output, stateDirectory, withDatabase } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { defaultProbeDir } from './backup.js';
 import { splitSnapshotRef } from './ls.js';
@@ -56,10 +58,18 @@ Examples:
 }
 
 async function restoreToClient(cmd: Command, repo: Repository, snap: StoredSnapshot, subpath: string, opts: RestoreOptions): Promise<void> {
+  await withDatabase(cmd, async (db) => {
+    const store = new ClientStore(db.prisma);
+    const client = await store.get(typeof opts.toClient === 'string' ? opts.toClient : snap.client);
+    await restoreOnto(cmd, repo, snap, subpath, opts, client, async (fingerprint) => {
+      await store.pinHostKey(client.name, fingerprint);
+    });
+  });
+}
+
+async function restoreOnto(cmd: Command, repo: Repository, snap: StoredSnapshot, subpath: string, opts: RestoreOptions, client: ClientConfig, pinHostKey: PinHostKey): Promise<void> {
   const g = globalOptions(cmd);
   const home = stateDirectory(g);
-  const registry = new ClientRegistry(home);
-  const client = registry.get(typeof opts.toClient === 'string' ? opts.toClient : snap.client);
   const progress = createProgress(`restore onto ${client.name}`, { quiet: g.quiet || opts.json, bytes: true });
   const log: string[] = [];
   const result = await runRestoreToClientJob({
@@ -67,9 +77,7 @@ async function restoreToClient(cmd: Command, repo: Repository, snap: StoredSnaps
     snapshot: snap,
     subpath,
     client,
-    pinHostKey: (fingerprint) => {
-      registry.update(client.name, (c) => ({ ...c, hostKey: fingerprint }));
-    },
+    pinHostKey,
     identity: loadOrCreateServerIdentity(path.join(home, 'identity')),
     probeDir: defaultProbeDir(),
     ...(opts.target !== undefined ? { target: opts.target } : {}),

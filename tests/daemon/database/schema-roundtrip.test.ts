@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseLocation } from '../../../daemon/database/database-url.js';
 import { migrateDatabase, openDatabase, type Database } from '../../../daemon/database/open-database.js';
 import { loadMigrations } from '../../../daemon/database/migrate.js';
+import { haul, haulEnv } from '../../helpers/cli.js';
 import { postgresSkipReason, startPostgres, type TestPostgres } from '../../helpers/postgres.js';
 
 const pgSkip = postgresSkipReason();
@@ -121,6 +122,14 @@ describe('the schema on SQLite', () => {
       raw.close();
     }
   });
+
+  it('three `haul db migrate` processes starting at once on a new file apply each migration once', async () => {
+    const env = haulEnv(path.join(tmp, 'unused-repo'), { HAUL_HOME: path.join(tmp, 'sqlite-concurrent') });
+    const runs = await Promise.all([1, 2, 3].map(() => haul(['db', 'migrate', '--json'], env, { timeoutMs: 60_000 })));
+    expect(runs.map((r) => [r.status, r.stderr])).toEqual([[0, ''], [0, ''], [0, '']]);
+    const applied = runs.map((r) => (JSON.parse(r.stdout) as { applied: string[] }).applied).sort((a, b) => a.length - b.length);
+    expect(applied).toEqual([[], [], loadMigrations('sqlite').map((m) => `${m.version}_${m.name}`)]);
+  }, 90_000);
 
   it('names a DATABASE_URL it cannot use', () => {
     expect(() => databaseLocation(tmp, 'mysql://root:secret@db/haul')).toThrow(`DATABASE_URL="mysql://root:***@db/haul" is neither file:PATH (SQLite) nor postgresql://… (PostgreSQL). Fix it, or unset it to use ${path.join(tmp, 'haul.db')}.`);

@@ -5,6 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientStore } from '../../../daemon/database/client-store.js';
+import { openDatabase } from '../../../daemon/database/open-database.js';
 import { haul, haulEnv, haulSync, projectRoot } from '../../helpers/cli.js';
 import { describeTree, makeEveryKindTree, pseudoRandom } from '../../helpers/fixtures.js';
 import { ensureUser, sshdSkipReason, startSshd, type TestSshd, type UnixUser } from '../../helpers/sshd.js';
@@ -85,6 +87,14 @@ describe.skipIf(skip !== undefined)(`pull backup over a real sshd${skip ? ` (ski
     expect(first.bytesOnWire).toBeGreaterThan(256 * MiB * 0.9);
     const list = haulSync(['client', 'list', '--json'], env);
     expect(JSON.parse(list.stdout)[0].hostKey).toBe(sshd.hostKeyFingerprint);
+    // The snapshot is listed in the database, linked to the client's row.
+    const db = await openDatabase({ stateDir: path.join(tmp, 'home') });
+    try {
+      const row = await db.prisma.snapshot.findUniqueOrThrow({ where: { id: first.id }, include: { client: true } });
+      expect({ client: row.client?.name, clientName: row.clientName, files: row.files }).toEqual({ client: 'alpha', clientName: 'alpha', files: 13n });
+    } finally {
+      await db.close();
+    }
     expectRestoreMatches('alpha', alphaData);
   }, 180_000);
 
@@ -124,10 +134,13 @@ describe.skipIf(skip !== undefined)(`pull backup over a real sshd${skip ? ` (ski
   }, 180_000);
 
   it('refuses a changed host key with a clear error until the operator re-pins', async () => {
-    const clients = path.join(tmp, 'home', 'clients.json');
-    const saved = fs.readFileSync(clients, 'utf8');
     const wrong = 'SHA256:' + 'A'.repeat(43);
-    fs.writeFileSync(clients, saved.replace(sshd.hostKeyFingerprint, wrong));
+    const db = await openDatabase({ stateDir: path.join(tmp, 'home') });
+    try {
+      expect(await new ClientStore(db.prisma).pinHostKey('alpha', wrong)).toEqual({ replaced: sshd.hostKeyFingerprint });
+    } finally {
+      await db.close();
+    }
     const r = await haul(['backup', 'alpha'], env, { timeoutMs: 60_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`host key`);
