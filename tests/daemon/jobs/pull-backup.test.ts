@@ -39,7 +39,7 @@ describe.skipIf(skip !== undefined)(`pull backup over a real sshd${skip ? ` (ski
 
   const expectRestoreMatches = (client: string, source: string) => {
     const target = fs.mkdtempSync(path.join(tmp, `restore-${client}-`));
-    const r = haulSync(['restore', `latest:${source}`, '--client', client, '--target', target], env);
+    const r = haulSync(['--quiet', 'restore', `latest:${source}`, '--client', client, '--target', target], env);
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
     const before = describeTree(source);
     const after = describeTree(target);
