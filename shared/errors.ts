@@ -47,7 +47,13 @@ export type ErrorCode =
   // The daemon's database (daemon/database)
   | 'DatabaseUnavailable'
   | 'DatabaseTooNew'
-  | 'MigrationFailed';
+  | 'MigrationFailed'
+  // The daemon's jobs and scheduler (daemon/jobs, daemon/scheduler, daemon/service)
+  | 'JobCancelled'
+  | 'JobTimedOut'
+  | 'JobNotFound'
+  | 'ClientNotFound'
+  | 'DaemonStopping';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RepositoryNotFound: ExitCode.repositoryNotFound,
