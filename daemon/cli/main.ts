@@ -6,9 +6,11 @@ import { registerBackupLocal } from './commands/backup-local.js';
 import { registerBackup } from './commands/backup.js';
 import { registerCheck } from './commands/check.js';
 import { registerClient } from './commands/client.js';
+import { registerDaemon } from './commands/daemon.js';
 import { registerDb } from './commands/db.js';
 import { registerDump } from './commands/dump.js';
 import { registerInit } from './commands/init.js';
+import { registerJobs } from './commands/jobs.js';
 import { registerKey } from './commands/key.js';
 import { registerLs } from './commands/ls.js';
 import { registerRepair } from './commands/repair.js';
@@ -45,6 +47,8 @@ Exit codes:
   registerCheck(program);
   registerRepair(program);
   registerDb(program);
+  registerDaemon(program);
+  registerJobs(program);
   program.commands.forEach(function exitOverride(c: Command) {
     c.exitOverride();
     c.commands.forEach(exitOverride);

@@ -1,20 +1,13 @@
 // Long operations report progress: a bar on a terminal, a plain line every few seconds otherwise
 // (logs and pipes), and nothing with --quiet.
 import cliProgress from 'cli-progress';
+import { formatBytes } from '../../shared/display.js';
+
+export { formatBytes };
 
 export interface ProgressReporter {
   update(done: number, total: number | undefined, detail: string): void;
   stop(): void;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
 export function createProgress(label: string, options: { quiet?: boolean; bytes?: boolean }): ProgressReporter {

@@ -1,12 +1,14 @@
 // One pull backup of one client, end to end: connect out over SSH (host key pinned), make sure
 // the client has the right probe, run it, and feed its stream to the backup session.
-import { HaulError } from '../../shared/errors.js';
+import type { Duplex } from 'node:stream';
+import { HaulError, isHaulError } from '../../shared/errors.js';
+import type { JobPhase } from '../../shared/jobs.js';
 import type { ClientConfig } from '../clients/client-registry.js';
 import type { Repository } from '../repository/repository.js';
 import { ensureProbe, probeCommand } from '../session/probe-installer.js';
 import { runPullBackup, type PullBackupResult, type PullProgress, type SessionLimits } from '../session/probe-session.js';
 import type { ServerIdentity } from '../session/server-identity.js';
-import { connectToClient } from '../session/ssh-connection.js';
+import { connectToClient, type ConnectTimeouts, type RemoteProcess, type SshConnection } from '../session/ssh-connection.js';
 
 export interface PullBackupJobOptions {
   repo: Repository;
@@ -18,32 +20,99 @@ export interface PullBackupJobOptions {
   probeDir: string;
   tags?: string[];
   limits?: Partial<SessionLimits>;
+  timeouts?: ConnectTimeouts;
   onProgress?: (p: PullProgress) => void;
   onLog?: (line: string) => void;
+  /** Called as the job enters each phase, in order: connecting, pushing-probe, transferring, finalizing. */
+  onPhase?: (phase: JobPhase) => void;
+  /**
+   * Aborting stops the job: the probe is stopped, the packs already written are indexed, no
+   * snapshot is written, and the job throws the signal's reason. Once the probe has sent
+   * everything (finalizing), the snapshot is completed instead: that is only a few writes.
+   */
+  signal?: AbortSignal;
+}
+
+function abortReason(signal: AbortSignal): HaulError {
+  return isHaulError(signal.reason) ? signal.reason : new HaulError('JobCancelled', 'the job was cancelled before it finished; nothing was saved as a snapshot, what arrived is kept for the next run.');
+}
+
+/** `work`, unless the signal fires first; then whatever `work` still yields is handed to `discard`. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, discard: (value: T) => void): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(abortReason(signal));
+      work.then(discard, () => undefined);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** A probe whose stream broke: was it the probe, or did the whole SSH connection go? */
+async function connectionLost(conn: SshConnection, err: HaulError): Promise<HaulError | undefined> {
+  const alive = await conn.run('true', { timeoutMs: 5_000 }).then(() => true, () => false);
+  if (alive) return undefined;
+  return new HaulError('ConnectionLost', `The SSH connection to ${conn.label} was lost during the backup (${err.message.replace(/\. Run the backup again.*$/, '')}). No snapshot was written; what arrived is kept and the next run reuses it. If it keeps happening, check the network and the client's sshd log.`, { cause: err });
 }
 
 export async function runPullBackupJob(options: PullBackupJobOptions): Promise<PullBackupResult> {
-  const { client } = options;
+  const { client, signal } = options;
   const log = (line: string) => options.onLog?.(line);
-  const conn = await connectToClient({
-    host: client.host,
-    port: client.port,
-    user: client.user,
-    identity: options.identity,
-    clientName: client.name,
-    ...(client.hostKey ? { pinnedHostKey: client.hostKey } : {}),
-  });
+  if (signal?.aborted) throw abortReason(signal);
+  options.onPhase?.('connecting');
+  const conn = await untilAborted(
+    connectToClient({
+      host: client.host,
+      port: client.port,
+      user: client.user,
+      identity: options.identity,
+      clientName: client.name,
+      ...(client.hostKey ? { pinnedHostKey: client.hostKey } : {}),
+      ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+    }),
+    signal,
+    (late) => void late.close(),
+  );
+  let proc: RemoteProcess | undefined;
+  let finalizing = false;
+  // Stopping the probe and closing the connection makes every step still waiting on it fail at once.
+  const onAbort = () => {
+    if (finalizing) return;
+    if (proc) {
+      proc.stop();
+      // With an error, so a write waiting for 'drain' fails instead of waiting forever.
+      (proc.channel as unknown as Duplex).destroy(new Error('the job was stopped'));
+    }
+    void conn.close();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if (conn.firstContact) {
       // Trust on first use: from now on any other key fails the job (invariant 4).
       await options.pinHostKey(conn.hostKeyFingerprint);
       log(`first contact with ${conn.label}: pinned its ${conn.hostKeyType} host key ${conn.hostKeyFingerprint}`);
     }
+    options.onPhase?.('pushing-probe');
     const probe = await ensureProbe(conn, { probeDir: options.probeDir });
     log(probe.uploaded ? `uploaded the probe (${probe.arch}, sha256 ${probe.sha256.slice(0, 16)}) to ${probe.path}` : `the client's cached probe is current (${probe.arch})`);
+    options.onPhase?.('transferring');
     // `exec` in the remote shell: stopping the channel's process must stop the probe itself.
-    const proc = await conn.exec(probeCommand(probe, ['--serve']));
-    const result = await runPullBackup(options.repo, { input: proc.stdin, output: proc.stdout, diagnostics: proc.stderr, stop: () => proc.stop() }, {
+    proc = await conn.exec(probeCommand(probe, ['--serve']));
+    if (signal?.aborted) onAbort();
+    const running = proc;
+    const result = await runPullBackup(options.repo, { input: running.stdin, output: running.stdout, diagnostics: running.stderr, stop: () => running.stop() }, {
       client: client.name,
       hostname: client.host,
       paths: client.paths,
@@ -53,22 +122,28 @@ export async function runPullBackupJob(options: PullBackupJobOptions): Promise<P
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       onLog: log,
+      onFinalizing: () => {
+        finalizing = true;
+        options.onPhase?.('finalizing');
+      },
     });
     // The snapshot is saved; the probe gets EOF and a few seconds to exit before it is stopped.
-    proc.stdin.end();
-    const exit = await Promise.race([proc.exit, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())]);
+    running.stdin.end();
+    const exit = await Promise.race([running.exit, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())]);
     if (!exit) {
       log('warning: the probe did not exit within 10 s after the backup; it was stopped');
-      proc.stop();
-    } else if (exit.code !== 0) {
+      running.stop();
+    } else if (exit.code !== 0 && !signal?.aborted) {
       log(`warning: the probe exited with ${exit.code ?? exit.signal} after the snapshot was saved`);
     }
     return result;
   } catch (err) {
+    if (signal?.aborted && !finalizing) throw abortReason(signal);
+    if (isHaulError(err, 'ProbeFailed') && !finalizing) throw (await connectionLost(conn, err)) ?? err;
     if (err instanceof HaulError) throw err;
     throw new HaulError('ProbeFailed', `backup of ${client.name} failed: ${(err as Error).message}`, { cause: err });
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     await conn.close();
   }
 }
-
