@@ -33,6 +33,8 @@ export interface DaemonTestbed {
   start(options?: Partial<DaemonOptions>): Promise<Daemon>;
   /** Polls the database until `predicate` holds for the job list (newest first), or fails after `timeoutMs`. */
   waitForJobs(predicate: (jobs: JobRecord[]) => boolean, timeoutMs?: number): Promise<JobRecord[]>;
+  /** Stops the daemons started so far and empties the Job and Client tables (between tests). */
+  reset(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -119,8 +121,13 @@ export async function createDaemonTestbed(label: string, users: string[]): Promi
         await new Promise((r) => setTimeout(r, 50));
       }
     },
+    async reset() {
+      for (const d of daemons.splice(0)) await d.stop({ graceMs: 0 }).catch(() => undefined);
+      await db.prisma.job.deleteMany();
+      await db.prisma.client.deleteMany();
+    },
     async close() {
-      for (const d of daemons) await d.stop({ graceMs: 0 }).catch(() => undefined);
+      for (const d of daemons.splice(0)) await d.stop({ graceMs: 0 }).catch(() => undefined);
       await db.close();
       await sshd.stop();
       fs.rmSync(tmp, { recursive: true, force: true });

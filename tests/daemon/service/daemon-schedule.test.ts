@@ -3,7 +3,7 @@
 // SQLite, real backups into a real repository.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openTestRepository } from '../../helpers/repo.js';
 import { createDaemonTestbed, fullRun, transitionsOf, type DaemonTestbed } from '../../helpers/daemon-testbed.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
@@ -31,6 +31,9 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
   }, 120_000);
   afterAll(async () => {
     await bed?.close();
+  });
+  afterEach(async () => {
+    await bed.reset();
   });
 
   it('fires 6-field cron schedules (with seconds) for each client, through every state, and stops when the schedule is removed', async () => {
@@ -64,9 +67,6 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     await sleep(4_500);
     expect(await bed.db.prisma.job.count()).toBe(settled);
     expect(daemon.status().scheduled).toEqual([]);
-    await daemon.stop();
-    await bed.db.prisma.job.deleteMany();
-    await bed.db.prisma.client.deleteMany();
   }, 90_000);
 
   it('starts no job inside a blackout window: a due job waits in the queue and starts when the window ends', async () => {
@@ -85,9 +85,6 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     expect(done!.startedAt!.getTime()).toBeGreaterThanOrEqual(blackoutEnd.getTime());
     expect(done!.startedAt!.getTime() - blackoutEnd.getTime()).toBeLessThan(1_500);
     expect(done!.requestedBy).toBe('alice');
-    await daemon.stop();
-    await bed.db.prisma.job.deleteMany();
-    await bed.db.prisma.client.deleteMany();
   }, 60_000);
 
   it('catches up a run missed while the daemon was down exactly once, however many slots it missed', async () => {
@@ -119,9 +116,6 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
       ['catchup-1', new Date(lastSlot.getTime() + dayMs).toISOString()],
       ['catchup-2', new Date(lastSlot.getTime() + dayMs).toISOString()],
     ]);
-    await second.stop();
-    await bed.db.prisma.job.deleteMany();
-    await bed.db.prisma.client.deleteMany();
   }, 60_000);
 
   it('refuses a bad schedule in the database with a clear log line and schedules the other clients', async () => {
@@ -135,6 +129,5 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     expect(lines.filter((l) => l.level >= 50).map((l) => [l.client, l.msg])).toEqual([
       ['bad-cron', 'the schedule of client "bad-cron" "61 * * * *" is not a valid cron expression (Constraint error, got value 61 expected range 0-59). Use 5 fields (minute hour day-of-month month day-of-week), e.g. "0 3 * * *" for 03:00 every day, or 6 with seconds first. The client is not scheduled until that is fixed.'],
     ]);
-    await bed.db.prisma.client.deleteMany();
   });
 });
