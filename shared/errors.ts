@@ -53,7 +53,8 @@ export type ErrorCode =
   | 'JobTimedOut'
   | 'JobNotFound'
   | 'ClientNotFound'
-  | 'DaemonStopping';
+  | 'DaemonStopping'
+  | 'ListenFailed';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RepositoryNotFound: ExitCode.repositoryNotFound,

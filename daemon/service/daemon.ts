@@ -164,7 +164,8 @@ export class Daemon {
       await daemon?.http?.close();
       await repository?.close();
       await database.close();
-      log.error({ err }, `haul daemon could not start: ${(err as Error).message}`);
+      // On stderr the caller prints the error itself; a log file should have it too.
+      if (initial.logFile) log.error({ err }, `haul daemon could not start: ${(err as Error).message}`);
       log.flush();
       throw err;
     }

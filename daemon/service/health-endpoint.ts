@@ -40,7 +40,7 @@ export async function startHealthEndpoint(options: { host: string; port: number;
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new HaulError('InvalidArgument', `the daemon cannot listen on ${options.host}:${options.port} for /healthz and /metrics: ${err.code === 'EADDRINUSE' ? 'the port is in use (another daemon?)' : err.message}. Choose another port (--http-port, HAUL_HTTP_PORT) or turn it off with "off".`));
+      reject(new HaulError('ListenFailed', `the daemon cannot listen on ${options.host}:${options.port} for /healthz and /metrics: ${err.code === 'EADDRINUSE' ? 'the port is in use (another daemon?)' : err.message}. Choose another port (--http-port, HAUL_HTTP_PORT) or turn it off with "off".`));
     });
     server.listen(options.port, options.host, () => resolve());
   });
