@@ -57,11 +57,21 @@ export interface DaemonStatus {
   scheduled: { client: string; next: string | undefined }[];
 }
 
+interface EnqueueExtra {
+  detail?: string;
+  attempt?: number;
+  retryOfId?: number;
+  requestedBy?: string;
+  /** A retry waits for its backoff. */
+  notBefore?: Date;
+}
+
 export class Daemon {
   readonly events = new EventEmitter<DaemonEvents>();
   readonly startedAt = new Date();
   private stopping: Promise<void> | undefined;
-  private readonly creating = new Set<string>();
+  /** Jobs being written to the database, by client: a second request meanwhile gets the same job. */
+  private readonly enqueuing = new Map<string, Promise<JobRecord>>();
   private readonly currentStates = new Map<number, string>();
   private blackout: BlackoutCalendar;
   private readonly queue: JobQueue;
@@ -203,7 +213,7 @@ export class Daemon {
     if (this.stopping) return;
     const busy = this.queue.clientState({ clientId: client.id, clientName: client.name });
     const pending = busy.queued ?? busy.running;
-    if (pending || this.creating.has(this.clientKey(client))) {
+    if (pending || this.enqueuing.has(this.clientKey(client))) {
       this.log.info({ client: client.name, slot: slot.toISOString(), job: pending?.id }, `the ${trigger === 'catch-up' ? 'missed' : 'scheduled'} run of ${client.name} at ${slot.toISOString()} is skipped: job ${pending?.id ?? '(being queued)'} is already ${busy.queued ? 'queued' : 'running'}`);
       return;
     }
@@ -214,29 +224,32 @@ export class Daemon {
     }
   }
 
-  private async enqueue(client: Client, trigger: JobTrigger, extra: { detail?: string; attempt?: number; retryOfId?: number; requestedBy?: string; notBefore?: Date }): Promise<JobRecord> {
+  private enqueue(client: Client, trigger: JobTrigger, extra: EnqueueExtra): Promise<JobRecord> {
     const key = this.clientKey(client);
-    this.creating.add(key);
+    const queued = this.createAndQueue(client, trigger, extra).finally(() => {
+      if (this.enqueuing.get(key) === queued) this.enqueuing.delete(key);
+    });
+    this.enqueuing.set(key, queued);
+    return queued;
+  }
+
+  private async createAndQueue(client: Client, trigger: JobTrigger, extra: EnqueueExtra): Promise<JobRecord> {
+    const job = await this.store.create({
+      clientId: client.id,
+      clientName: client.name,
+      trigger,
+      ...(extra.detail !== undefined ? { detail: extra.detail } : {}),
+      ...(extra.attempt !== undefined ? { attempt: extra.attempt } : {}),
+      ...(extra.retryOfId !== undefined ? { retryOfId: extra.retryOfId } : {}),
+      ...(extra.requestedBy !== undefined ? { requestedBy: extra.requestedBy } : {}),
+    });
     try {
-      const job = await this.store.create({
-        clientId: client.id,
-        clientName: client.name,
-        trigger,
-        ...(extra.detail !== undefined ? { detail: extra.detail } : {}),
-        ...(extra.attempt !== undefined ? { attempt: extra.attempt } : {}),
-        ...(extra.retryOfId !== undefined ? { retryOfId: extra.retryOfId } : {}),
-        ...(extra.requestedBy !== undefined ? { requestedBy: extra.requestedBy } : {}),
-      });
-      try {
-        this.queue.add(job, extra.notBefore);
-      } catch (err) {
-        await this.store.finish(job.id, { state: 'cancelled', message: (err as Error).message });
-        throw err;
-      }
-      return job;
-    } finally {
-      this.creating.delete(key);
+      this.queue.add(job, extra.notBefore);
+    } catch (err) {
+      await this.store.finish(job.id, { state: 'cancelled', message: (err as Error).message });
+      throw err;
     }
+    return job;
   }
 
   private async runJob(job: JobRecord, signal: AbortSignal): Promise<void> {
@@ -263,7 +276,7 @@ export class Daemon {
     const client = await this.database.prisma.client.findUnique({ where: { name: clientName } });
     if (!client) throw new HaulError('ClientNotFound', `there is no client named ${JSON.stringify(clientName)}; \`haul client list\` shows them.`);
     if (!client.enabled) throw new HaulError('InvalidArgument', `client ${clientName} is disabled; enable it first (\`haul client set ${clientName} --enable\`).`);
-    const waiting = this.queue.clientState({ clientId: client.id, clientName: client.name }).queued;
+    const waiting = this.queue.clientState({ clientId: client.id, clientName: client.name }).queued ?? (await this.enqueuing.get(this.clientKey(client)));
     if (waiting) return waiting;
     return this.enqueue(client, 'manual', requestedBy !== undefined ? { requestedBy, detail: `requested by ${requestedBy}` } : {});
   }
