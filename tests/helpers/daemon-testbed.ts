@@ -10,7 +10,7 @@ import { expect } from 'vitest';
 import { openDatabase, type Database } from '../../daemon/database/open-database.js';
 import type { JobRecord } from '../../daemon/jobs/job-store.js';
 import { authorizedKeysLine, loadOrCreateServerIdentity } from '../../daemon/session/server-identity.js';
-import { startDaemon, type Daemon, type DaemonOptions } from '../../daemon/service/daemon.js';
+import { startDaemon, type Daemon, type DaemonHooks, type DaemonOptions } from '../../daemon/service/daemon.js';
 import { haulEnv, haulSync, projectRoot } from './cli.js';
 import { ensureUser, startSshd, type TestSshd, type UnixUser } from './sshd.js';
 import { testPassphrase } from './repo.js';
@@ -30,7 +30,7 @@ export interface DaemonTestbed {
   /** A client row for `user`'s data folder, reachable through this sshd (or `port`). */
   addClient(name: string, user: string, dataPath: string, extra?: { schedule?: string; port?: number; hostKey?: string; createdAt?: Date }): Promise<number>;
   /** A daemon in this process; stopped by `close`. */
-  start(options?: Partial<DaemonOptions>): Promise<Daemon>;
+  start(options?: Partial<DaemonOptions>, hooks?: DaemonHooks): Promise<Daemon>;
   /** Polls the database until `predicate` holds for the job list (newest first), or fails after `timeoutMs`. */
   waitForJobs(predicate: (jobs: JobRecord[]) => boolean, timeoutMs?: number): Promise<JobRecord[]>;
   /** Stops the daemons started so far and empties the Job and Client tables (between tests). */
@@ -94,7 +94,7 @@ export async function createDaemonTestbed(label: string, users: string[]): Promi
       });
       return row.id;
     },
-    async start(options = {}) {
+    async start(options = {}, hooks = {}) {
       const daemon = await startDaemon({
         stateDir,
         repository: repoDir,
@@ -106,7 +106,7 @@ export async function createDaemonTestbed(label: string, users: string[]): Promi
         timeZone: 'UTC',
         progressIntervalMs: 200,
         ...options,
-      });
+      }, hooks);
       daemons.push(daemon);
       return daemon;
     },

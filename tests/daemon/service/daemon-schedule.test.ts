@@ -1,6 +1,7 @@
 // When the daemon runs jobs: cron schedules with seconds, blackout windows, catch-up after
 // downtime and reloads of the Client table. Real sshd clients (separate Unix users), real
 // SQLite, real backups into a real repository.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -41,10 +42,11 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     const s2 = await bed.addClient('sched-2', S2, dataS2, { schedule: '*/2 * * * * *' });
     const daemon = await bed.start();
     expect(daemon.status().scheduled.map((s) => s.client).sort()).toEqual(['sched-1', 'sched-2']);
-    const jobs = await bed.waitForJobs((all) => [s1, s2].every((id) => all.some((j) => j.clientId === id && j.state === 'succeeded')), 30_000);
+    // (A slot between adding the clients and the start is caught up first: trigger catch-up.)
+    const firedBySchedule = (j: { clientId: number | null; state: string; trigger: string }, id: number) => j.clientId === id && j.state === 'succeeded' && j.trigger === 'schedule';
+    const jobs = await bed.waitForJobs((all) => [s1, s2].every((id) => all.some((j) => firedBySchedule(j, id))), 30_000);
     for (const id of [s1, s2]) {
-      const job = jobs.find((j) => j.clientId === id && j.state === 'succeeded')!;
-      expect(job.trigger).toBe('schedule');
+      const job = jobs.find((j) => firedBySchedule(j, id))!;
       expect(await transitionsOf(bed.db, job.id)).toEqual(fullRun);
       // The slot it was queued for is a whole even second, and it was queued at that slot.
       const queued = await bed.db.prisma.jobTransition.findFirstOrThrow({ where: { jobId: job.id, state: 'queued' } });
@@ -117,6 +119,42 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
       ['catchup-2', new Date(lastSlot.getTime() + dayMs).toISOString()],
     ]);
   }, 60_000);
+
+  it('hands every line of a job to its log sink and the job-log events, and stores the log path and its SHA-256', async () => {
+    await bed.addClient('logged', S1, dataS1);
+    const events: string[] = [];
+    const progress: number[] = [];
+    let sinkLines: string[] = [];
+    const logPath = path.join(bed.tmp, 'job.log');
+    const daemon = await bed.start({}, {
+      openJobLog: () => {
+        sinkLines = [];
+        fs.writeFileSync(logPath, '');
+        return {
+          path: logPath,
+          write: (line) => {
+            sinkLines.push(line);
+            fs.appendFileSync(logPath, `${line}\n`);
+          },
+          finish: async () => createHash('sha256').update(fs.readFileSync(logPath)).digest('hex'),
+        };
+      },
+    });
+    daemon.events.on('job-log', ({ line }) => events.push(line));
+    daemon.events.on('job-progress', ({ progress: p }) => progress.push(p.bytesScanned));
+    const job = await daemon.runNow('logged');
+    const [done] = await bed.waitForJobs((all) => all[0]?.id === job.id && all[0].state === 'succeeded', 30_000);
+    expect(done!.logPath).toBe(logPath);
+    expect(done!.logSha256).toBe(createHash('sha256').update(fs.readFileSync(logPath)).digest('hex'));
+    expect(events).toEqual(sinkLines);
+    expect(sinkLines[0]).toBe(`job ${job.id}: backup of client "logged" (manual): paths ${dataS1}`);
+    expect(sinkLines[1]).toBe(`connecting to ${S1}@127.0.0.1:${bed.sshd.port}`);
+    expect(sinkLines).toContain('running the probe: walking, chunking and sending');
+    expect(sinkLines).toContain('the probe sent everything; saving the trees and the snapshot');
+    expect(sinkLines.find((l) => l.startsWith('snapshot '))).toMatch(/^snapshot [0-9a-f]{8} saved: 2 files, 3 directories, 293\.0 KiB \(293\.0 KiB read on the client\); /);
+    expect(sinkLines.at(-1)).toMatch(new RegExp(`^job ${job.id} succeeded after \\d+\\.\\d s$`));
+    expect(progress.length).toBeGreaterThan(0);
+  });
 
   it('refuses a bad schedule in the database with a clear log line and schedules the other clients', async () => {
     await bed.addClient('bad-cron', S1, dataS1, { schedule: '61 * * * *' });
