@@ -40,3 +40,6 @@ export type JobTrigger = (typeof jobTriggers)[number];
 
 export const jobKinds = ['backup', 'restore', 'check', 'prune'] as const;
 export type JobKind = (typeof jobKinds)[number];
+
+/** How a line of a job's log reads: plain progress, something left out, or why the job failed. */
+export type JobLogLevel = 'INFO' | 'WARN' | 'ERROR';

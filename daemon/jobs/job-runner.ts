@@ -3,6 +3,7 @@
 // happens. Whatever goes wrong becomes a typed cause (failure-cause.ts); nothing a job meets
 // escapes to the daemon. Progress and log lines go to the caller's hooks (the bus, the job log).
 import { HaulError, isHaulError } from '../../shared/errors.js';
+import type { JobLogLevel } from '../../shared/jobs.js';
 import type { Client } from '../../prisma/generated/sqlite/client.js';
 import type { ClientConfig } from '../clients/client-registry.js';
 import type { PrismaClient } from '../database/open-database.js';
@@ -27,7 +28,7 @@ export interface JobTimeouts {
 /** Where a job's plain-text log goes (daemon/jobs/job-log.ts provides one). */
 export interface JobLogSink {
   readonly path: string;
-  write(line: string): void;
+  write(line: string, level: JobLogLevel): void;
   /** Closes the file and returns its SHA-256 (hex), stored with the job. */
   finish(): Promise<string>;
 }
@@ -41,7 +42,7 @@ export interface JobRunnerOptions {
   probeDir: string;
   timeouts: JobTimeouts;
   openJobLog?: (job: JobRecord) => JobLogSink | Promise<JobLogSink>;
-  onLog?: (job: JobRecord, line: string) => void;
+  onLog?: (job: JobRecord, line: string, level: JobLogLevel) => void;
   onProgress?: (job: JobRecord, progress: PullProgress) => void;
   /** A failure that is a bug (cause internal), with its stack, for the daemon's own log. */
   onInternalError?: (job: JobRecord, err: unknown) => void;
@@ -92,9 +93,9 @@ export class JobRunner {
     const { store, timeouts } = this.options;
     const started = Date.now();
     let sink: JobLogSink | undefined;
-    const log = (line: string) => {
-      sink?.write(line);
-      this.options.onLog?.(job, line);
+    const log = (line: string, level: JobLogLevel = line.startsWith('warning:') ? 'WARN' : 'INFO') => {
+      sink?.write(line, level);
+      this.options.onLog?.(job, line, level);
     };
     const deadline = new AbortController();
     const timer = setTimeout(() => {
@@ -138,7 +139,7 @@ export class JobRunner {
       });
       const s = result.snapshot.stats;
       log(`snapshot ${shortId(result.id)} saved: ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client); ${formatBytes(s.bytesNew)} new in ${s.blobsNew} blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire`);
-      if (s.errors > 0) log(`${s.errors} item(s) could not be read on the client and are not in the snapshot (see the warnings above)`);
+      if (s.errors > 0) log(`${s.errors} item(s) could not be read on the client and are not in the snapshot (see the warnings above)`, 'WARN');
       end = {
         state: 'succeeded',
         snapshotId: result.id,
@@ -148,12 +149,12 @@ export class JobRunner {
       const failure = failureOf(err);
       if (failure.cause === 'internal' && !isHaulError(err)) this.options.onInternalError?.(job, err);
       end = failure.cause === 'cancelled' ? { state: 'cancelled', message: failure.message } : { state: 'failed', cause: failure.cause, message: failure.message };
-      log(`${end.state === 'cancelled' ? 'cancelled' : `failed (${failure.cause})`}: ${failure.message}`);
+      log(`${end.state === 'cancelled' ? 'cancelled' : `failed (${failure.cause})`}: ${failure.message}`, end.state === 'cancelled' ? 'WARN' : 'ERROR');
     } finally {
       clearTimeout(timer);
       await repo?.close();
     }
-    log(`job ${job.id} ${end.state} after ${duration(Date.now() - started)}`);
+    log(`job ${job.id} ${end.state} after ${duration(Date.now() - started)}`, end.state === 'failed' ? 'ERROR' : 'INFO');
     if (sink) end.logSha256 = await sink.finish();
     return store.finish(job.id, end);
   }

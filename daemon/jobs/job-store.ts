@@ -45,6 +45,8 @@ export type JobEnd =
 
 export interface JobChange {
   job: JobRecord;
+  /** The state before this change; null when the job was just queued. */
+  previousState: JobState | null;
   state: JobState;
   at: Date;
   detail: string | null;
@@ -107,8 +109,8 @@ export class JobStore {
     return () => this.listeners.delete(listener);
   }
 
-  private emit(job: JobRecord, at: Date, detail: string | null): void {
-    for (const l of this.listeners) l({ job, state: job.state as JobState, at, detail });
+  private emit(job: JobRecord, previousState: string | null, at: Date, detail: string | null): void {
+    for (const l of this.listeners) l({ job, previousState: previousState as JobState | null, state: job.state as JobState, at, detail });
   }
 
   /** Runs `work` after every earlier write for the same job. */
@@ -140,7 +142,7 @@ export class JobStore {
         transitions: { create: { state: 'queued', at, detail: job.detail ?? null } },
       },
     });
-    this.emit(created, at, job.detail ?? null);
+    this.emit(created, null, at, job.detail ?? null);
     return created;
   }
 
@@ -151,18 +153,21 @@ export class JobStore {
 
   private async write(id: number, state: JobState, data: JobData, detail: string | null): Promise<JobRecord> {
     const at = new Date();
-    const updated = await this.prisma.$transaction(async (tx) => {
+    const written = await this.prisma.$transaction(async (tx) => {
+      const before = await tx.job.findUnique({ where: { id }, select: { state: true } });
+      // Conditional, so a concurrent writer (another process ending the job) cannot be overtaken.
       const moved = await tx.job.updateMany({ where: { id, state: { in: statesBefore(state) } }, data: { ...data, state } });
-      if (moved.count !== 1) return undefined;
+      if (!before || moved.count !== 1) return undefined;
       await tx.jobTransition.create({ data: { jobId: id, state, at, detail } });
-      return tx.job.findUniqueOrThrow({ where: { id } });
+      return { job: await tx.job.findUniqueOrThrow({ where: { id } }), previous: before.state };
     });
+    const updated = written?.job;
     if (!updated) {
       const current = await this.prisma.job.findUnique({ where: { id } });
       if (!current) throw new HaulError('JobNotFound', `job ${id} does not exist; \`haul jobs\` lists the jobs.`);
       throw new HaulError('InvalidArgument', `job ${id} is ${current.state} and cannot become ${state}: a job only moves forward and never leaves ${terminalJobStates.join(', ')}.`);
     }
-    this.emit(updated, at, detail);
+    this.emit(updated, written!.previous, at, detail);
     return updated;
   }
 

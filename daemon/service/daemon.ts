@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
 import type { Client } from '../../prisma/generated/sqlite/client.js';
 import { HaulError } from '../../shared/errors.js';
-import { isTerminalJobState, type JobTrigger } from '../../shared/jobs.js';
+import { isTerminalJobState, type JobLogLevel, type JobTrigger } from '../../shared/jobs.js';
 import { openDatabase, type Database } from '../database/open-database.js';
 import { JobRunner, type JobLogSink } from '../jobs/job-runner.js';
 import { JobStore, type JobChange, type JobFilter, type JobRecord } from '../jobs/job-store.js';
@@ -32,8 +32,8 @@ export interface DaemonEvents {
   'job-state': [JobChange];
   /** A running job's counters, a few times a second at most. */
   'job-progress': [{ job: JobRecord; progress: PullProgress }];
-  /** One line of a job's log. */
-  'job-log': [{ job: JobRecord; line: string; at: Date }];
+  /** One line of a job's log, as written to its log file. */
+  'job-log': [{ job: JobRecord; line: string; level: JobLogLevel; at: Date }];
 }
 
 export interface DaemonHooks {
@@ -52,8 +52,10 @@ export interface DaemonStatus {
   blackout: string[];
   /** When the blackout window the daemon is in ends, if it is in one. */
   blackoutUntil: string | undefined;
-  running: { id: number; client: string | null; state: string }[];
-  queued: { id: number; client: string | null; trigger: string }[];
+  /** Running jobs as last written (state, counters at their last write). */
+  running: JobRecord[];
+  /** Waiting jobs, in queue order. */
+  queued: JobRecord[];
   scheduled: { client: string; next: string | undefined }[];
 }
 
@@ -72,7 +74,8 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   /** Jobs being written to the database, by client: a second request meanwhile gets the same job. */
   private readonly enqueuing = new Map<string, Promise<JobRecord>>();
-  private readonly currentStates = new Map<number, string>();
+  /** The latest record of each job this daemon runs (the queue holds them as they were queued). */
+  private readonly runningRecords = new Map<number, JobRecord>();
   private blackout: BlackoutCalendar;
   private readonly queue: JobQueue;
   private readonly scheduler: Scheduler;
@@ -99,7 +102,7 @@ export class Daemon {
       probeDir: config.probeDir,
       timeouts: config.timeouts,
       ...(hooks.openJobLog ? { openJobLog: hooks.openJobLog } : {}),
-      onLog: (job, line) => this.events.emit('job-log', { job, line, at: new Date() }),
+      onLog: (job, line, level) => this.events.emit('job-log', { job, line, level, at: new Date() }),
       onProgress: (job, progress) => this.events.emit('job-progress', { job, progress }),
       onInternalError: (job, err) => log.error({ err, job: job.id }, `job ${job.id}: unexpected error (a bug in Haul)`),
     });
@@ -124,8 +127,8 @@ export class Daemon {
       onInvalid: (client, err) => this.log.error({ client: client.name }, `${err.message} The client is not scheduled until that is fixed.`),
     });
     store.onChange((change) => {
-      if (isTerminalJobState(change.state)) this.currentStates.delete(change.job.id);
-      else this.currentStates.set(change.job.id, change.state);
+      if (isTerminalJobState(change.state) || change.state === 'queued') this.runningRecords.delete(change.job.id);
+      else this.runningRecords.set(change.job.id, change.job);
       this.metrics.observe(change);
       const { job } = change;
       const fields = { job: job.id, client: job.clientName, state: change.state, ...(job.failureCause ? { cause: job.failureCause } : {}) };
@@ -317,7 +320,6 @@ export class Daemon {
 
   status(): DaemonStatus {
     const now = new Date();
-    const stateOf = (job: JobRecord) => this.currentStates.get(job.id) ?? job.state;
     return {
       daemonId: this.config.daemonId,
       startedAt: this.startedAt.toISOString(),
@@ -327,8 +329,8 @@ export class Daemon {
       maxConcurrentJobs: this.config.maxConcurrentJobs,
       blackout: this.config.blackout.map((w) => w.text),
       blackoutUntil: this.blackout.endOf(now)?.toISOString(),
-      running: this.queue.running.map((j) => ({ id: j.id, client: j.clientName, state: stateOf(j) })),
-      queued: this.queue.queued.map((j) => ({ id: j.id, client: j.clientName, trigger: j.trigger })),
+      running: this.queue.running.map((j) => this.runningRecords.get(j.id) ?? j),
+      queued: [...this.queue.queued],
       scheduled: this.scheduler.scheduledClients.map((c) => ({ client: c.name, next: this.scheduler.nextRun(c.id)?.toISOString() })),
     };
   }

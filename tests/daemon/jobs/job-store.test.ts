@@ -46,7 +46,13 @@ for (const dbCase of databases) {
         ['transferring', 'probe x86_64'],
         ['succeeded', `snapshot ${'ab'.repeat(32)}`],
       ]);
-      expect(seen.map((c) => c.state)).toEqual(['queued', 'connecting', 'pushing-probe', 'transferring', 'succeeded']);
+      expect(seen.map((c) => [c.previousState, c.state])).toEqual([
+      [null, 'queued'],
+      ['queued', 'connecting'],
+      ['connecting', 'pushing-probe'],
+      ['pushing-probe', 'transferring'],
+      ['transferring', 'succeeded'],
+    ]);
       expect(seen.every((c) => c.job.id === job.id)).toBe(true);
     });
 

@@ -122,8 +122,8 @@ describe.skipIf(skip !== undefined)(`daemon job queue over a real sshd${skip ? `
     });
     const queued = [];
     for (const name of ['c1', 'c2', 'c3', 'c4']) queued.push(await daemon.runNow(name));
-    expect(daemon.status().running.map((r) => r.client)).toEqual(['c1', 'c2']);
-    expect(daemon.status().queued.map((r) => r.client)).toEqual(['c3', 'c4']);
+    expect(daemon.status().running.map((r) => r.clientName)).toEqual(['c1', 'c2']);
+    expect(daemon.status().queued.map((r) => r.clientName)).toEqual(['c3', 'c4']);
     const jobs = await bed.waitForJobs((all) => all.length === 4 && all.every((j) => j.state === 'succeeded'), 60_000);
     expect(started).toEqual(['c1', 'c2', 'c3', 'c4']);
     expect(most).toBe(2);

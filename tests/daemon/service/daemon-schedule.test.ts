@@ -82,7 +82,7 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     await sleep(1_000);
     expect((await bed.db.prisma.job.findUniqueOrThrow({ where: { id: job.id } })).state).toBe('queued');
     expect(await transitionsOf(bed.db, job.id)).toEqual(['queued']);
-    expect(daemon.status().queued).toEqual([{ id: job.id, client: 'blackout-1', trigger: 'manual' }]);
+    expect(daemon.status().queued.map((j) => [j.id, j.clientName, j.trigger, j.state])).toEqual([[job.id, 'blackout-1', 'manual', 'queued']]);
     const [done] = await bed.waitForJobs((all) => all[0]?.id === job.id && all[0].state === 'succeeded', 30_000);
     expect(done!.startedAt!.getTime()).toBeGreaterThanOrEqual(blackoutEnd.getTime());
     expect(done!.startedAt!.getTime() - blackoutEnd.getTime()).toBeLessThan(1_500);
@@ -140,7 +140,11 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
         };
       },
     });
-    daemon.events.on('job-log', ({ line }) => events.push(line));
+    const levels = new Set<string>();
+    daemon.events.on('job-log', ({ line, level }) => {
+      events.push(line);
+      levels.add(level);
+    });
     daemon.events.on('job-progress', ({ progress: p }) => progress.push(p.bytesScanned));
     const job = await daemon.runNow('logged');
     const [done] = await bed.waitForJobs((all) => all[0]?.id === job.id && all[0].state === 'succeeded', 30_000);
@@ -154,6 +158,7 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     expect(sinkLines.find((l) => l.startsWith('snapshot '))).toMatch(/^snapshot [0-9a-f]{8} saved: 2 files, 3 directories, 293\.0 KiB \(293\.0 KiB read on the client\); /);
     expect(sinkLines.at(-1)).toMatch(new RegExp(`^job ${job.id} succeeded after \\d+\\.\\d s$`));
     expect(progress.length).toBeGreaterThan(0);
+    expect([...levels]).toEqual(['INFO']);
   });
 
   it('refuses a bad schedule in the database with a clear log line and schedules the other clients', async () => {
