@@ -66,7 +66,14 @@ export type ErrorCode =
   | 'StreamAborted'
   | 'Internal'
   | 'JobFailed'
-  | 'JobLogUnverified';
+  | 'JobLogUnverified'
+  // The daemon's jobs and scheduler (daemon/jobs, daemon/scheduler, daemon/service)
+  | 'JobCancelled'
+  | 'JobTimedOut'
+  | 'JobNotFound'
+  | 'ClientNotFound'
+  | 'DaemonStopping'
+  | 'ListenFailed';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RepositoryNotFound: ExitCode.repositoryNotFound,

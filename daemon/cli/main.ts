@@ -8,10 +8,12 @@ import { registerBackup } from './commands/backup.js';
 import { registerBusKey } from './commands/bus-key.js';
 import { registerCheck } from './commands/check.js';
 import { registerClient } from './commands/client.js';
+import { registerDaemon } from './commands/daemon.js';
 import { registerDb } from './commands/db.js';
 import { registerDump } from './commands/dump.js';
 import { registerForget } from './commands/forget.js';
 import { registerInit } from './commands/init.js';
+import { registerJobs } from './commands/jobs.js';
 import { registerKey } from './commands/key.js';
 import { registerLog } from './commands/log.js';
 import { registerLs } from './commands/ls.js';
@@ -59,6 +61,8 @@ Exit codes:
   registerWatch(program);
   registerLog(program);
   registerBusKey(program);
+  registerDaemon(program);
+  registerJobs(program);
   program.commands.forEach(function exitOverride(c: Command) {
     c.exitOverride();
     c.commands.forEach(exitOverride);

@@ -3,12 +3,12 @@
 // every job with HostKeyChanged (invariant 4).
 import type { ClientConfig } from '../clients/client-config.js';
 import type { ServerIdentity } from '../session/server-identity.js';
-import { connectToClient, type SshConnection } from '../session/ssh-connection.js';
+import { connectToClient, type ConnectTimeouts, type SshConnection } from '../session/ssh-connection.js';
 
 /** `pinHostKey` records the key in the caller's client store (the database, or the CLI's). */
 export type PinHostKey = (fingerprint: string) => void | Promise<void>;
 
-export async function connectToRegisteredClient(client: ClientConfig, pinHostKey: PinHostKey, identity: ServerIdentity, log: (line: string) => void): Promise<SshConnection> {
+export async function connectToRegisteredClient(client: ClientConfig, pinHostKey: PinHostKey, identity: ServerIdentity, log: (line: string) => void, timeouts?: ConnectTimeouts): Promise<SshConnection> {
   const conn = await connectToClient({
     host: client.host,
     port: client.port,
@@ -16,6 +16,7 @@ export async function connectToRegisteredClient(client: ClientConfig, pinHostKey
     identity,
     clientName: client.name,
     ...(client.hostKey ? { pinnedHostKey: client.hostKey } : {}),
+    ...(timeouts ? { timeouts } : {}),
   });
   if (conn.firstContact) {
     try {

@@ -1,34 +1,81 @@
 // One pull backup of one client, end to end: connect out over SSH (host key pinned), make sure
 // the client has the right probe, run it, and feed its stream to the backup session.
-import { HaulError } from '../../shared/errors.js';
+import type { Duplex } from 'node:stream';
+import { HaulError, isHaulError } from '../../shared/errors.js';
+import type { JobPhase } from '../../shared/jobs.js';
 import type { ClientConfig } from '../clients/client-config.js';
-import type { Repository } from '../repository/repository.js';
 import { lockRepository } from '../repository/lock.js';
-import { installAndStartProbe } from '../session/probe-process.js';
+import type { Repository } from '../repository/repository.js';
+import { ensureProbe } from '../session/probe-installer.js';
+import { startProbe, type RunningProbe } from '../session/probe-process.js';
 import { runPullBackup, type PullBackupResult, type PullProgress, type SessionLimits } from '../session/probe-session.js';
 import type { ServerIdentity } from '../session/server-identity.js';
-import { connectToRegisteredClient } from './client-connection.js';
+import type { ConnectTimeouts, SshConnection } from '../session/ssh-connection.js';
+import { connectToRegisteredClient, type PinHostKey } from './client-connection.js';
 
 export interface PullBackupJobOptions {
   repo: Repository;
   client: ClientConfig;
   /** Records the host key pinned on first contact (the caller's client store). */
-  pinHostKey: (fingerprint: string) => void | Promise<void>;
+  pinHostKey: PinHostKey;
   identity: ServerIdentity;
   /** Where the built probe binaries are (probe/dist). */
   probeDir: string;
   tags?: string[];
   limits?: Partial<SessionLimits>;
+  timeouts?: ConnectTimeouts;
   onProgress?: (p: PullProgress) => void;
   onLog?: (line: string) => void;
+  /** Called as the job enters each phase, in order: connecting, pushing-probe, transferring, finalizing. */
+  onPhase?: (phase: JobPhase) => void;
+  /**
+   * Aborting stops the job: the probe is stopped, the packs already written are indexed, no
+   * snapshot is written, and the job throws the signal's reason. Once the probe has sent
+   * everything (finalizing), the snapshot is completed instead: that is only a few writes.
+   */
+  signal?: AbortSignal;
   /** How long to wait while prune holds the repository (default: fail at once). */
   lockWaitMs?: number;
 }
 
+function abortReason(signal: AbortSignal): HaulError {
+  return isHaulError(signal.reason) ? signal.reason : new HaulError('JobCancelled', 'the job was cancelled before it finished; nothing was saved as a snapshot, what arrived is kept for the next run.');
+}
+
+/** `work`, unless the signal fires first; then whatever `work` still yields is handed to `discard`. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined, discard: (value: T) => void): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(abortReason(signal));
+      work.then(discard, () => undefined);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** A probe whose stream broke: was it the probe, or did the whole SSH connection go? */
+async function connectionLost(conn: SshConnection, err: HaulError): Promise<HaulError | undefined> {
+  const alive = await conn.run('true', { timeoutMs: 5_000 }).then(() => true, () => false);
+  if (alive) return undefined;
+  return new HaulError('ConnectionLost', `The SSH connection to ${conn.label} was lost during the backup (${err.message.replace(/\. Run the backup again.*$/, '')}). No snapshot was written; what arrived is kept and the next run reuses it. If it keeps happening, check the network and the client's sshd log.`, { cause: err });
+}
+
 export async function runPullBackupJob(options: PullBackupJobOptions): Promise<PullBackupResult> {
-  const { client } = options;
+  if (options.signal?.aborted) throw abortReason(options.signal);
   // Shared with other backups; keeps prune from deleting data this backup is about to reference.
-  const lock = await lockRepository(options.repo, 'shared', { purpose: `backup of ${client.name}`, waitMs: options.lockWaitMs ?? 0 });
+  const lock = await lockRepository(options.repo, 'shared', { purpose: `backup of ${options.client.name}`, waitMs: options.lockWaitMs ?? 0 });
   try {
     return await pullBackup(options);
   } finally {
@@ -37,14 +84,38 @@ export async function runPullBackupJob(options: PullBackupJobOptions): Promise<P
 }
 
 async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResult> {
-  const { client } = options;
+  const { client, signal } = options;
   const log = (line: string) => options.onLog?.(line);
-  const conn = await connectToRegisteredClient(client, options.pinHostKey, options.identity, log);
+  options.onPhase?.('connecting');
+  const conn = await untilAborted(
+    connectToRegisteredClient(client, options.pinHostKey, options.identity, log, options.timeouts),
+    signal,
+    (late) => void late.close(),
+  );
+  let running: RunningProbe | undefined;
+  let finalizing = false;
+  // Stopping the probe and closing the connection makes every step still waiting on it fail at once.
+  const onAbort = () => {
+    if (finalizing) return;
+    if (running) {
+      running.proc.stop();
+      // With an error, so a write waiting for 'drain' fails instead of waiting forever.
+      (running.proc.channel as unknown as Duplex).destroy(new Error('the job was stopped'));
+    }
+    void conn.close();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const running = await installAndStartProbe(conn, options.probeDir, '--serve', log);
+    options.onPhase?.('pushing-probe');
+    const probe = await ensureProbe(conn, { probeDir: options.probeDir });
+    log(probe.uploaded ? `uploaded the probe (${probe.arch}, sha256 ${probe.sha256.slice(0, 16)}) to ${probe.path}` : `the client's cached probe is current (${probe.arch})`);
+    options.onPhase?.('transferring');
+    running = await startProbe(conn, probe, '--serve', log);
+    if (signal?.aborted) onAbort();
+    const probeRun = running;
     let result: PullBackupResult;
     try {
-      result = await runPullBackup(options.repo, running.transport, {
+      result = await runPullBackup(options.repo, probeRun.transport, {
         client: client.name,
         hostname: client.host,
         paths: client.paths,
@@ -54,17 +125,25 @@ async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResu
         ...(options.limits ? { limits: options.limits } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         onLog: log,
+        onFinalizing: () => {
+          finalizing = true;
+          options.onPhase?.('finalizing');
+        },
       });
     } catch (err) {
-      throw running.execFailure(await running.exitAfterFailure()) ?? err;
+      if (signal?.aborted && !finalizing) throw err;
+      throw probeRun.execFailure(await probeRun.exitAfterFailure()) ?? err;
     }
     // The snapshot is saved; the probe gets EOF and a few seconds to exit before it is stopped.
-    await running.finish('backup');
+    await probeRun.finish('backup');
     return result;
   } catch (err) {
+    if (signal?.aborted && !finalizing) throw abortReason(signal);
+    if (isHaulError(err, 'ProbeFailed') && !finalizing) throw (await connectionLost(conn, err)) ?? err;
     if (err instanceof HaulError) throw err;
     throw new HaulError('ProbeFailed', `backup of ${client.name} failed: ${(err as Error).message}`, { cause: err });
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     await conn.close();
   }
 }

@@ -28,11 +28,8 @@ export async function readPackHeader(repo: Repository, pack: string, size: numbe
   return parsePackHeader(repo.keys, pack, preamble, tail, size);
 }
 
-export async function rebuildIndex(repo: Repository, onProgress?: (done: number, total: number) => void): Promise<IndexRepairResult> {
-  const oldFiles: string[] = [];
-  for await (const f of repo.storage.list('index')) oldFiles.push(f.name);
-  const packs: { name: string; size: number }[] = [];
-  for await (const p of repo.storage.list('packs')) packs.push(p);
+/** Reads each pack's header and writes index files listing them; unreadable packs are reported. */
+async function indexPacks(repo: Repository, packs: { name: string; size: number }[], onProgress?: (done: number, total: number) => void): Promise<IndexRepairResult> {
   const result: IndexRepairResult = { packs: 0, blobs: 0, unreadablePacks: [], indexFilesWritten: 0, indexFilesRemoved: 0 };
   let batch: IndexedPack[] = [];
   const writeBatch = async () => {
@@ -56,10 +53,40 @@ export async function rebuildIndex(repo: Repository, onProgress?: (done: number,
     if (batch.length >= packsPerFile) await writeBatch();
   }
   await writeBatch();
+  onProgress?.(packs.length, packs.length);
+  return result;
+}
+
+async function listPacks(repo: Repository): Promise<{ name: string; size: number }[]> {
+  const packs: { name: string; size: number }[] = [];
+  for await (const p of repo.storage.list('packs')) packs.push(p);
+  return packs;
+}
+
+export async function rebuildIndex(repo: Repository, onProgress?: (done: number, total: number) => void): Promise<IndexRepairResult> {
+  const oldFiles: string[] = [];
+  for await (const f of repo.storage.list('index')) oldFiles.push(f.name);
+  const result = await indexPacks(repo, await listPacks(repo), onProgress);
   for (const f of oldFiles) {
     await repo.storage.delete('index', f);
     result.indexFilesRemoved++;
   }
-  onProgress?.(packs.length, packs.length);
   return result;
+}
+
+/**
+ * Indexes the packs no index file lists: those a killed backup wrote but never indexed. Their
+ * chunks are then found by the next backup instead of being stored again. A pack listed in a
+ * damaged index file counts as unlisted; indexing it twice is harmless (the first entry wins).
+ */
+export async function indexUnindexedPacks(repo: Repository): Promise<IndexRepairResult> {
+  const listed = new Set<string>();
+  for await (const f of repo.storage.list('index')) {
+    try {
+      for (const p of await repo.readIndexFile(f.name)) listed.add(p.name);
+    } catch {
+      // `haul check` reports a damaged index file; here its packs are simply indexed again.
+    }
+  }
+  return indexPacks(repo, (await listPacks(repo)).filter((p) => !listed.has(p.name)));
 }

@@ -106,6 +106,15 @@ export class Repository {
     throw new HaulError('WrongPassphrase', `wrong passphrase: none of the ${keyNames.length} key(s) of the repository at ${storage.location} opens with it. Check HAUL_PASSWORD_FILE / HAUL_PASSWORD (a trailing newline in the file is ignored).${unusable.length ? ` (Also skipped: ${unusable.join(' ')})` : ''}`);
   }
 
+  /**
+   * Another handle on this repository with the same keys, but its own chunk index, pack writer
+   * and counters: concurrent jobs in one daemon each take one, so one job's statistics and
+   * write failure never leak into another's. Each loads the index itself; close it after use.
+   */
+  reopen(): Repository {
+    return new Repository(this.storage, this.keys, this.config, this.keyName);
+  }
+
   // ---- keys ----
 
   async listKeys(): Promise<KeyInfo[]> {

@@ -77,6 +77,8 @@ export interface PullBackupOptions {
   onProgress?: (p: PullProgress) => void;
   /** One line of the job log (probe diagnostics and warnings, names escaped). */
   onLog?: (line: string) => void;
+  /** The probe has sent everything (DONE); what follows is saving trees and the snapshot. */
+  onFinalizing?: () => void;
 }
 
 export interface PullBackupResult {
@@ -200,6 +202,7 @@ export class PullBackupSession {
     try {
       const { previous, known } = await this.loadPrevious();
       await this.receive(previous, known);
+      this.options.onFinalizing?.();
       await this.finishTrees();
       const treeId = await this.repo.saveTree({ nodes: this.root.children });
       // Blobs still at the compression pool are counted only once packed: wait for them.

@@ -1,0 +1,146 @@
+// Runs one queued job to its end: queued -> connecting -> pushing-probe -> transferring ->
+// finalizing -> succeeded | failed | cancelled, each state written to the database as it
+// happens. Whatever goes wrong becomes a typed cause (failure-cause.ts); nothing a job meets
+// escapes to the daemon. Progress and log lines go to the caller's hooks (the bus, the job log).
+import { HaulError, isHaulError } from '../../shared/errors.js';
+import type { JobLogLevel } from '../../shared/jobs.js';
+import type { Client } from '../../prisma/generated/sqlite/client.js';
+import type { ClientConfig } from '../clients/client-config.js';
+import { clientFromRow } from '../database/client-store.js';
+import type { PrismaClient } from '../database/open-database.js';
+import type { Repository } from '../repository/repository.js';
+import { shortId } from '../repository/snapshot.js';
+import type { PullProgress } from '../session/probe-session.js';
+import type { ServerIdentity } from '../session/server-identity.js';
+import { failureOf } from './failure-cause.js';
+import type { JobRecord, JobStore } from './job-store.js';
+import { runPullBackupJob } from './pull-backup-job.js';
+import { formatBytes } from '../../shared/display.js';
+
+export interface JobTimeouts {
+  /** TCP connect to logged-in SSH session. */
+  connectMs: number;
+  /** No byte from the probe for this long stops the job (cause timeout). */
+  stallMs: number;
+  /** The whole job, from leaving the queue to its end. */
+  totalMs: number;
+}
+
+/** Where a job's plain-text log goes (daemon/jobs/job-log.ts provides one). */
+export interface JobLogSink {
+  readonly path: string;
+  write(line: string, level: JobLogLevel): void;
+  /** Closes the file and returns its SHA-256 (hex), stored with the job. */
+  finish(): Promise<string>;
+}
+
+export interface JobRunnerOptions {
+  prisma: PrismaClient;
+  store: JobStore;
+  /** The daemon's handle; each job works on its own `reopen()` of it. */
+  repository: Repository;
+  identity: ServerIdentity;
+  probeDir: string;
+  timeouts: JobTimeouts;
+  openJobLog?: (job: JobRecord) => JobLogSink | Promise<JobLogSink>;
+  onLog?: (job: JobRecord, line: string, level: JobLogLevel) => void;
+  onProgress?: (job: JobRecord, progress: PullProgress) => void;
+  /** A failure that is a bug (cause internal), with its stack, for the daemon's own log. */
+  onInternalError?: (job: JobRecord, err: unknown) => void;
+}
+
+/** The database row as the pull backup wants it; a client with nothing to back up is refused. */
+function clientConfigOf(row: Client): ClientConfig {
+  const client = clientFromRow(row);
+  if (client.paths.length === 0) {
+    throw new HaulError('InvalidArgument', `client "${row.name}" has no paths to back up; add some with \`haul client set ${row.name} --path /srv\`.`);
+  }
+  return client;
+}
+
+function duration(ms: number): string {
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.round(ms / 60_000)} min`;
+}
+
+export class JobRunner {
+  constructor(private readonly options: JobRunnerOptions) {}
+
+  /** Runs `job` (queued) to its end and returns its final record. Aborting `signal` stops it. */
+  async run(job: JobRecord, signal: AbortSignal): Promise<JobRecord> {
+    const { store, timeouts } = this.options;
+    const started = Date.now();
+    let sink: JobLogSink | undefined;
+    const log = (line: string, level: JobLogLevel = line.startsWith('warning:') ? 'WARN' : 'INFO') => {
+      sink?.write(line, level);
+      this.options.onLog?.(job, line, level);
+    };
+    const deadline = new AbortController();
+    const timer = setTimeout(() => {
+      deadline.abort(new HaulError('JobTimedOut', `the job ran longer than its limit of ${duration(timeouts.totalMs)} and was stopped. Nothing was saved as a snapshot; what arrived is kept for the next run. Raise the limit (HAUL_JOB_TIMEOUT) or find out why the client is slow.`));
+    }, timeouts.totalMs);
+    timer.unref();
+    const stop = AbortSignal.any([signal, deadline.signal]);
+    let repo: Repository | undefined;
+    let end: Parameters<JobStore['finish']>[1];
+    try {
+      const row = await this.clientOf(job);
+      if (this.options.openJobLog) {
+        sink = await this.options.openJobLog(job);
+        await store.attachLog(job.id, sink.path);
+      }
+      const client = clientConfigOf(row);
+      log(`job ${job.id}: ${job.kind} of client "${client.name}" (${job.trigger}${job.attempt > 1 ? `, attempt ${job.attempt}` : ''}): paths ${client.paths.join(', ')}${client.excludes.length ? `; excludes ${client.excludes.join(', ')}` : ''}`);
+      repo = this.options.repository.reopen();
+      const phase = (state: 'connecting' | 'pushing-probe' | 'transferring' | 'finalizing') => {
+        const words = { connecting: `connecting to ${client.user}@${client.host}:${client.port}`, 'pushing-probe': 'logged in; checking the probe on the client', transferring: 'running the probe: walking, chunking and sending', finalizing: 'the probe sent everything; saving the trees and the snapshot' };
+        log(words[state]);
+        store.transition(job.id, state).catch((err: unknown) => this.options.onInternalError?.(job, err));
+      };
+      const result = await runPullBackupJob({
+        repo,
+        client,
+        identity: this.options.identity,
+        probeDir: this.options.probeDir,
+        limits: { stallMs: timeouts.stallMs },
+        timeouts: { connectMs: timeouts.connectMs },
+        signal: stop,
+        pinHostKey: async (fingerprint) => {
+          await this.options.prisma.client.update({ where: { id: row.id }, data: { hostKey: fingerprint } });
+        },
+        onPhase: phase,
+        onLog: log,
+        onProgress: (p) => {
+          store.recordProgress(job.id, { filesDone: p.files, bytesScanned: p.bytesScanned, bytesNew: p.bytesNew, bytesOnWire: p.bytesOnWire });
+          this.options.onProgress?.(job, p);
+        },
+      });
+      const s = result.snapshot.stats;
+      log(`snapshot ${shortId(result.id)} saved: ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client); ${formatBytes(s.bytesNew)} new in ${s.blobsNew} blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire`);
+      if (s.errors > 0) log(`${s.errors} item(s) could not be read on the client and are not in the snapshot (see the warnings above)`, 'WARN');
+      end = {
+        state: 'succeeded',
+        snapshotId: result.id,
+        counters: { filesTotal: s.files, filesDone: s.files, bytesScanned: s.bytesRead, bytesNew: s.bytesNew, bytesOnWire: result.bytesOnWire, errors: s.errors },
+      };
+    } catch (err) {
+      const failure = failureOf(err);
+      if (failure.cause === 'internal' && !isHaulError(err)) this.options.onInternalError?.(job, err);
+      end = failure.cause === 'cancelled' ? { state: 'cancelled', message: failure.message } : { state: 'failed', cause: failure.cause, message: failure.message };
+      log(`${end.state === 'cancelled' ? 'cancelled' : `failed (${failure.cause})`}: ${failure.message}`, end.state === 'cancelled' ? 'WARN' : 'ERROR');
+    } finally {
+      clearTimeout(timer);
+      await repo?.close();
+    }
+    log(`job ${job.id} ${end.state} after ${duration(Date.now() - started)}`, end.state === 'failed' ? 'ERROR' : 'INFO');
+    if (sink) end.logSha256 = await sink.finish();
+    return store.finish(job.id, end);
+  }
+
+  private async clientOf(job: JobRecord): Promise<Client> {
+    const row = job.clientId === null ? null : await this.options.prisma.client.findUnique({ where: { id: job.clientId } });
+    if (!row) throw new HaulError('ClientNotFound', `client "${job.clientName}" was removed after this job was queued; nothing to do.`);
+    if (!row.enabled) throw new HaulError('JobCancelled', `client "${row.name}" was disabled after this job was queued; enable it (\`haul client set ${row.name} --enable\`) to back it up again.`);
+    return row;
+  }
+}

@@ -1,0 +1,157 @@
+// The daemon's configuration: each value from the start options (the command line), else the
+// environment, else the Setting table (what an operator changed at run time; re-read by
+// reload), else a default. docs/daemon.md lists every key.
+import * as os from 'node:os';
+import { HaulError } from '../../shared/errors.js';
+import type { JobTimeouts } from '../jobs/job-runner.js';
+import { parseBlackoutList, parseBlackoutWindow, type BlackoutWindow } from '../scheduler/blackout-windows.js';
+import { checkTimeZone, defaultTimeZone } from '../scheduler/cron-schedule.js';
+import { defaultRetryPolicy, type RetryPolicy } from '../scheduler/retry-policy.js';
+
+export interface DaemonOptions {
+  stateDir?: string;
+  /** The repository directory. */
+  repository?: string;
+  /** The repository passphrase (the CLI reads it from --password-file, HAUL_PASSWORD_FILE, ...). */
+  passphrase: string;
+  /** Overrides DATABASE_URL. */
+  databaseUrl?: string;
+  /** The built probes (probe/dist); the CLI passes its installation's. */
+  probeDir?: string;
+  timeZone?: string;
+  maxConcurrentJobs?: number;
+  /** Blackout windows, e.g. ["22:00-06:00", "sat,sun 00:00-24:00"]. */
+  blackout?: string[];
+  /** Where /healthz and /metrics listen; port 0 picks a free port; false turns it off. */
+  http?: { host?: string; port?: number } | false;
+  connectTimeoutMs?: number;
+  stallTimeoutMs?: number;
+  jobTimeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** How long running jobs may go on after a stop request before they are cancelled. */
+  graceMs?: number;
+  daemonId?: string;
+  /** The daemon's own structured log: a file, or stderr when unset. */
+  logFile?: string;
+  logLevel?: string;
+  /** How often a running job's counters reach the database. */
+  progressIntervalMs?: number;
+}
+
+export interface DaemonConfig {
+  stateDir: string;
+  repository: string;
+  databaseUrl: string | undefined;
+  timeZone: string;
+  maxConcurrentJobs: number;
+  blackout: BlackoutWindow[];
+  http: { host: string; port: number } | undefined;
+  timeouts: JobTimeouts;
+  retry: RetryPolicy;
+  graceMs: number;
+  daemonId: string;
+  probeDir: string;
+  logFile: string | undefined;
+  logLevel: string;
+  progressIntervalMs: number;
+}
+
+/** Keys of the Setting table the daemon reads (values are JSON). */
+export const settingKeys = { timeZone: 'timeZone', blackout: 'blackoutWindows', maxConcurrentJobs: 'maxConcurrentJobs' } as const;
+
+export const defaultHttpPort = 7460;
+
+/** "90", "90s", "1.5m", "500ms", "12h": a duration in milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) throw new HaulError('InvalidArgument', `${what} ${JSON.stringify(text)} is not a duration; write seconds ("90") or a number with ms, s, m or h ("500ms", "5m", "12h").`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!;
+  return Math.round(Number(m[1]) * unit);
+}
+
+/** A whole number of at least 1, from an option, a variable or a setting. */
+export function parseCount(value: unknown, what: string): number {
+  const n = typeof value === 'string' ? Number(value.trim()) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new HaulError('InvalidArgument', `${what} must be a whole number of at least 1, not ${JSON.stringify(value)}.`);
+  return n;
+}
+
+export function parsePort(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new HaulError('InvalidArgument', `${what} ${JSON.stringify(value)} is not a TCP port (0-65535, 0 picks a free one), or "off".`);
+  return n;
+}
+
+function setting(settings: ReadonlyMap<string, string>, key: string): unknown {
+  const raw = settings.get(key);
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new HaulError('InvalidArgument', `the setting ${key} in the database is not JSON (${JSON.stringify(raw.slice(0, 80))}); correct or delete that row of the Setting table.`);
+  }
+}
+
+function blackoutFrom(value: unknown, what: string): BlackoutWindow[] {
+  if (typeof value === 'string') return parseBlackoutList(value);
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value.map(parseBlackoutWindow);
+  throw new HaulError('InvalidArgument', `${what} must be a list of windows such as ["22:00-06:00"], not ${JSON.stringify(value)}.`);
+}
+
+/** The effective configuration; `settings` are the Setting table's rows (key -> JSON text). */
+export function resolveDaemonConfig(options: DaemonOptions, env: NodeJS.ProcessEnv, settings: ReadonlyMap<string, string>): DaemonConfig {
+  const stateDir = options.stateDir ?? env['HAUL_HOME'] ?? '/var/lib/haul';
+  const repository = options.repository ?? env['HAUL_REPOSITORY'];
+  if (!repository) throw new HaulError('InvalidArgument', 'no repository given. Pass --repo DIR or set HAUL_REPOSITORY.');
+  const probeDir = options.probeDir ?? env['HAUL_PROBE_DIR'];
+  if (!probeDir) throw new HaulError('InvalidArgument', 'no probe directory given: set HAUL_PROBE_DIR to the folder with haul-probe-x86_64 (probe/dist of the installation).');
+  const duration = (given: number | undefined, name: string, fallback: number) => given ?? (env[name] ? parseDuration(env[name]!, name) : fallback);
+
+  const zoneSetting = setting(settings, settingKeys.timeZone);
+  const timeZone = checkTimeZone(options.timeZone ?? env['HAUL_TIME_ZONE'] ?? (typeof zoneSetting === 'string' ? zoneSetting : undefined) ?? defaultTimeZone());
+  const maxJobsSetting = setting(settings, settingKeys.maxConcurrentJobs);
+  const maxConcurrentJobs = parseCount(options.maxConcurrentJobs ?? env['HAUL_MAX_JOBS'] ?? maxJobsSetting ?? 4, 'the number of jobs run at once (--max-jobs, HAUL_MAX_JOBS)');
+  const blackoutSetting = setting(settings, settingKeys.blackout);
+  const blackout = options.blackout
+    ? options.blackout.map(parseBlackoutWindow)
+    : env['HAUL_BLACKOUT'] !== undefined
+      ? parseBlackoutList(env['HAUL_BLACKOUT'])
+      : blackoutSetting !== undefined
+        ? blackoutFrom(blackoutSetting, `the setting ${settingKeys.blackout}`)
+        : [];
+
+  let http: DaemonConfig['http'];
+  if (options.http === false || env['HAUL_HTTP_PORT'] === 'off') {
+    http = undefined;
+  } else {
+    const host = (options.http ? options.http.host : undefined) ?? env['HAUL_HTTP_HOST'] ?? '127.0.0.1';
+    const p = (options.http ? options.http.port : undefined) ?? (env['HAUL_HTTP_PORT'] !== undefined ? parsePort(env['HAUL_HTTP_PORT'], 'HAUL_HTTP_PORT') : defaultHttpPort);
+    http = { host, port: p };
+  }
+
+  return {
+    stateDir,
+    repository,
+    databaseUrl: options.databaseUrl,
+    timeZone,
+    maxConcurrentJobs,
+    blackout,
+    http,
+    timeouts: {
+      connectMs: duration(options.connectTimeoutMs, 'HAUL_CONNECT_TIMEOUT', 15_000),
+      stallMs: duration(options.stallTimeoutMs, 'HAUL_STALL_TIMEOUT', 5 * 60_000),
+      totalMs: duration(options.jobTimeoutMs, 'HAUL_JOB_TIMEOUT', 12 * 3_600_000),
+    },
+    retry: {
+      maxAttempts: parseCount(options.retry?.maxAttempts ?? env['HAUL_RETRY_ATTEMPTS'] ?? defaultRetryPolicy.maxAttempts, 'the number of tries (HAUL_RETRY_ATTEMPTS)'),
+      baseDelayMs: duration(options.retry?.baseDelayMs, 'HAUL_RETRY_DELAY', defaultRetryPolicy.baseDelayMs),
+      maxDelayMs: duration(options.retry?.maxDelayMs, 'HAUL_RETRY_MAX_DELAY', defaultRetryPolicy.maxDelayMs),
+    },
+    graceMs: duration(options.graceMs, 'HAUL_GRACE', 60_000),
+    daemonId: options.daemonId ?? env['HAUL_DAEMON_ID'] ?? os.hostname(),
+    probeDir,
+    logFile: options.logFile ?? env['HAUL_LOG_FILE'],
+    logLevel: options.logLevel ?? env['HAUL_LOG_LEVEL'] ?? 'info',
+    progressIntervalMs: options.progressIntervalMs ?? 2_000,
+  };
+}
