@@ -47,7 +47,24 @@ export type ErrorCode =
   // The daemon's database (daemon/database)
   | 'DatabaseUnavailable'
   | 'DatabaseTooNew'
-  | 'MigrationFailed';
+  | 'MigrationFailed'
+  // Console accounts, sessions and the audit trail (daemon/database, web/server)
+  | 'UserNotFound'
+  | 'UserExists'
+  | 'LastAdmin'
+  | 'TokenNotFound'
+  | 'LoginFailed'
+  | 'AccountLocked'
+  | 'AccountDisabled'
+  | 'TotpRequired'
+  | 'RateLimited'
+  | 'Unauthenticated'
+  | 'Forbidden'
+  | 'CsrfRejected'
+  | 'PasswordChangeRequired'
+  | 'AuditTrailBroken'
+  | 'DaemonNotConnected'
+  | 'ListenFailed';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RepositoryNotFound: ExitCode.repositoryNotFound,
@@ -60,6 +77,7 @@ const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   RestoreRefused: ExitCode.integrity,
   IncompleteSnapshot: ExitCode.integrity,
   CheckFailed: ExitCode.integrity,
+  AuditTrailBroken: ExitCode.integrity,
 };
 
 export class HaulError extends Error {

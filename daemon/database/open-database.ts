@@ -70,9 +70,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   let prisma: PrismaClient;
   if (location.provider === 'sqlite') {
     // intMode bigint: byte counters pass 2^53, and Prisma turns Int columns back into numbers.
-    prisma = new PrismaClient({ adapter: new PrismaLibSql({ url: location.url, intMode: 'bigint' }) });
-    // A second process (the CLI beside the daemon) waits for the write lock instead of failing.
-    await prisma.$executeRawUnsafe('PRAGMA busy_timeout = 10000').catch((err: unknown) => {
+    // timeout: a second process (the CLI beside the daemon) waits up to 10 s for the write lock
+    // instead of failing. It must be given here: libsql keeps a pool of connections, and a
+    // `PRAGMA busy_timeout` would reach only the one connection that ran it.
+    prisma = new PrismaClient({ adapter: new PrismaLibSql({ url: location.url, intMode: 'bigint', timeout: 10_000 }) });
+    await prisma.$queryRawUnsafe('SELECT 1').catch((err: unknown) => {
       throw unavailable(location, err);
     });
   } else {
