@@ -2,6 +2,7 @@
 // options and calls the engine; this file wires them together and turns errors into exit codes.
 import { Command, CommanderError } from 'commander';
 import { ExitCode, HaulError } from '../../shared/errors.js';
+import { registerAudit } from './commands/audit.js';
 import { registerBackupLocal } from './commands/backup-local.js';
 import { registerBackup } from './commands/backup.js';
 import { registerCheck } from './commands/check.js';
@@ -14,6 +15,8 @@ import { registerLs } from './commands/ls.js';
 import { registerRepair } from './commands/repair.js';
 import { registerRestore } from './commands/restore.js';
 import { registerSnapshots } from './commands/snapshots.js';
+import { registerUser } from './commands/user.js';
+import { registerWeb } from './commands/web.js';
 
 export function buildProgram(): Command {
   const program = new Command('haul')
@@ -45,6 +48,9 @@ Exit codes:
   registerCheck(program);
   registerRepair(program);
   registerDb(program);
+  registerUser(program);
+  registerAudit(program);
+  registerWeb(program);
   program.commands.forEach(function exitOverride(c: Command) {
     c.exitOverride();
     c.commands.forEach(exitOverride);

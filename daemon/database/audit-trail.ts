@@ -129,8 +129,23 @@ export class AuditTrail {
     return this.db.prisma.auditEntry.count();
   }
 
-  /** Walks the whole chain from the start and names the first entry that breaks it. */
-  async verify(): Promise<AuditVerification> {
+  /**
+   * Walks the whole chain from the start and names the first entry that breaks it. Someone who can
+   * write to the database could rewrite every hash after a change; `anchor`, a hash recorded
+   * elsewhere earlier, must still be in the chain, which such a rewrite cannot arrange.
+   */
+  async verify(options: { anchor?: string } = {}): Promise<AuditVerification> {
+    const result = await this.verifyChain();
+    if (!result.ok || options.anchor === undefined) return result;
+    const anchored = await this.db.prisma.auditEntry.findUnique({ where: { hash: options.anchor.toLowerCase() }, select: { id: true } });
+    if (anchored) return result;
+    return {
+      ok: false, entries: result.entries, brokenId: 0,
+      message: `no audit entry has the hash ${options.anchor}, which you recorded earlier: the chain is intact in itself but was rewritten or cut short since then. Restore the database from a backup to see the original entries, and find out who could write to it.`,
+    };
+  }
+
+  private async verifyChain(): Promise<AuditVerification> {
     let expectedPrev = GENESIS_HASH;
     let previousId: number | undefined;
     let entries = 0;

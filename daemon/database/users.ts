@@ -203,11 +203,17 @@ export class UserStore {
     return { user: toUserView(row, this.now()), password: next, generated };
   }
 
-  /** A user changing their own password must know the current one. */
-  async changePassword(userId: number, current: string, next: string): Promise<UserView> {
+  /** Re-checks a logged-in user's password before a sensitive change to their own account. */
+  async confirmPassword(userId: number, password: string): Promise<{ username: string }> {
     const row = await this.prisma.user.findUnique({ where: { id: userId } });
     if (!row) throw new HaulError('UserNotFound', 'your account no longer exists; ask an administrator.');
-    if (!(await argon2.verify(row.passwordHash, current))) throw new HaulError('LoginFailed', 'the current password is wrong; nothing was changed.');
+    if (!(await argon2.verify(row.passwordHash, password))) throw new HaulError('LoginFailed', 'the current password is wrong; nothing was changed.');
+    return row;
+  }
+
+  /** A user changing their own password must know the current one. */
+  async changePassword(userId: number, current: string, next: string): Promise<UserView> {
+    const row = await this.confirmPassword(userId, current);
     checkPassword(next, row.username);
     if (next === current) throw new HaulError('InvalidArgument', 'the new password is the current one; choose another.');
     const updated = await this.prisma.user.update({ where: { id: userId }, data: { passwordHash: await this.hash(next), mustChangePassword: false } });
