@@ -3,7 +3,6 @@
 // daemon's side (see the lint rules in eslint.config.js).
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
-import { createWebServer } from '../../../web/server/web-server.js';
 import { openDatabase } from '../../database/open-database.js';
 import { UserStore } from '../../database/users.js';
 import { globalOptions, stateDirectory } from '../context.js';
@@ -26,6 +25,8 @@ export function registerWeb(program: Command): void {
     .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)')
     .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean }, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
+      // Loaded here, not at the top: every other command starts faster without Express and socket.io.
+      const { createWebServer } = await import('../../../web/server/web-server.js');
       const database = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
       const server = createWebServer({ database, trustProxy: Boolean(opts.trustProxy), secureCookies: Boolean(opts.secureCookies) });
       let url: string;
