@@ -51,6 +51,15 @@ interface SocketAuth {
   headers: { cookie?: string; authorization?: string };
 }
 
+/** The host:port an Origin header names; undefined for `null` or anything unparsable. */
+function originHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
+  }
+}
+
 function errorReply(err: unknown): SocketReply {
   if (isHaulError(err)) return { error: { code: err.code, message: err.message } };
   return { error: { code: 'Internal', message: 'the console hit an unexpected error (it is in the server log); try again.' } };
@@ -69,7 +78,7 @@ export function attachSocketServer(httpServer: HttpServer, services: ConsoleServ
       const req = socket.request;
       const origin = req.headers.origin;
       const host = req.headers.host;
-      if (origin !== undefined && host !== undefined && new URL(origin).host !== host) {
+      if (origin !== undefined && host !== undefined && originHost(origin) !== host) {
         throw new HaulError('CsrfRejected', `the connection comes from another site (${origin}); the console accepts connections only from its own pages.`);
       }
       const auth = (socket.handshake.auth ?? {}) as { token?: unknown; csrfToken?: unknown };
