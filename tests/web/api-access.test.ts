@@ -199,6 +199,7 @@ describe('socket.io events', () => {
   it('refuses a connection without the CSRF token, from another origin, or without a login', async () => {
     await expect(connect('operator', { csrf: false })).rejects.toThrow('the connection has no valid CSRF token; reload the page.');
     await expect(connect('operator', { origin: 'https://evil.example' })).rejects.toThrow('the connection comes from another site (https://evil.example); the console accepts connections only from its own pages.');
+    await expect(connect('operator', { origin: 'null' })).rejects.toThrow('the connection comes from another site (null); the console accepts connections only from its own pages.');
     const anonymous = connectSocket(web.url, { transports: ['websocket'], reconnection: false });
     await expect(new Promise((_, reject) => anonymous.once('connect_error', reject))).rejects.toThrow('you are not logged in, or your session has ended; log in again.');
     anonymous.disconnect();
