@@ -43,6 +43,14 @@ diff -r "$PWD/docs" "$restore_dir" && echo "restored copy is identical"
 rm -rf "$restore_dir"
 ./bin/haul check --read-data
 
+echo "==> web console: the first admin"
+export HAUL_HOME
+if ./bin/haul user list --json | grep -q '"role": "admin"'; then
+  echo "an admin exists already (bin/haul user list)"
+else
+  ./bin/haul user add admin --role admin
+fi
+
 cat <<MSG
 
 Haul is set up.
@@ -51,4 +59,6 @@ Haul is set up.
 Use it:
   export HAUL_REPOSITORY=$HAUL_REPOSITORY HAUL_PASSWORD_FILE=$HAUL_PASSWORD_FILE
   $PWD/bin/haul --help
+Web console:
+  $PWD/bin/haul web            (http://127.0.0.1:8080; sign in as admin with the one-time password above)
 MSG

@@ -73,6 +73,22 @@ export type ErrorCode =
   | 'JobNotFound'
   | 'ClientNotFound'
   | 'DaemonStopping'
+  // Console accounts, sessions and the audit trail (daemon/database, web/server)
+  | 'UserNotFound'
+  | 'UserExists'
+  | 'LastAdmin'
+  | 'TokenNotFound'
+  | 'LoginFailed'
+  | 'AccountLocked'
+  | 'AccountDisabled'
+  | 'TotpRequired'
+  | 'RateLimited'
+  | 'Unauthenticated'
+  | 'Forbidden'
+  | 'CsrfRejected'
+  | 'PasswordChangeRequired'
+  | 'AuditTrailBroken'
+  | 'DaemonNotConnected'
   | 'ListenFailed';
 
 const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
@@ -87,6 +103,7 @@ const exitCodeOf: Partial<Record<ErrorCode, ExitCode>> = {
   IncompleteSnapshot: ExitCode.integrity,
   CheckFailed: ExitCode.integrity,
   JobLogUnverified: ExitCode.integrity,
+  AuditTrailBroken: ExitCode.integrity,
 };
 
 export class HaulError extends Error {

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, HaulError } from '../../shared/errors.js';
 import { releaseLocks } from './context.js';
+import { registerAudit } from './commands/audit.js';
 import { registerBackupLocal } from './commands/backup-local.js';
 import { registerBackup } from './commands/backup.js';
 import { registerBusKey } from './commands/bus-key.js';
@@ -23,6 +24,8 @@ import { registerRestore } from './commands/restore.js';
 import { registerSnapshots } from './commands/snapshots.js';
 import { registerStatus } from './commands/status.js';
 import { registerWatch } from './commands/watch.js';
+import { registerUser } from './commands/user.js';
+import { registerWeb } from './commands/web.js';
 
 export function buildProgram(): Command {
   const program = new Command('haul')
@@ -63,6 +66,9 @@ Exit codes:
   registerBusKey(program);
   registerDaemon(program);
   registerJobs(program);
+  registerUser(program);
+  registerAudit(program);
+  registerWeb(program);
   program.commands.forEach(function exitOverride(c: Command) {
     c.exitOverride();
     c.commands.forEach(exitOverride);

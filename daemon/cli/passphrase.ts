@@ -7,7 +7,8 @@ export interface PassphraseSources {
   passwordFile?: string;
 }
 
-function fromFile(file: string, what: string): string {
+/** A secret from a file: everything but one trailing newline. */
+export function readSecretFile(file: string, what: string): string {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -54,7 +55,7 @@ async function prompt(question: string): Promise<string> {
 /** The passphrase that opens (or, with `confirm`, creates) the repository. */
 export async function repositoryPassphrase(sources: PassphraseSources, confirm = false): Promise<string> {
   const file = sources.passwordFile ?? process.env['HAUL_PASSWORD_FILE'];
-  if (file) return fromFile(file, 'passphrase');
+  if (file) return readSecretFile(file, 'passphrase');
   const env = process.env['HAUL_PASSWORD'];
   if (env !== undefined && env !== '') return env;
   if (process.stdin.isTTY) {
@@ -70,7 +71,7 @@ export async function repositoryPassphrase(sources: PassphraseSources, confirm =
 /** A second passphrase, for `key add` and `key passwd`. */
 export async function newPassphrase(newPasswordFile: string | undefined): Promise<string> {
   const file = newPasswordFile ?? process.env['HAUL_NEW_PASSWORD_FILE'];
-  if (file) return fromFile(file, 'new passphrase');
+  if (file) return readSecretFile(file, 'new passphrase');
   const env = process.env['HAUL_NEW_PASSWORD'];
   if (env !== undefined && env !== '') return env;
   if (process.stdin.isTTY) {

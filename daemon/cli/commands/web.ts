@@ -1,0 +1,54 @@
+// `haul web` runs the console's web server. This is the one place the daemon side imports web/:
+// the command line launches every Haul process, and the console needs only the database from the
+// daemon's side (see the lint rules in eslint.config.js).
+import type { Command } from 'commander';
+import { HaulError } from '../../../shared/errors.js';
+import { openDatabase } from '../../database/open-database.js';
+import { UserStore } from '../../database/users.js';
+import { globalOptions, stateDirectory } from '../context.js';
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new HaulError('InvalidArgument', `--listen ${JSON.stringify(value)} is not HOST:PORT; for example 127.0.0.1:8080, or [::1]:8080.`);
+  }
+  return { host: m[1] ?? m[2]!, port };
+}
+
+export function registerWeb(program: Command): void {
+  program
+    .command('web')
+    .description('run the web console (HTTP); put it behind a TLS reverse proxy before exposing it beyond this machine')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
+    .option('--trust-proxy', 'a reverse proxy on this machine forwards requests: use its X-Forwarded-For (rate limits, audit) and X-Forwarded-Proto')
+    .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)')
+    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean }, cmd: Command) => {
+      const { host, port } = parseListen(opts.listen);
+      // Loaded here, not at the top: every other command starts faster without Express and socket.io.
+      const { createWebServer } = await import('../../../web/server/web-server.js');
+      const database = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
+      const server = createWebServer({ database, trustProxy: Boolean(opts.trustProxy), secureCookies: Boolean(opts.secureCookies) });
+      let url: string;
+      try {
+        url = await server.listen(host, port);
+      } catch (err) {
+        await server.close().catch(() => undefined);
+        await database.close();
+        throw err;
+      }
+      const users = await new UserStore(database).list();
+      process.stdout.write(`Haul console on ${url} (database ${database.location.display})\n`);
+      if (!users.some((u) => u.role === 'admin' && !u.disabled)) {
+        process.stdout.write('No admin can log in yet: create one with `haul user add NAME --role admin`.\n');
+      }
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await server.close();
+      await database.close();
+      process.stdout.write('Haul console stopped\n');
+    });
+}

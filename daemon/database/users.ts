@@ -1,0 +1,286 @@
+// Console accounts: argon2id password hashes, roles, lockout after repeated failures and an
+// optional TOTP second factor. The web server and `haul user` both work through this store.
+import { randomInt } from 'node:crypto';
+import argon2 from 'argon2';
+import { HaulError } from '../../shared/errors.js';
+import { isRole, type Role, ROLES } from '../../shared/roles.js';
+import { base32Decode, matchTotp } from '../../shared/totp.js';
+import type { Database } from './open-database.js';
+
+export interface UserView {
+  id: number;
+  username: string;
+  role: Role;
+  disabled: boolean;
+  /** Set while failed logins keep the account closed. */
+  lockedUntil: Date | null;
+  totp: boolean;
+  mustChangePassword: boolean;
+  failedLogins: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface AccountPolicy {
+  /** Consecutive failed logins (wrong password or code) that lock the account. */
+  maxFailedLogins: number;
+  lockoutMs: number;
+}
+
+export const defaultAccountPolicy: AccountPolicy = { maxFailedLogins: 5, lockoutMs: 15 * 60_000 };
+
+export type LoginResult =
+  | { ok: true; user: UserView }
+  | { ok: false; reason: 'wrong-password'; user?: UserView; lockedNow?: Date }
+  | { ok: false; reason: 'locked'; user: UserView; lockedUntil: Date }
+  | { ok: false; reason: 'disabled'; user: UserView }
+  | { ok: false; reason: 'totp-required'; user: UserView }
+  | { ok: false; reason: 'totp-wrong'; user: UserView; lockedNow?: Date };
+
+export interface PasswordHashCost {
+  /** KiB of memory per hash. */
+  memoryCost: number;
+  timeCost: number;
+}
+
+// OWASP's second recommended argon2id setting (64 MiB, 2 passes, 1 lane): about 0.15 s here,
+// slow enough to make guessing expensive, fast enough for a login form. Verification reads the
+// cost from each stored hash, so raising it later keeps old passwords working.
+export const defaultPasswordHashCost: PasswordHashCost = { memoryCost: 65536, timeCost: 2 };
+export const MIN_PASSWORD_LENGTH = 12;
+const MAX_PASSWORD_LENGTH = 1024;
+const MAX_USERNAME_LENGTH = 64;
+// No 0/o, 1/l/i: one-time passwords are read off a terminal and typed by hand.
+const PASSWORD_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';
+
+interface UserRow {
+  id: number;
+  username: string;
+  passwordHash: string;
+  role: string;
+  totpSecret: string | null;
+  failedLogins: number;
+  lockedUntil: Date | null;
+  disabled: boolean;
+  mustChangePassword: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toUserView(row: UserRow, now: Date): UserView {
+  return {
+    id: row.id,
+    username: row.username,
+    role: isRole(row.role) ? row.role : 'auditor',
+    disabled: row.disabled,
+    lockedUntil: row.lockedUntil && row.lockedUntil > now ? row.lockedUntil : null,
+    totp: row.totpSecret !== null,
+    mustChangePassword: row.mustChangePassword,
+    failedLogins: row.failedLogins,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+/** A one-time password: 20 characters (about 99 bits) in groups of five. */
+export function generatePassword(): string {
+  const chars = Array.from({ length: 20 }, () => PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)]);
+  return [0, 5, 10, 15].map((i) => chars.slice(i, i + 5).join('')).join('-');
+}
+
+export function checkUsername(username: string): void {
+  // `:` is reserved: audit entries name the CLI as `cli:<unix user>`, which no account may imitate.
+  if (username.length === 0 || username.length > MAX_USERNAME_LENGTH || username !== username.trim() || /[\p{Cc}\p{Cf}:]/u.test(username)) {
+    throw new HaulError('InvalidArgument', `${JSON.stringify(username)} is not a usable user name: use 1 to ${MAX_USERNAME_LENGTH} characters without control characters, colons or spaces at either end.`);
+  }
+}
+
+export function checkPassword(password: string, username: string): void {
+  const length = [...password].length;
+  if (length < MIN_PASSWORD_LENGTH) throw new HaulError('InvalidArgument', `the password has ${length} characters; use at least ${MIN_PASSWORD_LENGTH} (a few unrelated words are easy to type and hard to guess).`);
+  if (length > MAX_PASSWORD_LENGTH) throw new HaulError('InvalidArgument', `the password has ${length} characters; use at most ${MAX_PASSWORD_LENGTH}.`);
+  if (password.toLowerCase() === username.toLowerCase()) throw new HaulError('InvalidArgument', 'the password is the user name; choose another.');
+}
+
+function checkRole(role: string): Role {
+  if (!isRole(role)) throw new HaulError('InvalidArgument', `${JSON.stringify(role)} is not a role; use one of ${ROLES.join(', ')}.`);
+  return role;
+}
+
+export class UserStore {
+  readonly policy: AccountPolicy;
+  private readonly now: () => Date;
+  private readonly hashOptions: argon2.HashOptions;
+  private dummyHash: Promise<string> | undefined;
+  /** TOTP steps already used per user: a code seen once is refused within its window. */
+  private readonly usedTotpSteps = new Map<number, number>();
+
+  constructor(private readonly db: Database, options: { policy?: Partial<AccountPolicy>; now?: () => Date; hashCost?: PasswordHashCost } = {}) {
+    this.policy = { ...defaultAccountPolicy, ...options.policy };
+    this.now = options.now ?? (() => new Date());
+    this.hashOptions = { type: argon2.argon2id, parallelism: 1, ...(options.hashCost ?? defaultPasswordHashCost) };
+  }
+
+  private hash(password: string): Promise<string> {
+    return argon2.hash(password, this.hashOptions);
+  }
+
+  private get prisma() {
+    return this.db.prisma;
+  }
+
+  async create(input: { username: string; role: string; password?: string }): Promise<{ user: UserView; password: string; generated: boolean }> {
+    checkUsername(input.username);
+    const role = checkRole(input.role);
+    const generated = input.password === undefined;
+    const password = input.password ?? generatePassword();
+    checkPassword(password, input.username);
+    if (await this.prisma.user.findUnique({ where: { username: input.username }, select: { id: true } })) {
+      throw new HaulError('UserExists', `a user named ${JSON.stringify(input.username)} already exists; choose another name, or change that user's password instead.`);
+    }
+    const row = await this.prisma.user.create({
+      data: { username: input.username, role, passwordHash: await this.hash(password), mustChangePassword: generated },
+    }).catch((err: unknown) => {
+      if (/Unique constraint/.test(String(err))) throw new HaulError('UserExists', `a user named ${JSON.stringify(input.username)} already exists; choose another name, or change that user's password instead.`);
+      throw err;
+    });
+    return { user: toUserView(row, this.now()), password, generated };
+  }
+
+  async list(): Promise<UserView[]> {
+    const now = this.now();
+    return (await this.prisma.user.findMany({ orderBy: { username: 'asc' } })).map((r) => toUserView(r, now));
+  }
+
+  async find(username: string): Promise<UserView | undefined> {
+    const row = await this.prisma.user.findUnique({ where: { username } });
+    return row ? toUserView(row, this.now()) : undefined;
+  }
+
+  async get(username: string): Promise<UserView> {
+    const user = await this.find(username);
+    if (!user) throw new HaulError('UserNotFound', `there is no user named ${JSON.stringify(username)}; \`haul user list\` shows the users.`);
+    return user;
+  }
+
+  async byId(id: number): Promise<UserView | undefined> {
+    const row = await this.prisma.user.findUnique({ where: { id } });
+    return row ? toUserView(row, this.now()) : undefined;
+  }
+
+  async remove(username: string): Promise<void> {
+    const user = await this.get(username);
+    await this.keepAnAdmin(user, 'remove');
+    await this.prisma.user.delete({ where: { id: user.id } });
+  }
+
+  async setRole(username: string, role: string): Promise<UserView> {
+    const user = await this.get(username);
+    const wanted = checkRole(role);
+    if (wanted !== 'admin') await this.keepAnAdmin(user, `make ${wanted}`);
+    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { role: wanted } }), this.now());
+  }
+
+  async setDisabled(username: string, disabled: boolean): Promise<UserView> {
+    const user = await this.get(username);
+    if (disabled) await this.keepAnAdmin(user, 'disable');
+    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { disabled } }), this.now());
+  }
+
+  /**
+   * Sets a password chosen by an administrator (or generates a one-time one, to be changed at the
+   * next login) and opens a locked account.
+   */
+  async resetPassword(username: string, password?: string): Promise<{ user: UserView; password: string; generated: boolean }> {
+    const user = await this.get(username);
+    const generated = password === undefined;
+    const next = password ?? generatePassword();
+    checkPassword(next, username);
+    const row = await this.prisma.user.update({
+      where: { id: user.id },
+      data: { passwordHash: await this.hash(next), mustChangePassword: generated, failedLogins: 0, lockedUntil: null },
+    });
+    return { user: toUserView(row, this.now()), password: next, generated };
+  }
+
+  /** Re-checks a logged-in user's password before a sensitive change to their own account. */
+  async confirmPassword(userId: number, password: string): Promise<{ username: string }> {
+    const row = await this.prisma.user.findUnique({ where: { id: userId } });
+    if (!row) throw new HaulError('UserNotFound', 'your account no longer exists; ask an administrator.');
+    if (!(await argon2.verify(row.passwordHash, password))) throw new HaulError('LoginFailed', 'the current password is wrong; nothing was changed.');
+    return row;
+  }
+
+  /** A user changing their own password must know the current one. */
+  async changePassword(userId: number, current: string, next: string): Promise<UserView> {
+    const row = await this.confirmPassword(userId, current);
+    checkPassword(next, row.username);
+    if (next === current) throw new HaulError('InvalidArgument', 'the new password is the current one; choose another.');
+    const updated = await this.prisma.user.update({ where: { id: userId }, data: { passwordHash: await this.hash(next), mustChangePassword: false } });
+    return toUserView(updated, this.now());
+  }
+
+  /** Turns the second factor on once the user proves their app produces codes for `secret`. */
+  async enableTotp(userId: number, secret: string, code: string): Promise<UserView> {
+    try {
+      if (base32Decode(secret).length < 10) throw new Error('too short');
+    } catch {
+      throw new HaulError('InvalidArgument', 'the TOTP secret is not valid base32 of at least 80 bits; start the setup again.');
+    }
+    const step = matchTotp(secret, code, this.now().getTime() / 1000);
+    if (step === undefined) throw new HaulError('LoginFailed', 'that code does not match the secret; check the clock of the device with the authenticator app and enter the current code.');
+    this.usedTotpSteps.set(userId, step);
+    return toUserView(await this.prisma.user.update({ where: { id: userId }, data: { totpSecret: secret } }), this.now());
+  }
+
+  async disableTotp(username: string): Promise<UserView> {
+    const user = await this.get(username);
+    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { totpSecret: null } }), this.now());
+  }
+
+  /** Checks a login attempt and records its outcome (failure count, lockout). */
+  async login(username: string, password: string, totpCode?: string): Promise<LoginResult> {
+    const now = this.now();
+    const row = await this.prisma.user.findUnique({ where: { username } });
+    if (!row) {
+      // The same argon2 work as for a real account, so timing does not reveal which names exist.
+      await argon2.verify(await this.dummy(), password);
+      return { ok: false, reason: 'wrong-password' };
+    }
+    const user = toUserView(row, now);
+    if (user.lockedUntil) return { ok: false, reason: 'locked', user, lockedUntil: user.lockedUntil };
+    if (!(await argon2.verify(row.passwordHash, password))) return { ok: false, reason: 'wrong-password', user, ...(await this.recordFailure(row.id, now)) };
+    if (user.disabled) return { ok: false, reason: 'disabled', user };
+    if (row.totpSecret !== null) {
+      if (totpCode === undefined || totpCode === '') return { ok: false, reason: 'totp-required', user };
+      const step = matchTotp(row.totpSecret, totpCode.replace(/\s/g, ''), now.getTime() / 1000);
+      if (step === undefined || step <= (this.usedTotpSteps.get(row.id) ?? -1)) return { ok: false, reason: 'totp-wrong', user, ...(await this.recordFailure(row.id, now)) };
+      this.usedTotpSteps.set(row.id, step);
+    }
+    const updated = await this.prisma.user.update({ where: { id: row.id }, data: { failedLogins: 0, lockedUntil: null } });
+    return { ok: true, user: toUserView(updated, now) };
+  }
+
+  private async recordFailure(userId: number, now: Date): Promise<{ lockedNow?: Date }> {
+    const { failedLogins } = await this.prisma.user.update({ where: { id: userId }, data: { failedLogins: { increment: 1 } }, select: { failedLogins: true } });
+    if (failedLogins < this.policy.maxFailedLogins) return {};
+    const lockedNow = new Date(now.getTime() + this.policy.lockoutMs);
+    // The count starts again when the lock ends.
+    await this.prisma.user.update({ where: { id: userId }, data: { failedLogins: 0, lockedUntil: lockedNow } });
+    return { lockedNow };
+  }
+
+  private dummy(): Promise<string> {
+    this.dummyHash ??= this.hash(generatePassword());
+    return this.dummyHash;
+  }
+
+  /** Refuses to take away the last enabled admin: nobody could manage users any more. */
+  private async keepAnAdmin(user: UserView, what: string): Promise<void> {
+    if (user.role !== 'admin' || user.disabled) return;
+    const admins = await this.prisma.user.count({ where: { role: 'admin', disabled: false } });
+    if (admins <= 1) {
+      throw new HaulError('LastAdmin', `cannot ${what} ${JSON.stringify(user.username)}: it is the only enabled admin, and without one nobody can manage users. Add another admin first (\`haul user add NAME --role admin\`).`);
+    }
+  }
+}

@@ -1,0 +1,62 @@
+// User management for admins: list, add (with a one-time password), change role, disable,
+// reset the password or the second factor, remove.
+import { z } from 'zod';
+import { ROLES } from '../../../shared/roles.js';
+import type { RouteAction } from '../route-definition.js';
+import { userJson } from './account.js';
+
+export const listUsers: RouteAction = {
+  handle: async (ctx) => ({ body: { users: (await ctx.services.users.list()).map(userJson) } }),
+};
+
+const addBody = z.object({ username: z.string().min(1).max(64), role: z.enum(ROLES) }).strict();
+
+export const addUser: RouteAction<z.infer<typeof addBody>> = {
+  body: addBody,
+  async handle(ctx) {
+    const { user, password } = await ctx.services.users.create({ username: ctx.body.username, role: ctx.body.role });
+    return { status: 201, body: { user: userJson(user), oneTimePassword: password }, audit: { target: user.username, detail: { role: user.role } } };
+  },
+};
+
+const changeBody = z.object({ role: z.enum(ROLES).optional(), disabled: z.boolean().optional(), resetTotp: z.literal(true).optional() }).strict();
+
+export const changeUser: RouteAction<z.infer<typeof changeBody>> = {
+  body: changeBody,
+  async handle(ctx) {
+    const { users, sessions } = ctx.services;
+    const name = ctx.params['username']!;
+    let user = await users.get(name);
+    const changed: Record<string, unknown> = {};
+    if (ctx.body.role !== undefined && ctx.body.role !== user.role) {
+      user = await users.setRole(name, ctx.body.role);
+      changed['role'] = user.role;
+    }
+    if (ctx.body.disabled !== undefined && ctx.body.disabled !== user.disabled) {
+      user = await users.setDisabled(name, ctx.body.disabled);
+      changed['disabled'] = user.disabled;
+      if (user.disabled) changed['sessionsEnded'] = await sessions.revokeAllOf(user.id);
+    }
+    if (ctx.body.resetTotp && user.totp) {
+      user = await users.disableTotp(name);
+      changed['totp'] = false;
+    }
+    return { body: { user: userJson(user) }, audit: { target: user.username, detail: changed } };
+  },
+};
+
+export const resetUserPassword: RouteAction = {
+  async handle(ctx) {
+    const { user, password } = await ctx.services.users.resetPassword(ctx.params['username']!);
+    const ended = await ctx.services.sessions.revokeAllOf(user.id);
+    return { body: { user: userJson(user), oneTimePassword: password }, audit: { target: user.username, detail: { sessionsEnded: ended } } };
+  },
+};
+
+export const removeUser: RouteAction = {
+  async handle(ctx) {
+    const name = ctx.params['username']!;
+    await ctx.services.users.remove(name);
+    return { body: { ok: true }, audit: { target: name } };
+  },
+};

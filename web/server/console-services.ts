@@ -1,0 +1,19 @@
+// What the console's handlers work with: the account and audit stores in the database, the
+// daemon link for everything about backups, and the login rate limiter.
+import type { ApiTokenStore } from '../../daemon/database/api-tokens.js';
+import type { AuditTrail } from '../../daemon/database/audit-trail.js';
+import type { SessionStore } from '../../daemon/database/sessions.js';
+import type { UserStore } from '../../daemon/database/users.js';
+import type { DaemonLink } from './daemon-link.js';
+import type { LoginRateLimiter } from './login-rate-limiter.js';
+
+export interface ConsoleServices {
+  users: UserStore;
+  sessions: SessionStore;
+  tokens: ApiTokenStore;
+  audit: AuditTrail;
+  daemon: DaemonLink;
+  loginLimiter: LoginRateLimiter;
+  /** Whether session cookies get the Secure flag regardless of how the request arrived. */
+  secureCookies: boolean;
+}

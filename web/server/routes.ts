@@ -1,0 +1,47 @@
+// Every API route and who may call it, in one table: tests iterate it (every route x every
+// role), the OpenAPI document is generated from it, and route-definition.ts enforces it.
+import type { Role } from '../../shared/roles.js';
+import * as account from './api/account.js';
+import * as audit from './api/audit.js';
+import * as daemon from './api/daemon.js';
+import * as tokens from './api/tokens.js';
+import * as users from './api/users.js';
+import type { RouteDefinition } from './route-definition.js';
+
+const EVERYONE: readonly Role[] = ['admin', 'operator', 'auditor'];
+const ADMIN: readonly Role[] = ['admin'];
+const OPERATORS: readonly Role[] = ['admin', 'operator'];
+const AUDIT_READERS: readonly Role[] = ['admin', 'auditor'];
+
+export const routes: readonly RouteDefinition[] = [
+  // The caller's own session and account
+  { method: 'post', path: '/api/login', summary: 'log in', access: 'public', effect: 'own-account', audit: 'login', action: account.login },
+  { method: 'post', path: '/api/logout', summary: 'log out', access: EVERYONE, effect: 'own-account', audit: 'logout', beforePasswordChange: true, sessionOnly: true, action: account.logout },
+  { method: 'get', path: '/api/me', summary: 'see who is logged in', access: EVERYONE, effect: 'none', beforePasswordChange: true, action: account.me },
+  { method: 'post', path: '/api/me/password', summary: 'change your own password', access: EVERYONE, effect: 'own-account', audit: 'user.password-changed', beforePasswordChange: true, sessionOnly: true, action: account.changePassword },
+  { method: 'get', path: '/api/me/totp/new-secret', summary: 'start setting up a second factor', access: EVERYONE, effect: 'none', sessionOnly: true, action: account.newTotpSecret },
+  { method: 'post', path: '/api/me/totp', summary: 'turn on your second factor', access: EVERYONE, effect: 'own-account', audit: 'user.totp-enabled', sessionOnly: true, action: account.enableTotp },
+  { method: 'delete', path: '/api/me/totp', summary: 'turn off your second factor', access: EVERYONE, effect: 'own-account', audit: 'user.totp-disabled', sessionOnly: true, action: account.disableTotp },
+  { method: 'get', path: '/api/tokens', summary: 'list API tokens', access: EVERYONE, effect: 'none', action: tokens.listTokens },
+  { method: 'post', path: '/api/tokens', summary: 'create an API token', access: EVERYONE, effect: 'own-account', audit: 'token.create', sessionOnly: true, action: tokens.createToken },
+  { method: 'delete', path: '/api/tokens/:id', summary: 'revoke an API token', access: EVERYONE, effect: 'own-account', audit: 'token.revoke', action: tokens.revokeToken },
+
+  // Users
+  { method: 'get', path: '/api/users', summary: 'list users', access: ADMIN, effect: 'none', action: users.listUsers },
+  { method: 'post', path: '/api/users', summary: 'add a user', access: ADMIN, effect: 'system', audit: 'user.add', action: users.addUser },
+  { method: 'patch', path: '/api/users/:username', summary: 'change a user', access: ADMIN, effect: 'system', audit: 'user.change', action: users.changeUser },
+  { method: 'post', path: '/api/users/:username/password', summary: "reset a user's password", access: ADMIN, effect: 'system', audit: 'user.password-reset', action: users.resetUserPassword },
+  { method: 'delete', path: '/api/users/:username', summary: 'remove a user', access: ADMIN, effect: 'system', audit: 'user.remove', action: users.removeUser },
+
+  // The audit trail
+  { method: 'get', path: '/api/audit', summary: 'read the audit trail', access: AUDIT_READERS, effect: 'none', action: audit.listAudit },
+  { method: 'post', path: '/api/audit/verify', summary: "verify the audit trail's hash chain", access: AUDIT_READERS, effect: 'none', audit: 'audit.verify', action: audit.verifyAudit },
+
+  // Backups, through the daemon
+  { method: 'get', path: '/api/status', summary: 'see the daemon status', access: EVERYONE, effect: 'none', action: daemon.status },
+  { method: 'get', path: '/api/clients', summary: 'list clients', access: EVERYONE, effect: 'none', action: daemon.listClients },
+  { method: 'get', path: '/api/jobs', summary: 'list jobs', access: EVERYONE, effect: 'none', action: daemon.listJobs },
+  { method: 'get', path: '/api/snapshots', summary: 'list snapshots', access: EVERYONE, effect: 'none', action: daemon.listSnapshots },
+  { method: 'post', path: '/api/jobs', summary: 'run a backup job', access: OPERATORS, effect: 'system', audit: 'job.run', action: daemon.runJobRoute },
+  { method: 'post', path: '/api/jobs/:id/cancel', summary: 'cancel a job', access: OPERATORS, effect: 'system', audit: 'job.cancel', action: daemon.cancelJobRoute },
+];
