@@ -13,6 +13,7 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
+{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; } || need+=(docker-compose)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
