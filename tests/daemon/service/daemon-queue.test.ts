@@ -125,7 +125,10 @@ describe.skipIf(skip !== undefined)(`daemon job queue over a real sshd${skip ? `
     expect(daemon.status().running.map((r) => r.clientName)).toEqual(['c1', 'c2']);
     expect(daemon.status().queued.map((r) => r.clientName)).toEqual(['c3', 'c4']);
     const jobs = await bed.waitForJobs((all) => all.length === 4 && all.every((j) => j.state === 'succeeded'), 60_000);
-    expect(started).toEqual(['c1', 'c2', 'c3', 'c4']);
+    // c1 and c2 start together, and so may c3 and c4 when c1 and c2 end at once: their
+    // 'connecting' writes race, so only the pairs are ordered. The queue order itself is
+    // asserted on status() above and by the start times below.
+    expect([started.slice(0, 2).sort(), started.slice(2).sort()]).toEqual([['c1', 'c2'], ['c3', 'c4']]);
     expect(most).toBe(2);
     const byId = (id: number) => jobs.find((j) => j.id === id)!;
     // c3 started only when one of c1, c2 had ended; c4 only when a second slot was free.
