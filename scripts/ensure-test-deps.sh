@@ -10,6 +10,8 @@ command -v python3 >/dev/null || need+=(python3)
 command -v musl-gcc >/dev/null || need+=(musl-tools)
 [ -f /usr/include/zstd.h ] && ls /usr/lib/*/libzstd.a >/dev/null 2>&1 || need+=(libzstd-dev)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+# The cross compiler without its C library headers cannot build the aarch64 probe.
+[ -f /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
