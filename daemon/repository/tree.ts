@@ -69,13 +69,19 @@ export function targetBytes(node: TreeNode): Buffer {
 const keyOrder: (keyof TreeNode)[] = ['name', 'nameRaw', 'type', 'mode', 'uid', 'gid', 'user', 'group', 'mtime', 'ctime', 'size', 'inode', 'device', 'links', 'target', 'targetRaw', 'rdev', 'content', 'fingerprints', 'subtree'];
 
 export function encodeTree(tree: Tree): Buffer {
-  const nodes = [...tree.nodes].sort((a, b) => Buffer.compare(nameBytes(a), nameBytes(b)));
-  const ordered = nodes.map((n) => {
+  // Each name's bytes are computed once, not once per comparison.
+  const keyed = tree.nodes.map((n) => ({ n, name: nameBytes(n) }));
+  keyed.sort((a, b) => Buffer.compare(a.name, b.name));
+  const ordered = keyed.map(({ n }) => {
     const o: Record<string, unknown> = {};
     for (const k of keyOrder) if (n[k] !== undefined) o[k] = n[k];
     return o;
   });
   return Buffer.from(JSON.stringify({ nodes: ordered }), 'utf8');
+}
+
+function isSafeTarget(target: Buffer): boolean {
+  return target.length > 0 && target.length <= maxTargetBytes && !target.includes(0);
 }
 
 /**
@@ -99,7 +105,7 @@ export function decodeTree(data: Buffer, what: string): Tree {
     if (name.length === 0 || name.length > maxNameBytes || name.includes(0x2f) || name.includes(0) || name.equals(Buffer.from('.')) || name.equals(Buffer.from('..'))) {
       throw fail(`unsafe name ${JSON.stringify(n.name)}`);
     }
-    const key = name.toString('base64');
+    const key = name.toString('latin1');
     if (seen.has(key)) throw fail(`duplicate name ${JSON.stringify(n.name)}`);
     seen.add(key);
     if (!Number.isInteger(n.mode) || !Number.isInteger(n.uid) || !Number.isInteger(n.gid)) throw fail(`bad metadata for ${JSON.stringify(n.name)}`);
@@ -107,7 +113,7 @@ export function decodeTree(data: Buffer, what: string): Tree {
     if (n.type === 'file' && (!Array.isArray(n.content) || !Number.isSafeInteger(n.size) || n.content.some((c) => typeof c !== 'string' || !/^[0-9a-f]{64}$/.test(c)))) throw fail(`bad content list for ${JSON.stringify(n.name)}`);
     if (n.fingerprints !== undefined && (typeof n.fingerprints !== 'string' || Buffer.from(n.fingerprints, 'base64').length !== 8 * (n.content?.length ?? -1))) throw fail(`bad fingerprints for ${JSON.stringify(n.name)}`);
     if (n.type === 'dir' && (typeof n.subtree !== 'string' || !/^[0-9a-f]{64}$/.test(n.subtree))) throw fail(`bad subtree for ${JSON.stringify(n.name)}`);
-    if (n.type === 'symlink' && (targetBytes(n).length === 0 || targetBytes(n).length > maxTargetBytes || targetBytes(n).includes(0))) throw fail(`bad symlink target for ${JSON.stringify(n.name)}`);
+    if (n.type === 'symlink' && !isSafeTarget(targetBytes(n))) throw fail(`bad symlink target for ${JSON.stringify(n.name)}`);
   }
   return { nodes: nodes as TreeNode[] };
 }
