@@ -2,6 +2,7 @@
 // options and calls the engine; this file wires them together and turns errors into exit codes.
 import { Command, CommanderError } from 'commander';
 import { ExitCode, HaulError } from '../../shared/errors.js';
+import { HAUL_VERSION } from '../../shared/version.js';
 import { releaseLocks } from './context.js';
 import { registerAudit } from './commands/audit.js';
 import { registerBackupLocal } from './commands/backup-local.js';
@@ -30,7 +31,7 @@ import { registerWeb } from './commands/web.js';
 export function buildProgram(): Command {
   const program = new Command('haul')
     .description('Haul: pull-based, encrypted, deduplicating backups')
-    .version('0.1.0')
+    .version(HAUL_VERSION)
     .option('--home <dir>', "the server's state directory: SSH identity and clients (default: $HAUL_HOME, else /var/lib/haul)")
     .option('--repo <dir>', 'repository directory (default: $HAUL_REPOSITORY)')
     .option('--password-file <file>', 'read the repository passphrase from this file (default: $HAUL_PASSWORD_FILE, then $HAUL_PASSWORD)')

@@ -1,21 +1,20 @@
 // Runs one queued job to its end: queued -> connecting -> pushing-probe -> transferring ->
 // finalizing -> succeeded | failed | cancelled, each state written to the database as it
-// happens. Whatever goes wrong becomes a typed cause (failure-cause.ts); nothing a job meets
-// escapes to the daemon. Progress and log lines go to the caller's hooks (the bus, the job log).
+// happens. The job's kind picks the work (backup-job.ts, restore-job.ts); the log, the time
+// limit, the failure causes and the end are the same for every kind. Whatever goes wrong becomes
+// a typed cause (failure-cause.ts); nothing a job meets escapes to the daemon. Progress and log
+// lines go to the caller's hooks (the bus, the job log).
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { JobLogLevel } from '../../shared/jobs.js';
 import type { Client } from '../../prisma/generated/sqlite/client.js';
-import type { ClientConfig } from '../clients/client-config.js';
-import { clientFromRow } from '../database/client-store.js';
 import type { PrismaClient } from '../database/open-database.js';
 import type { Repository } from '../repository/repository.js';
-import { shortId } from '../repository/snapshot.js';
-import type { PullProgress } from '../session/probe-session.js';
 import type { ServerIdentity } from '../session/server-identity.js';
 import { failureOf } from './failure-cause.js';
-import type { JobRecord, JobStore } from './job-store.js';
-import { runPullBackupJob } from './pull-backup-job.js';
-import { formatBytes } from '../../shared/display.js';
+import { runBackupJob } from './backup-job.js';
+import { countersOf, type JobContext, type JobOutcome, type JobProgress } from './job-context.js';
+import type { JobEnd, JobRecord, JobStore } from './job-store.js';
+import { runRestoreJob, type RestoreRequest } from './restore-job.js';
 
 export interface JobTimeouts {
   /** TCP connect to logged-in SSH session. */
@@ -42,20 +41,13 @@ export interface JobRunnerOptions {
   identity: ServerIdentity;
   probeDir: string;
   timeouts: JobTimeouts;
+  /** What a queued restore job restores (held by the daemon from the bus request). */
+  restoreRequest?: (jobId: number) => RestoreRequest | undefined;
   openJobLog?: (job: JobRecord) => JobLogSink | Promise<JobLogSink>;
   onLog?: (job: JobRecord, line: string, level: JobLogLevel) => void;
-  onProgress?: (job: JobRecord, progress: PullProgress) => void;
+  onProgress?: (job: JobRecord, progress: JobProgress) => void;
   /** A failure that is a bug (cause internal), with its stack, for the daemon's own log. */
   onInternalError?: (job: JobRecord, err: unknown) => void;
-}
-
-/** The database row as the pull backup wants it; a client with nothing to back up is refused. */
-function clientConfigOf(row: Client): ClientConfig {
-  const client = clientFromRow(row);
-  if (client.paths.length === 0) {
-    throw new HaulError('InvalidArgument', `client "${row.name}" has no paths to back up; add some with \`haul client set ${row.name} --path /srv\`.`);
-  }
-  return client;
 }
 
 function duration(ms: number): string {
@@ -80,49 +72,35 @@ export class JobRunner {
       deadline.abort(new HaulError('JobTimedOut', `the job ran longer than its limit of ${duration(timeouts.totalMs)} and was stopped. Nothing was saved as a snapshot; what arrived is kept for the next run. Raise the limit (HAUL_JOB_TIMEOUT) or find out why the client is slow.`));
     }, timeouts.totalMs);
     timer.unref();
-    const stop = AbortSignal.any([signal, deadline.signal]);
     let repo: Repository | undefined;
-    let end: Parameters<JobStore['finish']>[1];
+    let end: JobEnd;
     try {
       const row = await this.clientOf(job);
       if (this.options.openJobLog) {
         sink = await this.options.openJobLog(job);
         await store.attachLog(job.id, sink.path);
       }
-      const client = clientConfigOf(row);
-      log(`job ${job.id}: ${job.kind} of client "${client.name}" (${job.trigger}${job.attempt > 1 ? `, attempt ${job.attempt}` : ''}): paths ${client.paths.join(', ')}${client.excludes.length ? `; excludes ${client.excludes.join(', ')}` : ''}`);
       repo = this.options.repository.reopen();
-      const phase = (state: 'connecting' | 'pushing-probe' | 'transferring' | 'finalizing') => {
-        const words = { connecting: `connecting to ${client.user}@${client.host}:${client.port}`, 'pushing-probe': 'logged in; checking the probe on the client', transferring: 'running the probe: walking, chunking and sending', finalizing: 'the probe sent everything; saving the trees and the snapshot' };
-        log(words[state]);
-        store.transition(job.id, state).catch((err: unknown) => this.options.onInternalError?.(job, err));
-      };
-      const result = await runPullBackupJob({
+      end = await this.runKind({
+        job,
+        client: row,
         repo,
-        client,
+        prisma: this.options.prisma,
         identity: this.options.identity,
         probeDir: this.options.probeDir,
-        limits: { stallMs: timeouts.stallMs },
-        timeouts: { connectMs: timeouts.connectMs },
-        signal: stop,
+        connectTimeoutMs: timeouts.connectMs,
+        stallMs: timeouts.stallMs,
+        signal: AbortSignal.any([signal, deadline.signal]),
+        log,
+        phase: (state) => void store.transition(job.id, state).catch((err: unknown) => this.options.onInternalError?.(job, err)),
+        progress: (p) => {
+          store.recordProgress(job.id, countersOf(p));
+          this.options.onProgress?.(job, p);
+        },
         pinHostKey: async (fingerprint) => {
           await this.options.prisma.client.update({ where: { id: row.id }, data: { hostKey: fingerprint } });
         },
-        onPhase: phase,
-        onLog: log,
-        onProgress: (p) => {
-          store.recordProgress(job.id, { filesDone: p.files, bytesScanned: p.bytesScanned, bytesNew: p.bytesNew, bytesOnWire: p.bytesOnWire });
-          this.options.onProgress?.(job, p);
-        },
       });
-      const s = result.snapshot.stats;
-      log(`snapshot ${shortId(result.id)} saved: ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client); ${formatBytes(s.bytesNew)} new in ${s.blobsNew} blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire`);
-      if (s.errors > 0) log(`${s.errors} item(s) could not be read on the client and are not in the snapshot (see the warnings above)`, 'WARN');
-      end = {
-        state: 'succeeded',
-        snapshotId: result.id,
-        counters: { filesTotal: s.files, filesDone: s.files, bytesScanned: s.bytesRead, bytesNew: s.bytesNew, bytesOnWire: result.bytesOnWire, errors: s.errors },
-      };
     } catch (err) {
       const failure = failureOf(err);
       if (failure.cause === 'internal' && !isHaulError(err)) this.options.onInternalError?.(job, err);
@@ -135,6 +113,21 @@ export class JobRunner {
     log(`job ${job.id} ${end.state} after ${duration(Date.now() - started)}`, end.state === 'failed' ? 'ERROR' : 'INFO');
     if (sink) end.logSha256 = await sink.finish();
     return store.finish(job.id, end);
+  }
+
+  /** One case per kind of job; each returns how its job ended or throws why it did not. */
+  private runKind(ctx: JobContext): Promise<JobOutcome> {
+    switch (ctx.job.kind) {
+      case 'backup':
+        return runBackupJob(ctx);
+      case 'restore': {
+        const request = this.options.restoreRequest?.(ctx.job.id);
+        if (!request) throw new HaulError('JobCancelled', `restore job ${ctx.job.id} has no request in this daemon (it was queued by a daemon that has stopped); ask for the restore again.`);
+        return runRestoreJob(ctx, request);
+      }
+      default:
+        throw new HaulError('InvalidArgument', `job ${ctx.job.id} is of kind "${ctx.job.kind}", which this daemon does not run.`);
+    }
   }
 
   private async clientOf(job: JobRecord): Promise<Client> {

@@ -53,8 +53,12 @@ export interface JobChange {
 }
 
 export interface JobFilter {
+  ids?: number[];
   clientName?: string;
   states?: string[];
+  kind?: string;
+  /** Only jobs with a smaller ID (the next page of a newest-first listing). */
+  beforeId?: number;
   /** Newest first; default 50. */
   limit?: number;
 }
@@ -247,6 +251,8 @@ export class JobStore {
       where: {
         ...(filter.clientName !== undefined ? { clientName: filter.clientName } : {}),
         ...(filter.states ? { state: { in: filter.states } } : {}),
+        ...(filter.kind !== undefined ? { kind: filter.kind } : {}),
+        ...(filter.ids || filter.beforeId !== undefined ? { id: { ...(filter.ids ? { in: filter.ids } : {}), ...(filter.beforeId !== undefined ? { lt: filter.beforeId } : {}) } } : {}),
       },
       orderBy: { id: 'desc' },
       take: filter.limit ?? 50,

@@ -10,6 +10,7 @@ import type { StoredSnapshot } from '../repository/snapshot.js';
 import { installAndStartProbe } from '../session/probe-process.js';
 import type { ServerIdentity } from '../session/server-identity.js';
 import { lockRepository } from '../repository/lock.js';
+import type { ConnectTimeouts } from '../session/ssh-connection.js';
 import { connectToRegisteredClient, type PinHostKey } from './client-connection.js';
 
 export interface RestoreToClientJobOptions {
@@ -30,6 +31,9 @@ export interface RestoreToClientJobOptions {
   limits?: Partial<ClientRestoreLimits>;
   onProgress?: (p: ClientRestoreProgress) => void;
   onLog?: (line: string) => void;
+  timeouts?: ConnectTimeouts;
+  /** Aborting stops the restore: the SSH connection is closed and the job throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreToClientResult extends ClientRestoreResult {
@@ -57,8 +61,15 @@ async function restoreToClient(options: RestoreToClientJobOptions): Promise<Rest
   // A wrong path fails here, before anything connects.
   const selection = await resolveRestoreSelection(options.repo, options.snapshot, options.subpath);
   await options.repo.loadIndex();
-  const conn = await connectToRegisteredClient(client, options.pinHostKey, options.identity, log);
+  const { signal } = options;
+  const stopped = () => (isHaulError(signal?.reason) ? signal.reason : new HaulError('JobCancelled', `the restore onto ${client.name} was cancelled; what was written on the client so far stays there.`));
+  if (signal?.aborted) throw stopped();
+  const conn = await connectToRegisteredClient(client, options.pinHostKey, options.identity, log, options.timeouts);
+  // Closing the connection makes every step still waiting on the probe fail at once.
+  const onAbort = () => void conn.close();
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    if (signal?.aborted) throw stopped();
     const running = await installAndStartProbe(conn, options.probeDir, '--restore', log);
     let result: ClientRestoreResult;
     try {
@@ -85,9 +96,11 @@ async function restoreToClient(options: RestoreToClientJobOptions): Promise<Rest
     await running.finish('restore');
     return { ...result, client: client.name, target };
   } catch (err) {
+    if (signal?.aborted) throw stopped();
     if (err instanceof HaulError) throw err;
     throw new HaulError('ProbeFailed', `restore onto ${client.name} failed: ${(err as Error).message}`, { cause: err });
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     await conn.close();
   }
 }

@@ -3,6 +3,7 @@
 // are not UTF-8 go into the pax record as their raw bytes, which GNU tar extracts as such). Written
 // here rather than with a tar library because stored names are raw bytes, which the libraries'
 // string-based headers cannot carry. Every chunk is verified before it is written.
+import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { displayBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
@@ -97,7 +98,9 @@ export class TarDump {
   constructor(private readonly repo: Repository, private readonly out: Writable) {}
 
   private async write(buf: Buffer): Promise<void> {
-    if (!this.out.write(buf)) await new Promise<void>((resolve) => this.out.once('drain', resolve));
+    // A reader that has gone (a cancelled download) ends the dump instead of waiting for 'drain'.
+    if (this.out.destroyed) throw new HaulError('StreamAborted', 'the reader of the tar stream has gone');
+    if (!this.out.write(buf)) await once(this.out, 'drain');
   }
 
   async dump(snapshot: StoredSnapshot, subpath: string): Promise<DumpResult> {

@@ -36,6 +36,17 @@ export interface DaemonOptions {
   logLevel?: string;
   /** How often a running job's counters reach the database. */
   progressIntervalMs?: number;
+  /** The bus (ipc:// sockets in <stateDir>/run, optionally TCP with CURVE); false: no bus (in-process tests). */
+  bus?: BusOptions | false;
+  /** Job rows and their logs older than this are deleted, once a day; 0 keeps them forever. */
+  jobRetentionMs?: number;
+}
+
+export interface BusOptions {
+  /** Sockets 0660 in a 0750 run/ for a web server in the daemon's group (default: 0600 in 0700). */
+  groupAccess?: boolean;
+  /** The TCP endpoints (CURVE), e.g. tcp://0.0.0.0:7450; events default to the next port. */
+  tcp?: { commands: string; events?: string };
 }
 
 export interface DaemonConfig {
@@ -54,18 +65,22 @@ export interface DaemonConfig {
   logFile: string | undefined;
   logLevel: string;
   progressIntervalMs: number;
+  bus: { groupAccess: boolean; tcp: { commands: string; events: string } | undefined } | undefined;
+  jobRetentionMs: number;
 }
 
 /** Keys of the Setting table the daemon reads (values are JSON). */
 export const settingKeys = { timeZone: 'timeZone', blackout: 'blackoutWindows', maxConcurrentJobs: 'maxConcurrentJobs' } as const;
 
 export const defaultHttpPort = 7460;
+/** Job history is kept a year by default: long enough for audits, short enough to stay small. */
+export const defaultJobRetentionMs = 365 * 86_400_000;
 
-/** "90", "90s", "1.5m", "500ms", "12h": a duration in milliseconds. */
+/** "90", "90s", "1.5m", "500ms", "12h", "90d": a duration in milliseconds. */
 export function parseDuration(text: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!m) throw new HaulError('InvalidArgument', `${what} ${JSON.stringify(text)} is not a duration; write seconds ("90") or a number with ms, s, m or h ("500ms", "5m", "12h").`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!m) throw new HaulError('InvalidArgument', `${what} ${JSON.stringify(text)} is not a duration; write seconds ("90") or a number with ms, s, m, h or d ("500ms", "5m", "12h", "90d").`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's']!;
   return Math.round(Number(m[1]) * unit);
 }
 
@@ -153,5 +168,21 @@ export function resolveDaemonConfig(options: DaemonOptions, env: NodeJS.ProcessE
     logFile: options.logFile ?? env['HAUL_LOG_FILE'],
     logLevel: options.logLevel ?? env['HAUL_LOG_LEVEL'] ?? 'info',
     progressIntervalMs: options.progressIntervalMs ?? 2_000,
+    bus: busConfig(options.bus, env),
+    jobRetentionMs: duration(options.jobRetentionMs, 'HAUL_JOB_RETENTION', defaultJobRetentionMs),
   };
+}
+
+/** tcp://host:PORT -> tcp://host:PORT+1, the default events endpoint beside a commands endpoint. */
+function nextPort(endpoint: string, what: string): string {
+  const m = /^(tcp:\/\/.+):([0-9]{1,5})$/.exec(endpoint);
+  if (!m || Number(m[2]) >= 65535) throw new HaulError('InvalidArgument', `${what} ${JSON.stringify(endpoint)} is not a TCP endpoint such as tcp://0.0.0.0:7450.`);
+  return `${m[1]}:${Number(m[2]) + 1}`;
+}
+
+function busConfig(option: BusOptions | false | undefined, env: NodeJS.ProcessEnv): DaemonConfig['bus'] {
+  if (option === false) return undefined;
+  const commands = option?.tcp?.commands ?? (env['HAUL_BUS_TCP'] || undefined);
+  const tcp = commands === undefined ? undefined : { commands, events: option?.tcp?.events ?? (env['HAUL_BUS_TCP_EVENTS'] || nextPort(commands, 'the bus endpoint (HAUL_BUS_TCP)')) };
+  return { groupAccess: option?.groupAccess ?? ['1', 'true', 'yes'].includes(env['HAUL_BUS_GROUP_ACCESS'] ?? ''), tcp };
 }

@@ -8,11 +8,14 @@ import type { Client } from '../../prisma/generated/sqlite/client.js';
 import { HaulError } from '../../shared/errors.js';
 import { isTerminalJobState, type JobLogLevel, type JobTrigger } from '../../shared/jobs.js';
 import { openDatabase, type Database } from '../database/open-database.js';
+import type { JobProgress } from '../jobs/job-context.js';
+import { JobLog, type JobLogLine } from '../jobs/job-log.js';
+import { deleteJobsOlderThan } from '../jobs/job-retention.js';
 import { JobRunner, type JobLogSink } from '../jobs/job-runner.js';
+import { describeRestore, type RestoreRequest } from '../jobs/restore-job.js';
 import { JobStore, type JobChange, type JobFilter, type JobRecord } from '../jobs/job-store.js';
 import { indexUnindexedPacks } from '../repository/index-repair.js';
 import { Repository } from '../repository/repository.js';
-import type { PullProgress } from '../session/probe-session.js';
 import { loadOrCreateServerIdentity, type ServerIdentity } from '../session/server-identity.js';
 import { LocalStorage } from '../storage/local.js';
 import { BlackoutCalendar } from '../scheduler/blackout-windows.js';
@@ -23,6 +26,7 @@ import { resolveDaemonConfig, type DaemonConfig, type DaemonOptions } from './da
 import { createDaemonLogger, type DaemonLogger } from './daemon-logger.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { startHealthEndpoint, type HealthEndpoint, type HealthReport } from './health-endpoint.js';
+import { startDaemonBus, type DaemonBus } from './daemon-bus.js';
 
 export type { DaemonOptions, DaemonConfig } from './daemon-config.js';
 
@@ -31,13 +35,15 @@ export interface DaemonEvents {
   /** A job was queued, moved to a phase, or ended. */
   'job-state': [JobChange];
   /** A running job's counters, a few times a second at most. */
-  'job-progress': [{ job: JobRecord; progress: PullProgress }];
-  /** One line of a job's log, as written to its log file. */
+  'job-progress': [{ job: JobRecord; progress: JobProgress }];
+  /** One line of a job's log, as the job wrote it (unescaped, without time and level). */
   'job-log': [{ job: JobRecord; line: string; level: JobLogLevel; at: Date }];
+  /** The same line exactly as the daemon's job log file holds it (only with the default log). */
+  'job-log-line': [JobLogLine];
 }
 
 export interface DaemonHooks {
-  /** Opens the plain-text log of a job as it starts (daemon/jobs/job-log.ts). */
+  /** Opens the plain-text log of a job as it starts; default: logs/YYYY/MM/job-<id>.log (daemon/jobs/job-log.ts). */
   openJobLog?: (job: JobRecord) => JobLogSink | Promise<JobLogSink>;
   env?: NodeJS.ProcessEnv;
 }
@@ -82,6 +88,11 @@ export class Daemon {
   private http: HealthEndpoint | undefined;
   private readonly metrics: DaemonMetrics;
   private readonly runner: JobRunner;
+  /** What each queued or running restore job restores (a restore is not resumed after a restart). */
+  private readonly restoreRequests = new Map<number, RestoreRequest>();
+  private retentionTimer: NodeJS.Timeout | undefined;
+  /** The bus, when the daemon serves one (`bus` option); set by start(). */
+  bus: DaemonBus | undefined;
 
   private constructor(
     private config: DaemonConfig,
@@ -89,9 +100,9 @@ export class Daemon {
     private readonly env: NodeJS.ProcessEnv,
     readonly database: Database,
     readonly store: JobStore,
-    private readonly repository: Repository,
+    readonly repository: Repository,
     readonly log: DaemonLogger,
-    identity: ServerIdentity,
+    readonly identity: ServerIdentity,
     hooks: DaemonHooks,
   ) {
     this.runner = new JobRunner({
@@ -101,7 +112,8 @@ export class Daemon {
       identity,
       probeDir: config.probeDir,
       timeouts: config.timeouts,
-      ...(hooks.openJobLog ? { openJobLog: hooks.openJobLog } : {}),
+      restoreRequest: (jobId) => this.restoreRequests.get(jobId),
+      openJobLog: hooks.openJobLog ?? ((job) => this.openJobLog(job)),
       onLog: (job, line, level) => this.events.emit('job-log', { job, line, level, at: new Date() }),
       onProgress: (job, progress) => this.events.emit('job-progress', { job, progress }),
       onInternalError: (job, err) => log.error({ err, job: job.id }, `job ${job.id}: unexpected error (a bug in Haul)`),
@@ -156,6 +168,8 @@ export class Daemon {
       await started.recover();
       // Listening first: a port in use fails the start before any job has begun.
       if (config.http) started.http = await startHealthEndpoint({ ...config.http, health: () => started.health(), metrics: started.metrics.registry });
+      if (config.bus) started.bus = await startDaemonBus(started, config.bus);
+      started.scheduleRetention();
       const reload = await started.scheduler.reload();
       const caughtUp = await started.scheduler.catchUp();
       log.info(
@@ -174,6 +188,8 @@ export class Daemon {
       return started;
     } catch (err) {
       daemon?.scheduler.stop();
+      if (daemon?.retentionTimer) clearInterval(daemon.retentionTimer);
+      await daemon?.bus?.stop();
       await daemon?.http?.close();
       await repository?.close();
       await database.close();
@@ -256,8 +272,9 @@ export class Daemon {
   }
 
   private async runJob(job: JobRecord, signal: AbortSignal): Promise<void> {
-    const ended = await this.runner.run(job, signal);
-    if (ended.state !== 'failed' || this.stopping) return;
+    const ended = await this.runner.run(job, signal).finally(() => this.restoreRequests.delete(job.id));
+    // Only backups are retried: a restore asked for by an operator is theirs to ask again.
+    if (ended.state !== 'failed' || ended.kind !== 'backup' || this.stopping) return;
     const delay = retryDelay(this.config.retry, ended.failureCause ?? '', ended.attempt);
     if (delay === undefined || ended.clientId === null) return;
     const client = await this.database.prisma.client.findUnique({ where: { id: ended.clientId } });
@@ -279,9 +296,39 @@ export class Daemon {
     const client = await this.database.prisma.client.findUnique({ where: { name: clientName } });
     if (!client) throw new HaulError('ClientNotFound', `there is no client named ${JSON.stringify(clientName)}; \`haul client list\` shows them.`);
     if (!client.enabled) throw new HaulError('InvalidArgument', `client ${clientName} is disabled; enable it first (\`haul client set ${clientName} --enable\`).`);
-    const waiting = this.queue.clientState({ clientId: client.id, clientName: client.name }).queued ?? (await this.enqueuing.get(this.clientKey(client)));
+    const queued = this.queue.clientState({ clientId: client.id, clientName: client.name }).queued;
+    const waiting = (queued?.kind === 'backup' ? queued : undefined) ?? (await this.enqueuing.get(this.clientKey(client)));
     if (waiting) return waiting;
     return this.enqueue(client, 'manual', requestedBy !== undefined ? { requestedBy, detail: `requested by ${requestedBy}` } : {});
+  }
+
+  /**
+   * Queues a restore of `request` onto `clientName`. The snapshot is resolved by the caller (the
+   * bus), so a wrong ID fails the request, not a job. Runs like any job: queued behind a job of
+   * the same client, logged, cancellable; not retried.
+   */
+  async restore(clientName: string, request: RestoreRequest, requestedBy?: string): Promise<JobRecord> {
+    if (this.stopping) throw new HaulError('DaemonStopping', 'the daemon is shutting down and starts no more jobs; run it again after the restart.');
+    const client = await this.database.prisma.client.findUnique({ where: { name: clientName } });
+    if (!client) throw new HaulError('ClientNotFound', `there is no client named ${JSON.stringify(clientName)} to restore onto; \`haul client list\` shows them.`);
+    if (!client.enabled) throw new HaulError('InvalidArgument', `client ${clientName} is disabled, so the daemon does not connect to it; enable it first (\`haul client set ${clientName} --enable\`).`);
+    const job = await this.store.create({
+      clientId: client.id,
+      clientName: client.name,
+      kind: 'restore',
+      trigger: 'manual',
+      detail: describeRestore(request, client.name) + (requestedBy !== undefined ? `, requested by ${requestedBy}` : ''),
+      ...(requestedBy !== undefined ? { requestedBy } : {}),
+    });
+    this.restoreRequests.set(job.id, request);
+    try {
+      this.queue.add(job);
+    } catch (err) {
+      this.restoreRequests.delete(job.id);
+      await this.store.finish(job.id, { state: 'cancelled', message: (err as Error).message });
+      throw err;
+    }
+    return job;
   }
 
   /**
@@ -292,7 +339,9 @@ export class Daemon {
     const who = requestedBy ?? 'an operator';
     const queued = this.queue.remove(jobId);
     if (queued) return this.store.finish(jobId, { state: 'cancelled', message: `cancelled by ${who} before it started` });
-    const running = this.queue.abort(jobId, new HaulError('JobCancelled', `cancelled by ${who} while it ran; no snapshot was written, what arrived is kept for the next run.`));
+    const kind = this.queue.running.find((j) => j.id === jobId)?.kind;
+    const aftermath = kind === 'restore' ? 'what was already written on the client stays there.' : 'no snapshot was written, what arrived is kept for the next run.';
+    const running = this.queue.abort(jobId, new HaulError('JobCancelled', `cancelled by ${who} while it ran; ${aftermath}`));
     if (running) {
       await running;
       return (await this.store.get(jobId))!;
@@ -368,10 +417,13 @@ export class Daemon {
     this.stopping = (async () => {
       this.log.info({ graceMs, running: this.queue.running.map((j) => j.id) }, `stopping: ${this.queue.running.length} running job(s) get ${graceMs / 1000} s to finish`);
       this.scheduler.stop();
+      if (this.retentionTimer) clearInterval(this.retentionTimer);
       const neverStarted = await this.queue.drain(graceMs, new HaulError('DaemonStopping', `the daemon was stopped and the job did not finish within the grace period of ${graceMs / 1000} s; no snapshot was written, what arrived is kept for the next run.`));
       for (const job of neverStarted) {
         await this.store.finish(job.id, { state: 'cancelled', message: 'the daemon was stopped before this job started; a scheduled run that was missed starts once after the restart.' }).catch((err: unknown) => this.log.error({ err, job: job.id }, 'could not record the cancellation'));
       }
+      // The bus goes last but one: clients see the jobs end before it closes.
+      await this.bus?.stop();
       await this.http?.close();
       await this.repository.close();
       await this.database.close();
@@ -379,6 +431,41 @@ export class Daemon {
       this.log.flush();
     })();
     return this.stopping;
+  }
+
+  /** The default job log: one file per job under <stateDir>/logs, every line also an event. */
+  private openJobLog(job: JobRecord): JobLogSink {
+    const file = JobLog.create({ stateDir: this.config.stateDir, jobId: job.id, onLine: (line) => this.events.emit('job-log-line', line) });
+    const write = { INFO: (t: string) => file.info(t), WARN: (t: string) => file.warn(t), ERROR: (t: string) => file.error(t) };
+    return {
+      path: file.path,
+      write: (line, level) => write[level](line),
+      finish: async () => {
+        const seal = file.finish();
+        if (seal.lostLines > 0) this.log.error({ job: job.id, lost: seal.lostLines }, `${seal.lostLines} line(s) of the log of job ${job.id} could not be written to ${seal.path}: ${seal.firstWriteError}`);
+        return seal.sha256;
+      },
+    };
+  }
+
+  /** Job history older than the retention age is deleted now and then once a day. */
+  private scheduleRetention(): void {
+    if (this.config.jobRetentionMs <= 0) return;
+    void this.applyRetention();
+    this.retentionTimer = setInterval(() => void this.applyRetention(), 86_400_000);
+    this.retentionTimer.unref();
+  }
+
+  async applyRetention(): Promise<void> {
+    const cutoff = new Date(Date.now() - this.config.jobRetentionMs);
+    try {
+      const removed = await deleteJobsOlderThan(this.database.prisma, this.config.stateDir, cutoff);
+      if (removed.jobs.length > 0 || removed.logs > 0) {
+        this.log.info({ jobs: removed.jobs.length, logs: removed.logs, logBytes: removed.logBytes, cutoff: cutoff.toISOString() }, `job retention: deleted ${removed.jobs.length} job(s) and ${removed.logs} log file(s) that ended before ${cutoff.toISOString()}`);
+      }
+    } catch (err) {
+      this.log.error({ err }, `job retention failed: ${(err as Error).message}; the old jobs stay until the next run (in a day).`);
+    }
   }
 
   private cancelRunning(message: string): void {

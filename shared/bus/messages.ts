@@ -9,6 +9,7 @@
 // is caught); replies and events are read leniently (unknown fields are dropped), so an older
 // client keeps working with a newer daemon that added fields.
 import { z } from 'zod';
+import { failureCauses } from '../jobs.js';
 
 export const BUS_PROTOCOL_VERSION = 1;
 
@@ -56,10 +57,8 @@ const Text = (max: number) => z.string().max(max);
 export const JobKind = z.enum(['backup', 'restore', 'check', 'prune']);
 export const JobState = z.enum(['queued', 'connecting', 'pushing-probe', 'transferring', 'finalizing', 'succeeded', 'failed', 'cancelled']);
 export const JobTrigger = z.enum(['schedule', 'manual', 'catch-up', 'retry']);
-export const FailureCause = z.enum([
-  'unreachable', 'auth-refused', 'host-key-changed', 'probe-error', 'protocol-violation',
-  'storage-error', 'quota', 'cancelled', 'daemon-restart', 'timeout', 'internal',
-]);
+// The same lists the daemon writes (shared/jobs.ts), so a cause it stores always crosses the bus.
+export const FailureCause = z.enum(failureCauses);
 export type JobKind = z.infer<typeof JobKind>;
 export type JobState = z.infer<typeof JobState>;
 export type JobTrigger = z.infer<typeof JobTrigger>;

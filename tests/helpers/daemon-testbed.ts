@@ -105,6 +105,8 @@ export async function createDaemonTestbed(label: string, users: string[]): Promi
         logLevel: 'silent',
         timeZone: 'UTC',
         progressIntervalMs: 200,
+        // In-process daemons share one state directory; the tests of the bus start a real process.
+        bus: false,
         ...options,
       }, hooks);
       daemons.push(daemon);

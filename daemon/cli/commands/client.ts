@@ -4,7 +4,8 @@ import { HaulError } from '../../../shared/errors.js';
 import { formatAddress, parseAddress, parseRetention, type ClientConfig } from '../../clients/client-config.js';
 import { ClientStore, type ClientChange } from '../../database/client-store.js';
 import { authorizedKeysLine, loadOrCreateServerIdentity } from '../../session/server-identity.js';
-import { connectToClient, isFingerprint } from '../../session/ssh-connection.js';
+import { repinHostKey } from '../../jobs/client-connection.js';
+import { isFingerprint } from '../../session/ssh-connection.js';
 import { globalOptions, output, stateDirectory, withDatabase } from '../context.js';
 
 const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
@@ -135,19 +136,10 @@ export function registerClient(program: Command): void {
         const store = new ClientStore(db.prisma);
         const c = await store.get(name);
         const identity = loadOrCreateServerIdentity(path.join(home, 'identity'));
-        // No pin given to the connection: this command is how an operator replaces it.
-        const conn = await connectToClient({ host: c.host, port: c.port, user: c.user, identity, clientName: c.name });
-        try {
-          if (opts.fingerprint !== undefined && opts.fingerprint !== conn.hostKeyFingerprint) {
-            throw new HaulError('HostKeyChanged', `${c.name} presents host key ${conn.hostKeyFingerprint}, not the ${opts.fingerprint} you gave; nothing was pinned. Check that you are talking to the right machine.`);
-          }
-          const { replaced } = await store.pinHostKey(name, conn.hostKeyFingerprint);
-          process.stdout.write(replaced === conn.hostKeyFingerprint
-            ? `${name}: host key ${conn.hostKeyFingerprint} was already pinned; the connection works\n`
-            : `${name}: pinned ${conn.hostKeyType} host key ${conn.hostKeyFingerprint}${replaced ? ` (replacing ${replaced})` : ''}\n`);
-        } finally {
-          await conn.close();
-        }
+        const { fingerprint, keyType, previous } = await repinHostKey(c, store, identity, opts.fingerprint);
+        process.stdout.write(previous === fingerprint
+          ? `${name}: host key ${fingerprint} was already pinned; the connection works\n`
+          : `${name}: pinned ${keyType} host key ${fingerprint}${previous ? ` (replacing ${previous})` : ''}\n`);
       });
     });
 

@@ -23,6 +23,10 @@ interface DaemonCommandOptions {
   logFile?: string;
   logLevel?: string;
   daemonId?: string;
+  busTcp?: string;
+  busTcpEvents?: string;
+  busGroupAccess?: boolean;
+  jobRetention?: string;
 }
 
 const repeatable = (v: string, acc: string[]) => [...acc, v];
@@ -30,7 +34,7 @@ const repeatable = (v: string, acc: string[]) => [...acc, v];
 export function registerDaemon(program: Command): void {
   program
     .command('daemon')
-    .description('run the daemon in the foreground: schedules, job queue, /healthz and /metrics (stop with SIGTERM or Ctrl-C)')
+    .description('run the daemon in the foreground: schedules, job queue, the bus (run/commands.sock), /healthz and /metrics (stop with SIGTERM or Ctrl-C)')
     .option('--time-zone <zone>', "time zone of schedules and blackout windows (default: $HAUL_TIME_ZONE, the timeZone setting, else the system's)")
     .option('--max-jobs <n>', 'jobs run at once, across all clients (default: $HAUL_MAX_JOBS, the maxConcurrentJobs setting, else 4)')
     .option('--blackout <window>', 'no job starts inside this window, e.g. "mon-fri 08:00-18:00" (repeatable; default: $HAUL_BLACKOUT, ";"-separated)', repeatable, [])
@@ -45,6 +49,10 @@ export function registerDaemon(program: Command): void {
     .option('--log-file <file>', "the daemon's own JSON log (default: $HAUL_LOG_FILE, else stderr)")
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: $HAUL_LOG_LEVEL, else info)')
     .option('--daemon-id <id>', 'name of this daemon in the jobs it runs (default: $HAUL_DAEMON_ID, else the host name)')
+    .option('--bus-tcp <endpoint>', 'also serve the bus over TCP with CURVE, e.g. tcp://0.0.0.0:7450 (default: $HAUL_BUS_TCP, else only the Unix sockets in run/)')
+    .option('--bus-tcp-events <endpoint>', 'the TCP events endpoint (default: $HAUL_BUS_TCP_EVENTS, else the port after --bus-tcp)')
+    .option('--bus-group-access', "let the daemon user's group use the bus sockets (0660 in a 0750 run/; default: $HAUL_BUS_GROUP_ACCESS)")
+    .option('--job-retention <duration>', 'delete job records and their logs older than this, daily; 0 keeps them (default: $HAUL_JOB_RETENTION, else 365d)')
     .action(async (opts: DaemonCommandOptions, cmd: Command) => {
       const g = globalOptions(cmd);
       const duration = (v: string | undefined, what: string) => (v === undefined ? undefined : parseDuration(v, what));
@@ -69,6 +77,11 @@ export function registerDaemon(program: Command): void {
         ...(opts.logFile !== undefined ? { logFile: opts.logFile } : {}),
         ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
         ...(opts.daemonId !== undefined ? { daemonId: opts.daemonId } : {}),
+        ...(opts.jobRetention !== undefined ? { jobRetentionMs: duration(opts.jobRetention, '--job-retention')! } : {}),
+        bus: {
+          ...(opts.busGroupAccess ? { groupAccess: true } : {}),
+          ...(opts.busTcp !== undefined ? { tcp: { commands: opts.busTcp, ...(opts.busTcpEvents !== undefined ? { events: opts.busTcpEvents } : {}) } } : {}),
+        },
       });
       await new Promise<void>((resolve) => {
         let signals = 0;

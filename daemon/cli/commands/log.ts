@@ -1,8 +1,10 @@
+import * as fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
 import { describeJobLogVerification, verifyJobLog, type JobLogVerification } from '../../jobs/job-log.js';
 import { addBusOptions, connectToDaemon, type BusOptions } from '../bus.js';
-import { output } from '../context.js';
+import { output, withDatabase } from '../context.js';
 
 function parseJobIds(values: string[]): number[] {
   return values.map((v) => {
@@ -11,8 +13,28 @@ function parseJobIds(values: string[]): number[] {
   });
 }
 
+/** Prints a job's plain-text log from the database's record of it (the daemon need not run). */
+async function printJobLog(cmd: Command, jobArg: string): Promise<void> {
+  const [id] = parseJobIds([jobArg]);
+  const job = await withDatabase(cmd, (db) => db.prisma.job.findUnique({ where: { id: id! }, select: { logPath: true, state: true } }));
+  if (!job) throw new HaulError('InvalidArgument', `there is no job ${id}; \`haul jobs\` lists the recent ones (older ones are deleted with their logs by the job retention).`);
+  if (!job.logPath) throw new HaulError('InvalidArgument', `job ${id} has no log (it is ${job.state}; a job gets its log when it starts).`);
+  try {
+    await pipeline(fs.createReadStream(job.logPath), process.stdout);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new HaulError('InvalidArgument', `the log of job ${id} is gone: ${job.logPath} does not exist (deleted by hand, or by the job retention).`);
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw new HaulError('InvalidArgument', `cannot read the log of job ${id} at ${job.logPath}: permission denied. Run this as the daemon's user or a member of its group.`);
+    throw err;
+  }
+}
+
 export function registerLog(program: Command): void {
-  const log = program.command('log').description('job logs');
+  const log = program.command('log').description("job logs: `haul log JOB` prints a job's log, `haul log verify JOB…` checks them");
+
+  log
+    .command('show <job>', { isDefault: true })
+    .description("print a job's plain-text log (the same as `haul log JOB`)")
+    .action((jobArg: string, _opts: unknown, cmd: Command) => printJobLog(cmd, jobArg));
 
   addBusOptions(log.command('verify [jobs...]'))
     .description("check that job logs are unchanged since their jobs ended: each file's SHA-256 against the one the database recorded (asks the daemon), or one file against --sha256")
