@@ -25,6 +25,10 @@ export const BusLimits = {
   defaultStreamCredit: 8,
   /** How many jobs `list-jobs` returns at most. */
   maxListJobs: 1000,
+  /** `list-directory` pages stop at this much name text, so a reply stays under the wire limit. */
+  maxDirectoryPageBytes: 256 * 1024,
+  /** `diff-snapshots` lists at most this many differences in all (and at most maxDirectoryPageBytes of paths). */
+  maxDiffEntries: 2000,
 } as const;
 
 // ---- Building blocks --------------------------------------------------------------------------
@@ -199,6 +203,30 @@ export const daemonStatusTopic = 'daemon/status';
 const SnapshotRef = z.string().regex(/^(latest|[0-9a-f]{1,64})$/, 'expected a snapshot ID (prefix) or "latest"');
 const SnapshotPath = z.string().min(1).max(4096).startsWith('/', 'expected an absolute path in the snapshot');
 
+const SnapshotId = z.string().regex(/^[0-9a-f]{1,64}$/);
+const NodeType = z.enum(['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket']);
+
+/** One entry of a snapshot directory, for browsing. Names are data: shown as text, never as markup. */
+export const DirectoryEntry = z.object({
+  /** The name as UTF-8; a name whose bytes are not UTF-8 shows U+FFFD where they break. */
+  name: Text(4096),
+  /** base64 of the raw name bytes, only when they are not valid UTF-8. */
+  nameRaw: Text(8192).nullable(),
+  type: NodeType,
+  size: Counter,
+  /** Permission bits (mode & 0o7777). */
+  mode: z.int().min(0).max(0o7777),
+  /** Null when the stored time cannot be written as an ISO time (before year 0 or after 9999). */
+  mtime: Timestamp.nullable(),
+  /** Symlink target, as text. */
+  target: Text(65536).nullable(),
+});
+export type DirectoryEntry = z.infer<typeof DirectoryEntry>;
+
+/** One path that differs between two snapshots (a directory added or removed stands for all it holds). */
+export const DiffEntry = z.object({ path: Text(65536), type: NodeType, size: Counter });
+export type DiffEntry = z.infer<typeof DiffEntry>;
+
 /** Commands answered by one reply. */
 export const commands = {
   status: {
@@ -249,6 +277,47 @@ export const commands = {
       overwrite: z.boolean().default(false),
     }),
     result: z.object({ job: Job }),
+  },
+  'list-directory': {
+    params: z.strictObject({
+      snapshot: SnapshotRef,
+      /** The client whose snapshot it is, to resolve `latest` and ID prefixes. */
+      client: ClientName.optional(),
+      path: SnapshotPath.default('/'),
+      /** Entries to skip: the `nextOffset` of the previous page. */
+      offset: z.int().min(0).default(0),
+    }),
+    result: z.object({
+      snapshot: SnapshotId,
+      client: ClientName,
+      path: Text(4096),
+      /** Sorted by the raw bytes of the names, as stored. */
+      entries: z.array(DirectoryEntry),
+      /** Entries in the whole directory. */
+      total: z.int().min(0),
+      /** Where the next page starts; null on the last page (pages stay well under the 1 MiB message limit). */
+      nextOffset: z.int().min(0).nullable(),
+    }),
+  },
+  'diff-snapshots': {
+    params: z.strictObject({
+      client: ClientName.optional(),
+      /** The older snapshot. */
+      from: SnapshotRef,
+      /** The newer snapshot. */
+      to: SnapshotRef,
+      path: SnapshotPath.default('/'),
+    }),
+    result: z.object({
+      from: SnapshotId,
+      to: SnapshotId,
+      client: ClientName,
+      added: z.array(DiffEntry),
+      changed: z.array(DiffEntry),
+      removed: z.array(DiffEntry),
+      /** More differences than BusLimits.maxDiffEntries: the lists stop there. */
+      truncated: z.boolean(),
+    }),
   },
 } as const;
 

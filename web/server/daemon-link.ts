@@ -1,13 +1,20 @@
-// Everything the console knows about backups it learns from the daemon, through this one
-// interface: the web process holds no repository key and never opens the repository. The bus
-// client (shared/bus) will implement it; until it is connected, DisconnectedDaemonLink answers
-// every question with "daemon not connected", which the pages show as such.
+// Everything the console knows about backups it learns through this one interface: the web
+// process holds no repository key and never opens the repository. BusDaemonLink
+// (bus-daemon-link.ts) implements it over the daemon's bus and the database; without a daemon,
+// DisconnectedDaemonLink answers every question with "daemon not connected", which the pages
+// show as such.
 import { HaulError } from '../../shared/errors.js';
+
+import type { Readable } from 'node:stream';
+import type { CommandResult, Job } from '../../shared/bus/messages.js';
 
 export interface DaemonStatus {
   connected: boolean;
   /** For people: why not, or what the daemon reports about itself. */
   message: string;
+  /** While connected: the jobs running and waiting, as the daemon last reported them. */
+  running?: Job[];
+  queuedTotal?: number;
 }
 
 export interface ClientSummary {
@@ -15,8 +22,14 @@ export interface ClientSummary {
   address: string;
   enabled: boolean;
   hostKeyPinned: boolean;
+  hostKey: string | null;
   schedule: string | null;
-  lastJob: { id: number; state: string; finishedAt: string | null } | null;
+  paths: string[];
+  excludes: string[];
+  /** The retention policy as JSON text, or null to keep everything. */
+  retention: string | null;
+  lastJob: { id: number; state: string; finishedAt: string | null; failureMessage: string | null } | null;
+  lastSnapshot: { id: string; time: string } | null;
 }
 
 export interface JobSummary {
@@ -25,13 +38,33 @@ export interface JobSummary {
   kind: string;
   state: string;
   trigger: string;
+  requestedBy: string | null;
   queuedAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  filesTotal: number;
   filesDone: number;
   bytesScanned: number;
   bytesNew: number;
+  bytesOnWire: number;
+  errors: number;
+  failureCause: string | null;
   failureMessage: string | null;
+  snapshotId: string | null;
+}
+
+export interface JobDetail extends JobSummary {
+  logPath: string | null;
+  timeline: { state: string; at: string; detail: string | null }[];
+}
+
+export interface JobQuery {
+  client?: string;
+  state?: string;
+  kind?: string;
+  /** Paging, newest first: only jobs with a smaller ID. */
+  beforeId?: number;
+  limit: number;
 }
 
 export interface SnapshotSummary {
@@ -43,7 +76,29 @@ export interface SnapshotSummary {
   bytes: number;
 }
 
-/** A live event from the daemon (job progress, state changes), forwarded to browsers as is. */
+export interface StatisticsPoint {
+  client: string;
+  time: string;
+  bytes: number;
+  bytesNew: number;
+  bytesStored: number;
+  durationMs: number;
+}
+
+export type DirectoryListing = CommandResult<'list-directory'>;
+export type SnapshotDiff = CommandResult<'diff-snapshots'>;
+
+export interface RestoreRequest {
+  snapshot: string;
+  client: string;
+  path: string;
+  toClient: string;
+  target: string;
+  overwrite: boolean;
+  requestedBy: string;
+}
+
+/** A live event from the daemon (job progress, state changes, log lines), forwarded to browsers as is. */
 export interface DaemonEvent {
   type: string;
   [key: string]: unknown;
@@ -52,17 +107,24 @@ export interface DaemonEvent {
 export interface DaemonLink {
   status(): DaemonStatus;
   listClients(): Promise<ClientSummary[]>;
-  listJobs(query: { client?: string; limit: number }): Promise<JobSummary[]>;
+  listJobs(query: JobQuery): Promise<JobSummary[]>;
+  getJob(id: number): Promise<JobDetail>;
   listSnapshots(query: { client?: string }): Promise<SnapshotSummary[]>;
+  statistics(query: { client?: string }): Promise<StatisticsPoint[]>;
   /** Queues a backup of a client now; resolves with the new job's ID. */
   runJob(request: { client: string; requestedBy: string }): Promise<{ jobId: number }>;
   cancelJob(request: { jobId: number; requestedBy: string }): Promise<void>;
+  listDirectory(request: { snapshot: string; client: string; path: string; offset: number }): Promise<DirectoryListing>;
+  diffSnapshots(request: { client: string; from: string; to: string; path: string }): Promise<SnapshotDiff>;
+  /** A file or folder of a snapshot as a tar stream, read from the daemon as the reader takes it. */
+  download(request: { snapshot: string; client: string; path: string }): Promise<{ name: string; body: Readable }>;
+  restore(request: RestoreRequest): Promise<{ jobId: number }>;
   /** Subscribes to live events and status changes; returns the unsubscribe function. */
   subscribe(listener: { event(e: DaemonEvent): void; status(s: DaemonStatus): void }): () => void;
   close(): Promise<void>;
 }
 
-const NOT_CONNECTED = 'the console is not connected to the Haul daemon, so it cannot show or change backups yet. Start the daemon on this server and check that both use the same state directory.';
+export const NOT_CONNECTED = 'the console is not connected to the Haul daemon, so it cannot show or change backups yet. Start the daemon on this server and check that both use the same state directory.';
 
 export class DisconnectedDaemonLink implements DaemonLink {
   status(): DaemonStatus {
@@ -81,7 +143,31 @@ export class DisconnectedDaemonLink implements DaemonLink {
     return Promise.resolve().then(() => this.refuse());
   }
 
+  getJob(): Promise<JobDetail> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
   listSnapshots(): Promise<SnapshotSummary[]> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  statistics(): Promise<StatisticsPoint[]> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  listDirectory(): Promise<DirectoryListing> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  diffSnapshots(): Promise<SnapshotDiff> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  download(): Promise<{ name: string; body: Readable }> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  restore(): Promise<{ jobId: number }> {
     return Promise.resolve().then(() => this.refuse());
   }
 

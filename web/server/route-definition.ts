@@ -35,6 +35,8 @@ export interface RouteReply {
   body?: unknown;
   /** For the audit entry: what the action was about. `actor` only where there is no caller yet (login). */
   audit?: { actor?: string; target?: string | null; detail?: Record<string, unknown> };
+  /** The handler wrote the response itself (a download streamed as it arrives). */
+  streamed?: boolean;
 }
 
 export interface RouteAction<Body = unknown> {
@@ -132,6 +134,7 @@ export function mountRoutes(app: Express, routes: readonly RouteDefinition[], se
           detail: { ...reply.audit?.detail, address: req.ip, ...(caller ? { via: viaOf(caller) } : {}) },
         });
       }
+      if (reply.streamed) return;
       if (reply.body === undefined) res.status(status === 200 ? 204 : status).end();
       else res.status(status).json(reply.body);
     });

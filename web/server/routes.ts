@@ -3,6 +3,7 @@
 import type { Role } from '../../shared/roles.js';
 import * as account from './api/account.js';
 import * as audit from './api/audit.js';
+import * as backups from './api/backups.js';
 import * as daemon from './api/daemon.js';
 import * as tokens from './api/tokens.js';
 import * as users from './api/users.js';
@@ -40,8 +41,15 @@ export const routes: readonly RouteDefinition[] = [
   // Backups, through the daemon
   { method: 'get', path: '/api/status', summary: 'see the daemon status', access: EVERYONE, effect: 'none', action: daemon.status },
   { method: 'get', path: '/api/clients', summary: 'list clients', access: EVERYONE, effect: 'none', action: daemon.listClients },
-  { method: 'get', path: '/api/jobs', summary: 'list jobs', access: EVERYONE, effect: 'none', action: daemon.listJobs },
+  { method: 'get', path: '/api/jobs', summary: 'list jobs', access: EVERYONE, effect: 'none', action: backups.listJobs },
+  { method: 'get', path: '/api/jobs/:id', summary: 'see a job and its state timeline', access: EVERYONE, effect: 'none', action: backups.getJob },
+  { method: 'get', path: '/api/jobs/:id/log', summary: "read a job's log", access: EVERYONE, effect: 'none', action: backups.jobLog },
   { method: 'get', path: '/api/snapshots', summary: 'list snapshots', access: EVERYONE, effect: 'none', action: daemon.listSnapshots },
+  { method: 'get', path: '/api/snapshots/diff', summary: 'compare two snapshots', access: EVERYONE, effect: 'none', action: backups.diffSnapshots },
+  { method: 'get', path: '/api/snapshots/:id/ls', summary: 'browse a snapshot', access: EVERYONE, effect: 'none', action: backups.listDirectory },
+  { method: 'get', path: '/api/snapshots/:id/download', summary: 'download from a snapshot', access: EVERYONE, effect: 'none', audit: 'snapshot.download', action: backups.downloadSnapshot },
+  { method: 'post', path: '/api/restores', summary: 'restore from a snapshot', access: OPERATORS, effect: 'system', audit: 'restore', action: backups.restore },
+  { method: 'get', path: '/api/statistics', summary: 'see statistics', access: EVERYONE, effect: 'none', action: backups.statistics },
   { method: 'post', path: '/api/jobs', summary: 'run a backup job', access: OPERATORS, effect: 'system', audit: 'job.run', action: daemon.runJobRoute },
   { method: 'post', path: '/api/jobs/:id/cancel', summary: 'cancel a job', access: OPERATORS, effect: 'system', audit: 'job.cancel', action: daemon.cancelJobRoute },
 ];

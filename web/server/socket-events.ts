@@ -24,6 +24,9 @@ export interface SocketEventDefinition {
 }
 
 export const DASHBOARD_ROOM = 'dashboard';
+/** One job's page: its log lines go only here, so the dashboard is not flooded with every job's log. */
+export const jobRoom = (jobId: number) => `job:${jobId}`;
+const watchJobRequest = z.object({ jobId: z.number().int().positive() }).strict();
 
 export const socketEvents: readonly SocketEventDefinition[] = [
   {
@@ -31,6 +34,21 @@ export const socketEvents: readonly SocketEventDefinition[] = [
     async handle({ services, socket }) {
       await socket.join(DASHBOARD_ROOM);
       return { result: { daemon: services.daemon.status() } };
+    },
+  },
+  {
+    event: 'job:watch', summary: "follow a job's log live", access: ['admin', 'operator', 'auditor'], effect: 'none', payload: watchJobRequest,
+    async handle({ socket, payload }) {
+      const { jobId } = payload as z.infer<typeof watchJobRequest>;
+      await socket.join(jobRoom(jobId));
+      return { result: { jobId } };
+    },
+  },
+  {
+    event: 'job:unwatch', summary: 'stop following a job', access: ['admin', 'operator', 'auditor'], effect: 'none', payload: watchJobRequest,
+    async handle({ socket, payload }) {
+      await socket.leave(jobRoom((payload as z.infer<typeof watchJobRequest>).jobId));
+      return { result: { ok: true } };
     },
   },
   {
@@ -137,7 +155,13 @@ export function attachSocketServer(httpServer: HttpServer, services: ConsoleServ
   });
 
   const unsubscribe = services.daemon.subscribe({
-    event: (e) => io.to(DASHBOARD_ROOM).emit('daemon:event', e),
+    event: (e) => {
+      const jobId = typeof e['jobId'] === 'number' ? e['jobId'] : (e['job'] as { id?: number } | undefined)?.id;
+      if (e.type === 'job-log') {
+        if (jobId !== undefined) io.to(jobRoom(jobId)).emit('daemon:event', e);
+      } else if (jobId !== undefined) io.to([DASHBOARD_ROOM, jobRoom(jobId)]).emit('daemon:event', e);
+      else io.to(DASHBOARD_ROOM).emit('daemon:event', e);
+    },
     status: (s) => io.to(DASHBOARD_ROOM).emit('daemon:status', s),
   });
   return {

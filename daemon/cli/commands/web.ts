@@ -5,6 +5,8 @@ import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
 import { openDatabase } from '../../database/open-database.js';
 import { UserStore } from '../../database/users.js';
+import { readCurveClientKeyFile } from '../../../shared/bus/curve-keys.js';
+import { addBusOptions, busEndpoint, type BusOptions } from '../bus.js';
 import { globalOptions, stateDirectory } from '../context.js';
 
 export function parseListen(value: string): { host: string; port: number } {
@@ -17,18 +19,25 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 export function registerWeb(program: Command): void {
-  program
+  const web = program
     .command('web')
     .description('run the web console (HTTP); put it behind a TLS reverse proxy before exposing it beyond this machine')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
     .option('--trust-proxy', 'a reverse proxy on this machine forwards requests: use its X-Forwarded-For (rate limits, audit) and X-Forwarded-Proto')
-    .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)')
-    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean }, cmd: Command) => {
+    .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)');
+  addBusOptions(web)
+    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean } & BusOptions, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
       // Loaded here, not at the top: every other command starts faster without Express and socket.io.
       const { createWebServer } = await import('../../../web/server/web-server.js');
+      const { BusDaemonLink } = await import('../../../web/server/bus-daemon-link.js');
       const database = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
-      const server = createWebServer({ database, trustProxy: Boolean(opts.trustProxy), secureCookies: Boolean(opts.secureCookies) });
+      const keyFile = opts.busKey ?? (process.env['HAUL_BUS_KEY'] || undefined);
+      const log = (m: string) => process.stderr.write(`haul web: ${m}\n`);
+      // The console starts whether or not the daemon runs; the link keeps trying and the pages say so.
+      const daemon = new BusDaemonLink({ endpoint: busEndpoint(cmd, opts), ...(keyFile ? { curve: readCurveClientKeyFile(keyFile) } : {}), database, log });
+      await daemon.start();
+      const server = createWebServer({ database, daemon, log, trustProxy: Boolean(opts.trustProxy), secureCookies: Boolean(opts.secureCookies) });
       let url: string;
       try {
         url = await server.listen(host, port);

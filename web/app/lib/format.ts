@@ -16,3 +16,28 @@ export const roleLabels = { admin: 'Admin', operator: 'Operator', auditor: 'Audi
 export function detailPairs(detail: Record<string, unknown>): [string, string][] {
   return Object.entries(detail).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]);
 }
+
+/** Bytes for people, in binary units. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let i = -1;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+export function stateClass(state: string): string {
+  return state === 'succeeded' ? 'badge-ok' : state === 'failed' ? 'badge-danger' : state === 'cancelled' ? 'badge-neutral' : 'badge-accent';
+}

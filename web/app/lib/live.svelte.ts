@@ -1,33 +1,67 @@
 // The live channel: socket.io carries the daemon's status and job events as they happen.
 import { io, type Socket } from 'socket.io-client';
 import { api } from './api';
-import type { DaemonStatus } from './types';
+import type { BusJob, DaemonEvent, DaemonStatus, JobProgress } from './types';
 
-export const live = $state<{ daemon: DaemonStatus | null; socketConnected: boolean; events: unknown[] }>({ daemon: null, socketConnected: false, events: [] });
+/**
+ * What the dashboard shows live: the running jobs (from the daemon's status, updated by each
+ * state change) and the newest progress of each.
+ */
+export const live = $state<{ daemon: DaemonStatus | null; socketConnected: boolean; running: Record<number, BusJob>; progress: Record<number, JobProgress> }>({
+  daemon: null, socketConnected: false, running: {}, progress: {},
+});
+
+const jobListeners = new Set<(e: DaemonEvent) => void>();
+
+function setStatus(status: DaemonStatus): void {
+  live.daemon = status;
+  if (status.running) live.running = Object.fromEntries(status.running.map((j) => [j.id, j]));
+}
+
+function onEvent(event: DaemonEvent): void {
+  if (event.type === 'job-progress') live.progress[event.jobId] = event;
+  else if (event.type === 'job-state') {
+    const done = ['succeeded', 'failed', 'cancelled', 'queued'].includes(event.job.state);
+    if (done) delete live.running[event.job.id];
+    else live.running[event.job.id] = event.job;
+  }
+  for (const l of jobListeners) l(event);
+}
+
+/** Follows one job's events (state, progress, log lines) until the returned function is called. */
+export function watchJob(jobId: number, listener: (e: DaemonEvent) => void): () => void {
+  const mine = (e: DaemonEvent) => {
+    const id = e.type === 'job-state' ? e.job.id : e.jobId;
+    if (id === jobId) listener(e);
+  };
+  jobListeners.add(mine);
+  const join = () => socket?.emit('job:watch', { jobId });
+  join();
+  socket?.on('connect', join);
+  return () => {
+    jobListeners.delete(mine);
+    socket?.off('connect', join);
+    socket?.emit('job:unwatch', { jobId });
+  };
+}
 
 let socket: Socket | null = null;
 
 export function connectLive(csrfToken: string | null): void {
   disconnectLive();
-  api.get<{ daemon: DaemonStatus }>('/api/status').then((s) => {
-    live.daemon = s.daemon;
-  }).catch(() => undefined);
+  api.get<{ daemon: DaemonStatus }>('/api/status').then((s) => setStatus(s.daemon)).catch(() => undefined);
   socket = io({ auth: { csrfToken }, transports: ['websocket'] });
   socket.on('connect', () => {
     live.socketConnected = true;
     socket?.emit('dashboard:subscribe', {}, (reply: { ok?: true; result?: { daemon: DaemonStatus } }) => {
-      if (reply.ok && reply.result) live.daemon = reply.result.daemon;
+      if (reply.ok && reply.result) setStatus(reply.result.daemon);
     });
   });
   socket.on('disconnect', () => {
     live.socketConnected = false;
   });
-  socket.on('daemon:status', (status: DaemonStatus) => {
-    live.daemon = status;
-  });
-  socket.on('daemon:event', (event: unknown) => {
-    live.events = [event, ...live.events].slice(0, 200);
-  });
+  socket.on('daemon:status', setStatus);
+  socket.on('daemon:event', onEvent);
 }
 
 export function disconnectLive(): void {

@@ -24,6 +24,86 @@ export interface Me {
 export interface DaemonStatus {
   connected: boolean;
   message: string;
+  running?: BusJob[];
+  queuedTotal?: number;
+}
+
+/** A job as the daemon's bus carries it (counters as decimal strings). */
+export interface BusJob {
+  id: number;
+  clientName: string | null;
+  kind: string;
+  state: string;
+  startedAt: string | null;
+  queuedAt: string;
+  filesTotal: string;
+  filesDone: string;
+  bytesScanned: string;
+  bytesNew: string;
+  failureMessage: string | null;
+}
+
+export interface JobProgress {
+  type: 'job-progress';
+  jobId: number;
+  filesTotal: string;
+  filesDone: string;
+  bytesScanned: string;
+  bytesNew: string;
+  bytesOnWire: string;
+  errors: number;
+  bytesPerSecond: number | null;
+  etaSeconds: number | null;
+  currentPath: string | null;
+}
+
+export type DaemonEvent =
+  | JobProgress
+  | { type: 'job-state'; at: string; previousState: string | null; job: BusJob }
+  | { type: 'job-log'; jobId: number; level: string; line: string };
+
+export interface JobRow {
+  id: number;
+  client: string | null;
+  kind: string;
+  state: string;
+  trigger: string;
+  requestedBy: string | null;
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  filesTotal: number;
+  filesDone: number;
+  bytesScanned: number;
+  bytesNew: number;
+  bytesOnWire: number;
+  errors: number;
+  failureCause: string | null;
+  failureMessage: string | null;
+  snapshotId: string | null;
+}
+
+export interface ClientRow {
+  name: string;
+  address: string;
+  enabled: boolean;
+  hostKeyPinned: boolean;
+  hostKey: string | null;
+  schedule: string | null;
+  paths: string[];
+  excludes: string[];
+  retention: string | null;
+  lastJob: { id: number; state: string; finishedAt: string | null; failureMessage: string | null } | null;
+  lastSnapshot: { id: string; time: string } | null;
+}
+
+export interface SnapshotRow {
+  id: string;
+  client: string;
+  time: string;
+  paths: string[];
+  files: number;
+  bytes: number;
 }
 
 export interface AuditEntry {

@@ -22,13 +22,6 @@ export const listClients: RouteAction = {
   handle: async (ctx) => ({ body: { clients: await ctx.services.daemon.listClients() } }),
 };
 
-export const listJobs: RouteAction = {
-  async handle(ctx) {
-    const client = optionalClient(ctx.req.query['client']);
-    return { body: { jobs: await ctx.services.daemon.listJobs({ limit: 200, ...(client ? { client } : {}) }) } };
-  },
-};
-
 export const listSnapshots: RouteAction = {
   async handle(ctx) {
     const client = optionalClient(ctx.req.query['client']);
