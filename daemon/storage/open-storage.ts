@@ -7,6 +7,9 @@ import type { Storage } from './storage.js';
 
 export async function openStorage(location: string, env: NodeJS.ProcessEnv = process.env): Promise<Storage> {
   if (location.startsWith('s3:')) {
+    // The SDK warns on stderr, once per process, that its 2027 releases will need Node 22: that
+    // is for whoever picks Haul's Node version (docs/deployment.md), not for each backup's output.
+    process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
     // Lazily: the AWS SDK is heavy, and a local repository should not pay for loading it.
     const { S3Storage, parseS3Location, s3OptionsFromEnv } = await import('./s3.js');
     return new S3Storage(parseS3Location(location), s3OptionsFromEnv(env));

@@ -48,7 +48,9 @@ export function describeS3Failure(what: string, err: unknown, target: S3Target):
     return new HaulError('StorageAuthRefused', `${what}: no S3 credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a credentials file.`, { cause: err });
   }
   if (authCodes.has(code) || status === 403) {
-    return new HaulError('StorageAuthRefused', `${what}: the object store at ${target.endpoint} refused the credentials (${code}). Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and that this key may read, write and delete in the bucket "${target.bucket}".`, { cause: err });
+    // A HEAD's error has no body, so no code: the status is all there is to show.
+    const shown = authCodes.has(code) ? code : `HTTP ${status}`;
+    return new HaulError('StorageAuthRefused', `${what}: the object store at ${target.endpoint} refused the credentials (${shown}). Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and that this key may read, write and delete in the bucket "${target.bucket}".`, { cause: err });
   }
   if (throttleCodes.has(code) || status === 429 || status === 503) {
     return new HaulError('StorageThrottled', `${what}: the object store kept throttling requests (${code})${attemptsOf(err)}. Run fewer jobs at once (the daemon's maxConcurrentJobs) or try again later. ${nothingLost}`, { cause: err });

@@ -133,8 +133,14 @@ export class S3Storage implements Storage {
   }
 
   async isInitialised(): Promise<boolean> {
-    if (await this.stat('config', 'config')) return true;
-    // A HEAD on a missing bucket answers a bare 404; a listing says which (and fails clearly).
+    try {
+      if (await this.stat('config', 'config')) return true;
+    } catch (err) {
+      // A HEAD answers a bare 403 without saying why; a listing names the cause.
+      if (err instanceof HaulError && err.code === 'StorageAuthRefused') await this.firstKey();
+      throw err;
+    }
+    // A HEAD on a missing bucket answers a bare 404 too; the listing fails clearly then.
     await this.firstKey();
     return false;
   }
