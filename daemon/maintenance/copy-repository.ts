@@ -9,7 +9,9 @@
 //   - written first keys, then packs, then index files, then snapshots, and the config last: the
 //     target becomes a repository only when everything it refers to is there.
 // An interrupted copy leaves a target without config; running the same copy again resumes it,
-// skipping the objects already there.
+// skipping the objects already there. A target that is a finished copy of the same repository
+// (the same config object) is brought up to date the same way: objects never change once
+// written, so only new ones are copied. Nothing is deleted from the target.
 import { HaulError } from '../../shared/errors.js';
 import type { Repository } from '../repository/repository.js';
 import type { ObjectKind, Storage } from '../storage/storage.js';
@@ -35,10 +37,12 @@ async function listNames(storage: Storage, kind: ObjectKind): Promise<Map<string
   return out;
 }
 
-/** Decides whether the target is empty, an interrupted copy of this source, or something else. */
+/** Decides whether the target is empty, an earlier (maybe interrupted) copy of this source, or something else. */
 async function prepareTarget(source: Repository, target: Storage): Promise<boolean> {
   if (await target.isInitialised()) {
-    throw new HaulError('RepositoryExists', `${target.location} already holds a repository. Copy to a new directory or bucket prefix.`);
+    const same = (await target.read('config', 'config')).equals(await source.storage.read('config', 'config'));
+    if (same) return true;
+    throw new HaulError('RepositoryExists', `${target.location} already holds another repository. Copy to a new directory or bucket prefix.`);
   }
   try {
     await target.create();

@@ -146,10 +146,28 @@ describe('haul on an S3 repository', () => {
     expectOk(await haul(['restore', `latest:${data}`, '--target', restored, '--quiet'], envFor(back)));
     expectSameTree(restored, data);
 
-    // A second copy onto a repository is refused before anything is written.
-    const twice = await haul(['repo', 'copy', '--from', local, '--to', s3('copy'), '--quiet'], localEnv);
-    expect(twice.status).toBe(1);
-    expect(twice.stderr).toBe(`haul: error: ${s3('copy')} already holds a repository. Copy to a new directory or bucket prefix.\n`);
+    // Copied again after another backup, only the new objects travel.
+    fs.writeFileSync(path.join(data, 'new.txt'), 'added after the first copy\n');
+    try {
+      expectOk(await haul(['backup-local', '--client', 'beta', '--quiet', data], localEnv));
+    } finally {
+      fs.rmSync(path.join(data, 'new.txt'));
+    }
+    const update = await haul(['repo', 'copy', '--from', local, '--to', s3('copy'), '--json', '--quiet'], localEnv);
+    expectOk(update);
+    const updated = JSON.parse(update.stdout) as { objects: { keys: number; packs: number; index: number; snapshots: number; config: number }; skipped: number };
+    const now = repositoryFiles(local);
+    expect(updated.objects.snapshots).toBe(2);
+    // Everything of the first copy is skipped but the config, which is always written (last).
+    expect(updated.skipped).toBe(files.size - 1);
+    const o = updated.objects;
+    expect(o.keys + o.packs + o.index + o.snapshots + o.config).toBe(now.size);
+    expectOk(await haul(['check', '--read-data', '--quiet'], envFor(s3('copy'))));
+
+    // A copy onto another repository is refused before anything is written.
+    const other = await haul(['repo', 'copy', '--from', local, '--to', s3('roundtrip'), '--quiet'], localEnv);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toBe(`haul: error: ${s3('roundtrip')} already holds another repository. Copy to a new directory or bucket prefix.\n`);
   }, timeoutMs);
 
   it('leaves the repository consistent when uploads are cut mid-way, says so, and the next run completes', async () => {
