@@ -27,6 +27,11 @@ export type ErrorCode =
   | 'LastKey'
   | 'StorageFailure'
   | 'DiskFull'
+  // Object storage (daemon/storage/s3.ts)
+  | 'StorageBucketMissing'
+  | 'StorageAuthRefused'
+  | 'StorageThrottled'
+  | 'StorageUnreachable'
   | 'InvalidArgument'
   | 'RestoreRefused'
   | 'IncompleteSnapshot'

@@ -4,7 +4,8 @@ import { HaulError } from '../../shared/errors.js';
 import { openDatabase, type Database } from '../database/open-database.js';
 import { recordSnapshot } from '../database/snapshot-listing.js';
 import { shortId, type Snapshot } from '../repository/snapshot.js';
-import { LocalStorage } from '../storage/local.js';
+import { openStorage } from '../storage/open-storage.js';
+import type { Storage } from '../storage/storage.js';
 import { lockRepository, type LockKind, type RepositoryLock } from '../repository/lock.js';
 import { Repository } from '../repository/repository.js';
 import { repositoryPassphrase } from './passphrase.js';
@@ -25,10 +26,11 @@ export function stateDirectory(opts: GlobalOptions): string {
   return opts.home ?? process.env['HAUL_HOME'] ?? '/var/lib/haul';
 }
 
-export function repositoryLocation(opts: GlobalOptions): LocalStorage {
+/** The storage of --repo (or HAUL_REPOSITORY): a local directory or an `s3:` location. */
+export async function repositoryStorage(opts: GlobalOptions): Promise<Storage> {
   const repo = opts.repo ?? process.env['HAUL_REPOSITORY'];
-  if (!repo) throw new HaulError('InvalidArgument', 'no repository given. Pass --repo DIR or set HAUL_REPOSITORY.');
-  return new LocalStorage(repo);
+  if (!repo) throw new HaulError('InvalidArgument', 'no repository given. Pass --repo DIR (or s3:https://HOST/BUCKET/PREFIX) or set HAUL_REPOSITORY.');
+  return openStorage(repo);
 }
 
 const heldLocks: RepositoryLock[] = [];
@@ -36,10 +38,11 @@ const heldLocks: RepositoryLock[] = [];
 /**
  * Opens the repository; with `lock`, also takes a repository lock for the command's lifetime
  * (shared for anything that reads packs or adds data, exclusive for what deletes them).
+ * `location` opens another repository than --repo (`repo copy --from`).
  */
-export async function openRepository(cmd: Command, lock?: { kind: LockKind; purpose: string }): Promise<Repository> {
+export async function openRepository(cmd: Command, lock?: { kind: LockKind; purpose: string }, location?: string): Promise<Repository> {
   const opts = globalOptions(cmd);
-  const storage = repositoryLocation(opts);
+  const storage = location === undefined ? await repositoryStorage(opts) : await openStorage(location);
   if (!(await storage.isInitialised())) {
     throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
   }

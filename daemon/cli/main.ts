@@ -21,6 +21,7 @@ import { registerLog } from './commands/log.js';
 import { registerLs } from './commands/ls.js';
 import { registerPrune } from './commands/prune.js';
 import { registerRepair } from './commands/repair.js';
+import { registerRepo } from './commands/repo.js';
 import { registerRestore } from './commands/restore.js';
 import { registerSnapshots } from './commands/snapshots.js';
 import { registerStatus } from './commands/status.js';
@@ -33,7 +34,7 @@ export function buildProgram(): Command {
     .description('Haul: pull-based, encrypted, deduplicating backups')
     .version(HAUL_VERSION)
     .option('--home <dir>', "the server's state directory: SSH identity and clients (default: $HAUL_HOME, else /var/lib/haul)")
-    .option('--repo <dir>', 'repository directory (default: $HAUL_REPOSITORY)')
+    .option('--repo <location>', 'repository: a directory, or s3:https://HOST[:PORT]/BUCKET[/PREFIX] (default: $HAUL_REPOSITORY)')
     .option('--password-file <file>', 'read the repository passphrase from this file (default: $HAUL_PASSWORD_FILE, then $HAUL_PASSWORD)')
     .option('-q, --quiet', 'no progress output')
     .showHelpAfterError('(run with --help for usage)')
@@ -60,6 +61,7 @@ Exit codes:
   registerForget(program);
   registerPrune(program);
   registerRepair(program);
+  registerRepo(program);
   registerDb(program);
   registerStatus(program);
   registerWatch(program);

@@ -4,7 +4,8 @@
 // of two processes racing, at least one sees the other's lock and backs off, so an exclusive lock
 // is never held beside any other. Locks are refreshed while held; one not refreshed for
 // `staleAfterMs` (its process died with the machine), or whose process is gone on this host, is
-// ignored and removed.
+// ignored and removed. On an object store, which may list a new object late, the listing is
+// repeated after the storage's listing delay before the lock is trusted.
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import { HaulError, isHaulError } from '../../shared/errors.js';
@@ -109,6 +110,11 @@ async function otherLocks(repo: Repository, own: string, staleAfterMs: number): 
   return out;
 }
 
+async function conflictingLocks(repo: Repository, kind: LockKind, own: string, staleAfterMs: number): Promise<HeldLock[]> {
+  const others = await otherLocks(repo, own, staleAfterMs);
+  return kind === 'exclusive' ? others : others.filter((l) => l.record.kind === 'exclusive');
+}
+
 function describe(l: HeldLock): string {
   return `${l.record.purpose} (${l.record.kind} lock by pid ${l.record.pid} on ${l.record.hostname} since ${l.record.created})`;
 }
@@ -123,8 +129,14 @@ export async function lockRepository(repo: Repository, kind: LockKind, options: 
     const name = randomBytes(16).toString('hex');
     record.refreshed = new Date().toISOString();
     await repo.storage.write('locks', name, sealObject(repo.keys, Buffer.from(JSON.stringify(record))));
-    const others = await otherLocks(repo, name, staleAfterMs);
-    const conflicts = kind === 'exclusive' ? others : others.filter((l) => l.record.kind === 'exclusive');
+    let conflicts = await conflictingLocks(repo, kind, name, staleAfterMs);
+    // An object store may list a lock written a moment ago late: mine is trusted only once a
+    // second listing, after that delay, still shows no conflict.
+    const settle = repo.storage.listingDelayMs ?? 0;
+    if (conflicts.length === 0 && settle > 0) {
+      await new Promise((r) => setTimeout(r, settle));
+      conflicts = await conflictingLocks(repo, kind, name, staleAfterMs);
+    }
     if (conflicts.length === 0) return new RepositoryLock(repo, name, record, options.refreshMs ?? defaultRefreshMs);
     await repo.storage.delete('locks', name);
     if (Date.now() >= deadline) {

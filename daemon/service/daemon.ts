@@ -17,7 +17,7 @@ import { JobStore, type JobChange, type JobFilter, type JobRecord } from '../job
 import { indexUnindexedPacks } from '../repository/index-repair.js';
 import { Repository } from '../repository/repository.js';
 import { loadOrCreateServerIdentity, type ServerIdentity } from '../session/server-identity.js';
-import { LocalStorage } from '../storage/local.js';
+import { openStorage } from '../storage/open-storage.js';
 import { BlackoutCalendar } from '../scheduler/blackout-windows.js';
 import { JobQueue } from '../scheduler/job-queue.js';
 import { retryDelay } from '../scheduler/retry-policy.js';
@@ -160,7 +160,7 @@ export class Daemon {
     let daemon: Daemon | undefined;
     try {
       const config = resolveDaemonConfig(options, env, await Daemon.readSettings(database));
-      repository = await Repository.open(new LocalStorage(config.repository), options.passphrase);
+      repository = await Repository.open(await openStorage(config.repository, env), options.passphrase);
       const store = new JobStore(database.prisma, { daemonId: config.daemonId, progressIntervalMs: config.progressIntervalMs });
       const identity = loadOrCreateServerIdentity(path.join(config.stateDir, 'identity'));
       const started = new Daemon(config, options, env, database, store, repository, log, identity, hooks);

@@ -3,7 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { HaulError } from '../../shared/errors.js';
-import type { ByteRange, ObjectKind, Storage, StoredObject } from './storage.js';
+import { assertObjectName, type ByteRange, type ObjectKind, type Storage, type StoredObject } from './storage.js';
 
 const tempPrefix = '.tmp-';
 
@@ -36,9 +36,7 @@ export class LocalStorage implements Storage {
   }
 
   private pathOf(kind: ObjectKind, name: string): string {
-    if (!/^[0-9a-z][0-9a-z-]*$/.test(name)) {
-      throw new HaulError('InvalidArgument', `refusing the object name ${JSON.stringify(name)}: repository object names are lowercase hex.`);
-    }
+    assertObjectName(name);
     return path.join(this.dirOf(kind, name), kind === 'config' ? 'config' : name);
   }
 

@@ -1,3 +1,5 @@
+import { HaulError } from '../../shared/errors.js';
+
 // The storage interface knows files, not chunks. It is deliberately small and honest for object
 // stores: no rename, no append, and a listing that may miss an object written a moment ago.
 
@@ -15,9 +17,21 @@ export interface ByteRange {
   length: number;
 }
 
+/** Object names are hex (content hashes, random lock and key names): anything else is refused. */
+export function assertObjectName(name: string): void {
+  if (!/^[0-9a-z][0-9a-z-]*$/.test(name)) {
+    throw new HaulError('InvalidArgument', `refusing the object name ${JSON.stringify(name)}: repository object names are lowercase hex.`);
+  }
+}
+
 export interface Storage {
   /** Human-readable location, for messages. */
   readonly location: string;
+  /**
+   * How long an object just written may still be missing from a listing. Locks re-list after
+   * this long before they trust that no conflicting lock exists; 0 (or absent) for local disks.
+   */
+  readonly listingDelayMs?: number;
   /** True when the repository's config object exists. */
   isInitialised(): Promise<boolean>;
   /** Prepares an empty location (directories, bucket prefix). Fails if a repository is there. */
