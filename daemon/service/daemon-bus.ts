@@ -13,6 +13,7 @@ import { jobLogEvent, type JobLogLine } from '../jobs/job-log.js';
 import type { JobChange, JobRecord } from '../jobs/job-store.js';
 import { registerDaemonHandlers } from './bus-handlers.js';
 import type { Daemon, DaemonConfig } from './daemon.js';
+import { registerSnapshotHandlers } from './snapshot-browser.js';
 
 export interface DaemonBus {
   readonly server: BusServer;
@@ -68,8 +69,7 @@ export async function startDaemonBus(daemon: Daemon, config: NonNullable<DaemonC
     },
   });
   registerDaemonHandlers(server, daemon);
-  // More handler sets register here, before the bus starts listening, e.g.:
-  // registerSnapshotHandlers(server, daemon.repository);  (daemon/service/snapshot-browser.ts)
+  registerSnapshotHandlers(server, daemon.repository);
 
   const rates = new Map<number, RateMeter>();
   const onState = (change: JobChange) => {

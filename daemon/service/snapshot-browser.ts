@@ -99,8 +99,18 @@ async function diffTrees(repo: Repository, prefix: string, older: Tree, newer: T
   }
 }
 
-export function registerSnapshotHandlers(bus: BusServer, repo: Repository): void {
-  bus.handle('list-directory', async ({ snapshot: ref, client, path, offset }) => {
+/** Runs `fn` on a fresh handle: the daemon's own one has not seen the packs of later backups. */
+async function withFreshHandle<T>(repository: Repository, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = repository.reopen();
+  try {
+    return await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}
+
+export function registerSnapshotHandlers(bus: BusServer, repository: Repository): void {
+  bus.handle('list-directory', ({ snapshot: ref, client, path, offset }) => withFreshHandle(repository, async (repo) => {
     const snapshot = await repo.findSnapshot(ref, client);
     const tree = await directoryAt(repo, snapshot, path);
     const entries: DirectoryEntry[] = [];
@@ -114,13 +124,13 @@ export function registerSnapshotHandlers(bus: BusServer, repo: Repository): void
       entries.push(entry);
     }
     return { snapshot: snapshot.id, client: snapshot.client, path, entries, total: tree.nodes.length, nextOffset: next < tree.nodes.length ? next : null };
-  });
+  }));
 
-  bus.handle('diff-snapshots', async ({ from, to, client, path }) => {
+  bus.handle('diff-snapshots', ({ from, to, client, path }) => withFreshHandle(repository, async (repo) => {
     const [older, newer] = await snapshotPair(repo, from, to, client);
     const out = new DiffCollector();
     const prefix = path === '/' ? '' : path.replace(/\/+$/, '');
     await diffTrees(repo, prefix, await directoryAt(repo, older, path), await directoryAt(repo, newer, path), out);
     return { from: older.id, to: newer.id, client: older.client, added: out.added, changed: out.changed, removed: out.removed, truncated: out.truncated };
-  });
+  }));
 }
