@@ -28,7 +28,7 @@ describe.runIf(mounted)('a full disk under the repository (tmpfs of 40 MiB; need
 
   it('fails the backup with a clear message, keeps the repository consistent, and the next run succeeds', () => {
     expect(haulSync(['init'], env).status).toBe(0);
-    const full = haulSync(['backup-local', '--client', 'alpha', data], env);
+    const full = haulSync(['--quiet', 'backup-local', '--client', 'alpha', data], env);
     expect(full.status).toBe(1);
     expect(full.stderr).toMatch(/^haul: error: cannot store (packs|index)\/[0-9a-f]{64}: the disk holding the repository is full\. Free space on it, then run the backup again: nothing already stored was lost, and what this run stored is reused\.\n$/);
     expect(fs.readdirSync(path.join(repo, 'snapshots'))).toEqual([]);
