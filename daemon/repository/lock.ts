@@ -5,7 +5,8 @@
 // is never held beside any other. Locks are refreshed while held; one not refreshed for
 // `staleAfterMs` (its process died with the machine), or whose process is gone on this host, is
 // ignored and removed. On an object store, which may list a new object late, the listing is
-// repeated after the storage's listing delay before the lock is trusted.
+// repeated after the storage's listing delay before the lock is trusted, and an exclusive lock
+// waits that delay once more, so that what the last writer stored is listed.
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import { HaulError, isHaulError } from '../../shared/errors.js';
@@ -137,7 +138,13 @@ export async function lockRepository(repo: Repository, kind: LockKind, options: 
       await new Promise((r) => setTimeout(r, settle));
       conflicts = await conflictingLocks(repo, kind, name, staleAfterMs);
     }
-    if (conflicts.length === 0) return new RepositoryLock(repo, name, record, options.refreshMs ?? defaultRefreshMs);
+    if (conflicts.length === 0) {
+      // A writer that released its lock just before my second listing may have written its last
+      // index file and snapshot only a moment earlier. Waiting once more means whatever it wrote
+      // is listed when prune (or repair) lists the repository.
+      if (kind === 'exclusive' && settle > 0) await new Promise((r) => setTimeout(r, settle));
+      return new RepositoryLock(repo, name, record, options.refreshMs ?? defaultRefreshMs);
+    }
     await repo.storage.delete('locks', name);
     if (Date.now() >= deadline) {
       const what = kind === 'exclusive' ? 'exclusively (for prune or index repair)' : 'for reading or writing';

@@ -22,7 +22,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { HaulError } from '../../shared/errors.js';
 import { describeS3Failure, s3ErrorCode } from './s3-errors.js';
-import { assertObjectName, type ByteRange, type ObjectKind, type Storage, type StoredObject } from './storage.js';
+import { assertObjectName, isObjectName, type ByteRange, type ObjectKind, type Storage, type StoredObject } from './storage.js';
 
 export interface S3Location {
   /** The endpoint URL: scheme, host and port, e.g. `https://s3.eu-west-1.amazonaws.com`. */
@@ -176,7 +176,7 @@ export class S3Storage implements Storage {
         const name = kind === 'packs' ? rest.slice(3) : rest;
         // Anything else under the prefix (a stray upload, a console's folder marker) is not ours.
         if (kind === 'packs' && rest !== `${name.slice(0, 2)}/${name}`) continue;
-        if (!/^[0-9a-z][0-9a-z-]*$/.test(name)) continue;
+        if (!isObjectName(name)) continue;
         yield { name, size: o.Size ?? 0 };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;

@@ -18,8 +18,12 @@ export interface ByteRange {
 }
 
 /** Object names are hex (content hashes, random lock and key names): anything else is refused. */
+export function isObjectName(name: string): boolean {
+  return /^[0-9a-z][0-9a-z-]*$/.test(name);
+}
+
 export function assertObjectName(name: string): void {
-  if (!/^[0-9a-z][0-9a-z-]*$/.test(name)) {
+  if (!isObjectName(name)) {
     throw new HaulError('InvalidArgument', `refusing the object name ${JSON.stringify(name)}: repository object names are lowercase hex.`);
   }
 }
