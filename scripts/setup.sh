@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Command 1 of the README: sets Haul up on a fresh Debian 12 machine with Node 20+ (as root) on
-# the embedded default (a local repository directory; no other service), then proves it works.
+# the embedded default (a local repository directory; no other service), proves it works, and
+# starts the daemon and the web console in the background (scripts/haul-services.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HAUL_HOME=${HAUL_HOME:-/var/lib/haul}
@@ -51,14 +52,21 @@ else
   ./bin/haul user add admin --role admin
 fi
 
+echo "==> the daemon and the web console, in the background"
+HAUL_WEB_LISTEN=${HAUL_WEB_LISTEN:-127.0.0.1:8080}
+export HAUL_WEB_LISTEN
+bash scripts/haul-services.sh start
+
 cat <<MSG
 
-Haul is set up.
+Haul is set up and running.
   repository: $HAUL_REPOSITORY
   passphrase: $HAUL_PASSWORD_FILE   (back it up somewhere else: without it the repository is unreadable)
+  console:    http://$HAUL_WEB_LISTEN   (sign in as admin with the one-time password above)
+  logs:       $HAUL_HOME/log/   (jobs: $HAUL_HOME/logs/)
 Use it:
-  export HAUL_REPOSITORY=$HAUL_REPOSITORY HAUL_PASSWORD_FILE=$HAUL_PASSWORD_FILE
+  export HAUL_HOME=$HAUL_HOME HAUL_REPOSITORY=$HAUL_REPOSITORY HAUL_PASSWORD_FILE=$HAUL_PASSWORD_FILE
+  $PWD/bin/haul status                              (the daemon, over its bus)
   $PWD/bin/haul --help
-Web console:
-  $PWD/bin/haul web            (http://127.0.0.1:8080; sign in as admin with the one-time password above)
+  bash $PWD/scripts/haul-services.sh status|stop|start
 MSG

@@ -1,6 +1,7 @@
 // A real bus server for tests: real ZeroMQ sockets in a temporary state directory, real pino
-// logging into memory, and real command handlers over an in-memory job table. The daemon will
-// back the same handlers with its database and scheduler; the bus cannot tell the difference.
+// logging into memory, and real command handlers over an in-memory job table. The daemon backs
+// the same commands with its database and queue (daemon/service/bus-handlers.ts); the bus cannot
+// tell the difference.
 import { pino } from 'pino';
 import { BusServer, type BusServerOptions } from '../../daemon/bus/bus-server.js';
 import { BUS_PROTOCOL_VERSION, isTerminalJobState, type Job, type JobState } from '../../shared/bus/messages.js';

@@ -1,7 +1,8 @@
 // `haul status`, `haul watch`, `haul log verify` and `haul bus-key add`: the real CLI (bin/haul,
-// compiled) as a thin client of the bus. The daemon does not exist yet, so each test talks to a
-// real bus server started here, with real handlers over an in-memory job table
-// (tests/helpers/bus.ts) and events published by the test as the job runner will publish them.
+// compiled) as a thin client of the bus. Each test talks to a real bus server started here, with
+// real handlers over an in-memory job table (tests/helpers/bus.ts) and events published by the
+// test, so each output can be pinned exactly; tests/daemon/service/daemon-bus.test.ts runs the
+// same commands against the real `haul daemon`.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -237,6 +237,22 @@ describe.skipIf(skip !== undefined)(`haul daemon on its bus${skip ? ` (skipped: 
     ]);
   }, 60_000);
 
+  it('reloads its configuration and re-pins a host key over the bus, refusing a fingerprint the client does not show', async () => {
+    const reload = await bus.request('reload-config', {});
+    expect(reload).toEqual({ clients: 2, message: 'reloaded 2 client(s): 0 scheduled; time zone UTC, at most 4 job(s) at once' });
+
+    const stale = `SHA256:${'A'.repeat(43)}`;
+    await bed.db.prisma.client.update({ where: { name: 'web' }, data: { hostKey: stale } });
+    const wrong = await failure(bus.request('repin-host-key', { client: 'web', fingerprint: `SHA256:${'B'.repeat(43)}` }));
+    expect({ code: wrong.code, message: wrong.message }).toEqual({ code: 'HostKeyChanged', message: `web presents host key ${bed.sshd.hostKeyFingerprint}, not the SHA256:${'B'.repeat(43)} you gave; nothing was pinned. Check that you are talking to the right machine.` });
+    expect((await bed.db.prisma.client.findUniqueOrThrow({ where: { name: 'web' } })).hostKey).toBe(stale);
+    const repinned = await bus.request('repin-host-key', { client: 'web' });
+    expect(repinned).toEqual({ client: 'web', previous: stale, fingerprint: bed.sshd.hostKeyFingerprint });
+    expect((await bed.db.prisma.client.findUniqueOrThrow({ where: { name: 'web' } })).hostKey).toBe(bed.sshd.hostKeyFingerprint);
+    const unknown = await failure(bus.request('run-now', { client: 'nobody' }));
+    expect({ code: unknown.code, message: unknown.message }).toEqual({ code: 'ClientNotFound', message: 'there is no client named "nobody"; `haul client list` shows them.' });
+  }, 60_000);
+
   it('stops on SIGTERM and removes its bus sockets', async () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
