@@ -165,10 +165,12 @@ export class Daemon {
       const identity = loadOrCreateServerIdentity(path.join(config.stateDir, 'identity'));
       const started = new Daemon(config, options, env, database, store, repository, log, identity, hooks);
       daemon = started;
+      // The bus first: its sockets refuse a second daemon on this state directory before that
+      // one could take the first one's running jobs for interrupted ones.
+      if (config.bus) started.bus = await startDaemonBus(started, config.bus);
       await started.recover();
       // Listening first: a port in use fails the start before any job has begun.
       if (config.http) started.http = await startHealthEndpoint({ ...config.http, health: () => started.health(), metrics: started.metrics.registry });
-      if (config.bus) started.bus = await startDaemonBus(started, config.bus);
       started.scheduleRetention();
       const reload = await started.scheduler.reload();
       const caughtUp = await started.scheduler.catchUp();

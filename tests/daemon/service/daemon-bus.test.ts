@@ -206,6 +206,19 @@ describe.skipIf(skip !== undefined)(`haul daemon on its bus${skip ? ` (skipped: 
     }
   }, 120_000);
 
+  it('refuses a second daemon on the same state directory, which leaves the running job alone', async () => {
+    const { job } = await bus.request('run-now', { client: 'slow' });
+    await bed.waitForJobs((all) => all.some((j) => j.id === job.id && j.state === 'transferring'), 60_000);
+    const second = await haul(['daemon', '--http-port', 'off', '--time-zone', 'UTC'], bed.env, { timeoutMs: 60_000 });
+    expect({ status: second.status, stderr: second.stderr }).toEqual({
+      status: 1,
+      stderr: `haul: error: another Haul daemon is running with the state directory ${bed.stateDir} (it answers at ${defaultBusEndpoints(bed.stateDir).commands}). Stop it first, or give this one another --home.\n`,
+    });
+    // Not taken for a job a killed daemon left behind: it runs on to its snapshot.
+    const [row] = await bed.waitForJobs((all) => all.some((j) => j.id === job.id && ['succeeded', 'failed', 'cancelled'].includes(j.state)), 90_000).then((all) => all.filter((j) => j.id === job.id));
+    expect({ state: row!.state, cause: row!.failureCause }).toEqual({ state: 'succeeded', cause: null });
+  }, 180_000);
+
   it('logs and drops malformed messages, answers bad requests with an error, and keeps running', async () => {
     const dealer = new zmq.Dealer({ linger: 0, receiveTimeout: 10_000 });
     dealer.connect(defaultBusEndpoints(bed.stateDir).commands);
