@@ -193,6 +193,16 @@ export class BusDaemonLink implements DaemonLink {
     return { jobId: job.id };
   }
 
+  async reloadConfig(): Promise<{ message: string }> {
+    const { message } = await this.ask((bus) => bus.request('reload-config', {}));
+    return { message };
+  }
+
+  async repinHostKey(request: { client: string; fingerprint?: string }): Promise<{ previous: string | null; fingerprint: string }> {
+    const { previous, fingerprint } = await this.ask((bus) => bus.request('repin-host-key', request, { timeoutMs: 30_000 }));
+    return { previous, fingerprint };
+  }
+
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
