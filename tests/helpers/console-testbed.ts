@@ -5,7 +5,9 @@
 //
 // Two bus handlers are stand-ins, registered here only because the daemon's own ones are wired
 // elsewhere (daemon/service/daemon.ts): `download-snapshot` streams TarDump (the code `haul dump`
-// uses) and `restore` records what it was asked and queues a job on the in-memory job board.
+// uses), `restore` records what it was asked and queues a job on the in-memory job board,
+// `repin-host-key` pins REPINNED_KEY in the database as if the client had shown it, and
+// `reload-config` counts the clients.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -21,6 +23,8 @@ import { twoSnapshots, type SnapshotFixture } from './snapshots.js';
 import { startTestConsole, type TestConsole } from './web.js';
 
 export const HOSTILE_LOG_LINE = `2026-11-23T10:00:01.000Z WARN cannot read /srv/<script>alert("log")</script> "quoted" \\xff: permission denied`;
+
+export const REPINNED_KEY = 'SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s';
 
 export interface ConsoleTestbed {
   web: TestConsole;
@@ -63,6 +67,14 @@ export async function startConsoleTestbed(options: { jobs?: number } = {}): Prom
   });
   const prisma = web.db.prisma;
   const clients = new ClientStore(prisma);
+  bus.server.handle('repin-host-key', async ({ client, fingerprint }) => {
+    const { replaced } = await clients.pinHostKey(client, fingerprint ?? REPINNED_KEY);
+    return { client, previous: replaced ?? null, fingerprint: fingerprint ?? REPINNED_KEY };
+  });
+  bus.server.handle('reload-config', async () => {
+    const n = (await clients.list()).length;
+    return { clients: n, message: `reloaded ${n} clients` };
+  });
   const common = { port: 22, user: 'backup', excludes: [], oneFileSystem: true, retention: null, enabled: true };
   const web1 = await clients.add({ ...common, name: 'web1', host: 'web1.example.net', paths: [fx.data], excludes: ['/var/cache'], schedule: '0 2 * * *' }, { hostKey: 'SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU' });
   await clients.add({ ...common, name: 'db1', host: '10.0.0.7', port: 2222, paths: ['/var/lib/postgresql'], schedule: null });

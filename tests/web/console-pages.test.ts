@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_PROTOCOL_VERSION, type Job } from '../../shared/bus/messages.js';
 import { wireJob } from '../helpers/bus.js';
 import { projectRoot, tempDir } from '../helpers/cli.js';
-import { HOSTILE_LOG_LINE, startConsoleTestbed, type ConsoleTestbed } from '../helpers/console-testbed.js';
+import { HOSTILE_LOG_LINE, REPINNED_KEY, startConsoleTestbed, type ConsoleTestbed } from '../helpers/console-testbed.js';
 import { MARKUP_NAME, NEWLINE_NAME, QUOTE_NAME } from '../helpers/snapshots.js';
 import { ApiClient, TEST_PASSWORD, chromiumSkipReason, launchChromium } from '../helpers/web.js';
 
@@ -213,6 +213,46 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
     expect((await api.request('POST', '/api/jobs', { client: 'web1' })).status).toBe(403);
     expect((await api.request('POST', `/api/jobs/${bed.loggedJobId}/cancel`)).status).toBe(403);
     expect(bed.restores.length).toBe(1);
+  });
+
+  it('edits, disables and re-pins a client, each audited, and says what is wrong with a bad schedule', async () => {
+    const { context, page } = await signedIn('pat');
+    try {
+      await page.goto(`${bed.web.url}/#/clients`);
+      const row = page.getByTestId('client-db1');
+      await row.getByRole('button', { name: 'Edit' }).click();
+      const form = page.getByTestId('client-edit');
+      await form.getByLabel(/^Schedule/).fill('every night');
+      await form.getByRole('button', { name: 'Save' }).click();
+      const notice = page.getByTestId('clients-notice');
+      await expect.poll(() => notice.textContent()).toBe('"every night" is not a schedule: it has 2 field(s). Give a cron expression of 5 fields (minute hour day-of-month month day-of-week, e.g. "0 3 * * *" for 03:00 every day) or 6 with seconds first, or --no-schedule to run the client only when asked.');
+      expect(await notice.getAttribute('class')).toContain('alert-error');
+      expect((await bed.web.server.services.clients.get('db1')).schedule).toBeNull();
+      await form.getByLabel(/^Schedule/).fill('30 1 * * *');
+      await form.getByLabel('Excludes').fill('/var/lib/postgresql/tmp\n/var/lib/postgresql/<cache>');
+      await form.getByLabel('Retention').fill('{"keepDaily":7}');
+      await form.getByRole('button', { name: 'Save' }).click();
+      await expect.poll(() => notice.textContent()).toBe('db1 saved. Reloaded 2 clients');
+      const saved = await bed.web.server.services.clients.get('db1');
+      expect([saved.schedule, saved.excludes, saved.retention]).toEqual(['30 1 * * *', ['/var/lib/postgresql/tmp', '/var/lib/postgresql/<cache>'], { keepDaily: 7 }]);
+      await row.getByRole('button', { name: 'Disable' }).click();
+      await expect.poll(() => notice.textContent()).toBe('db1 is disabled.');
+      expect((await bed.web.server.services.clients.get('db1')).enabled).toBe(false);
+      await row.getByRole('button', { name: 'Re-pin key' }).click();
+      await expect.poll(() => notice.textContent()).toBe(`db1's host key is pinned: ${REPINNED_KEY}.`);
+      await expect.poll(() => row.locator('.fingerprint').textContent()).toBe(REPINNED_KEY);
+      await shot(page, 'clients-edited', 'laptop');
+      const actions = (await bed.web.server.services.audit.list({ limit: 3 })).map((e) => `${e.actor} ${e.action} ${e.target}`);
+      expect(actions).toEqual(['pat client.repin db1', 'pat client.change db1', 'pat client.change db1']);
+      await row.getByRole('button', { name: 'Enable' }).click();
+      await expect.poll(() => notice.textContent()).toBe('db1 is enabled.');
+    } finally {
+      await context.close();
+    }
+    const auditor = new ApiClient(bed.web.url);
+    await auditor.login('audrey', TEST_PASSWORD);
+    expect((await auditor.request('PATCH', '/api/clients/db1', { enabled: false })).status).toBe(403);
+    expect((await auditor.request('POST', '/api/clients/db1/host-key', {})).status).toBe(403);
   });
 
   it('draws the statistics per client', async () => {
