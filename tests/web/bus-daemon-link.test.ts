@@ -6,19 +6,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../daemon/database/open-database.js';
-import { startTestBus, type TestBus } from '../helpers/bus.js';
+import { startTestBus, until, type TestBus } from '../helpers/bus.js';
 import { tempDir } from '../helpers/cli.js';
 import { failure } from '../helpers/errors.js';
 import { BusDaemonLink } from '../../web/server/bus-daemon-link.js';
 import type { DaemonEvent, DaemonStatus } from '../../web/server/daemon-link.js';
 
-async function until(condition: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const waitLong = 10_000;
 
 describe('BusDaemonLink', () => {
   const tmp = tempDir('buslink');
@@ -57,15 +51,15 @@ describe('BusDaemonLink', () => {
 
   it('connects by itself when the daemon starts, and relays its events', async () => {
     bus = await startTestBus({}, tmp.dir);
-    await until(() => link.status().connected);
+    await until(() => link.status().connected, waitLong);
     expect(link.status().message).toMatch(/^connected to the Haul daemon 0\.1\.0 \(pid \d+, running since \d{4}-\d\d-\d\d \d\d:\d\d UTC\)$/);
     expect(statuses.at(-1)?.connected).toBe(true);
     const { jobId } = await link.runJob({ client: 'web1', requestedBy: 'pat' });
     expect(jobId).toBe(1);
-    await until(() => events.some((e) => e.type === 'job-state'));
+    await until(() => events.some((e) => e.type === 'job-state'), waitLong);
     expect(events.find((e) => e.type === 'job-state')).toMatchObject({ previousState: null, job: { id: 1, clientName: 'web1', state: 'queued' } });
     bus.board.transition(1, 'transferring');
-    await until(() => events.filter((e) => e.type === 'job-state').length === 2);
+    await until(() => events.filter((e) => e.type === 'job-state').length === 2, waitLong);
     expect(events.filter((e) => e.type === 'job-state').map((e) => (e['job'] as { state: string }).state)).toEqual(['queued', 'transferring']);
     await link.check();
     expect(link.status().running?.map((j) => [j.id, j.state])).toEqual([[1, 'transferring']]);
@@ -74,11 +68,11 @@ describe('BusDaemonLink', () => {
   it('notices the daemon going away, and comes back with the next daemon', async () => {
     await bus!.stop();
     bus = undefined;
-    await until(() => !link.status().connected);
+    await until(() => !link.status().connected, waitLong);
     expect(statuses.at(-1)).toMatchObject({ connected: false, message: expect.stringMatching(/^the console is not connected to the Haul daemon \(/) });
     expect((await failure(link.cancelJob({ jobId: 1, requestedBy: 'pat' }))).code).toBe('DaemonNotConnected');
     bus = await startTestBus({}, tmp.dir);
-    await until(() => link.status().connected);
+    await until(() => link.status().connected, waitLong);
     expect((await link.runJob({ client: 'db1', requestedBy: 'pat' })).jobId).toBe(1);
   });
 });
