@@ -142,7 +142,7 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
       const texts = (await names.allInnerTexts()).map((t) => t.trim());
       expect(texts).toContain(MARKUP_NAME);
       expect(texts).toContain(QUOTE_NAME);
-      expect(texts).toContain(NEWLINE_NAME.replace('\n', '\u2424'));
+      expect(texts).toContain(NEWLINE_NAME.replace('\n', '\u21b5'));
       expect(texts.some((t) => t.startsWith('bad-\uFFFD-name.bin') && t.endsWith('not UTF-8'))).toBe(true);
       expect(await page.getByTestId('directory').locator('img, script').count()).toBe(0);
       await shot(page, 'snapshot-browse', 'laptop');

@@ -48,5 +48,5 @@ export function stateClass(state: string): string {
  */
 export function visibleName(name: string): string {
   // eslint-disable-next-line no-control-regex -- finding control characters is the point
-  return name.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '␤' : c === '\t' ? '␉' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return name.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '↵' : c === '\t' ? '⇥' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
