@@ -194,7 +194,7 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
     }
   });
 
-  it('offers an auditor no operator buttons, and the API and socket refuse them anyway', async () => {
+  it('offers an auditor no operator buttons, and the API refuses them anyway (socket events: api-access.test.ts)', async () => {
     const { context, page } = await signedIn('audrey');
     try {
       await page.goto(`${bed.web.url}/#/clients`);
