@@ -114,3 +114,12 @@ export async function startTestBus(options: Partial<BusServerOptions> = {}, stat
     },
   };
 }
+
+/** Waits until a condition holds (polled every 10 ms), for things that happen on another socket. */
+export async function until(condition: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

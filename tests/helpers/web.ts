@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { openDatabase, type Database } from '../../daemon/database/open-database.js';
 import type { Role } from '../../shared/roles.js';
+import type { DaemonLink } from '../../web/server/daemon-link.js';
 import { createWebServer, type WebServer, type WebServerOptions } from '../../web/server/web-server.js';
 import { projectRoot } from './cli.js';
 import { testPasswordHashCost } from './store-databases.js';
@@ -24,11 +25,13 @@ export interface TestConsole {
 
 export const TEST_PASSWORD = 'correct horse battery';
 
-export async function startTestConsole(options: Partial<Omit<WebServerOptions, 'database'>> = {}): Promise<TestConsole> {
+export async function startTestConsole(options: Partial<Omit<WebServerOptions, 'database'>> & { daemonFor?: (db: Database) => Promise<DaemonLink> } = {}): Promise<TestConsole> {
   ensureWebBuilt();
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'haul-web-'));
   const db = await openDatabase({ stateDir });
-  const server = createWebServer({ database: db, passwordHashCost: testPasswordHashCost, log: () => undefined, ...options });
+  const { daemonFor, ...serverOptions } = options;
+  const daemon = daemonFor ? await daemonFor(db) : serverOptions.daemon;
+  const server = createWebServer({ database: db, passwordHashCost: testPasswordHashCost, log: () => undefined, ...serverOptions, ...(daemon ? { daemon } : {}) });
   const url = await server.listen('127.0.0.1', 0);
   return {
     url, db, server,

@@ -119,7 +119,7 @@ export class BusDaemonLink implements DaemonLink {
     const why = isHaulError(err) ? err.message : (err as Error)?.message ?? String(err);
     this.current = {
       connected: false,
-      message: `the console is not connected to the Haul daemon (${why.replace(/\.$/, '')}). It tries again every ${Math.round((this.options.checkEveryMs ?? 5000) / 1000)} s; start the daemon on this server and check that both use the same state directory.`,
+      message: `the console is not connected to the Haul daemon (${why.replace(/\.$/, '')}). It tries again every ${(this.options.checkEveryMs ?? 5000) / 1000} s; start the daemon on this server and check that both use the same state directory.`,
     };
     if (wasConnected) this.options.log?.(`lost the daemon: ${why}`);
     for (const l of this.listeners) l.status(this.current);
@@ -191,6 +191,16 @@ export class BusDaemonLink implements DaemonLink {
     const { requestedBy: _who, ...params } = request;
     const { job } = await this.ask((bus) => bus.request('restore', params));
     return { jobId: job.id };
+  }
+
+  async reloadConfig(): Promise<{ message: string }> {
+    const { message } = await this.ask((bus) => bus.request('reload-config', {}));
+    return { message };
+  }
+
+  async repinHostKey(request: { client: string; fingerprint?: string }): Promise<{ previous: string | null; fingerprint: string }> {
+    const { previous, fingerprint } = await this.ask((bus) => bus.request('repin-host-key', request, { timeoutMs: 30_000 }));
+    return { previous, fingerprint };
   }
 
   subscribe(listener: Listener): () => void {

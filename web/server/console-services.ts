@@ -2,6 +2,7 @@
 // daemon link for everything about backups, and the login rate limiter.
 import type { ApiTokenStore } from '../../daemon/database/api-tokens.js';
 import type { AuditTrail } from '../../daemon/database/audit-trail.js';
+import type { ClientStore } from '../../daemon/database/client-store.js';
 import type { SessionStore } from '../../daemon/database/sessions.js';
 import type { UserStore } from '../../daemon/database/users.js';
 import type { DaemonLink } from './daemon-link.js';
@@ -12,6 +13,8 @@ export interface ConsoleServices {
   sessions: SessionStore;
   tokens: ApiTokenStore;
   audit: AuditTrail;
+  /** Client settings, which the console edits in the database (the daemon then reloads them). */
+  clients: ClientStore;
   daemon: DaemonLink;
   loginLimiter: LoginRateLimiter;
   /** Whether session cookies get the Secure flag regardless of how the request arrived. */

@@ -119,6 +119,10 @@ export interface DaemonLink {
   /** A file or folder of a snapshot as a tar stream, read from the daemon as the reader takes it. */
   download(request: { snapshot: string; client: string; path: string }): Promise<{ name: string; body: Readable }>;
   restore(request: RestoreRequest): Promise<{ jobId: number }>;
+  /** Makes the daemon read the clients' settings again after the console changed them. */
+  reloadConfig(): Promise<{ message: string }>;
+  /** Pins the host key the client shows now (or the given fingerprint), through the daemon, which connects to it. */
+  repinHostKey(request: { client: string; fingerprint?: string }): Promise<{ previous: string | null; fingerprint: string }>;
   /** Subscribes to live events and status changes; returns the unsubscribe function. */
   subscribe(listener: { event(e: DaemonEvent): void; status(s: DaemonStatus): void }): () => void;
   close(): Promise<void>;
@@ -168,6 +172,14 @@ export class DisconnectedDaemonLink implements DaemonLink {
   }
 
   restore(): Promise<{ jobId: number }> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  reloadConfig(): Promise<{ message: string }> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  repinHostKey(): Promise<{ previous: string | null; fingerprint: string }> {
     return Promise.resolve().then(() => this.refuse());
   }
 

@@ -42,6 +42,8 @@ export interface RouteReply {
 export interface RouteAction<Body = unknown> {
   /** Validates the JSON body; also documents it in the OpenAPI document. */
   body?: z.ZodType<Body>;
+  /** The query parameters the handler reads (it validates them itself): documented in the OpenAPI document. */
+  query?: z.ZodObject;
   handle(ctx: RouteContext<Body>): Promise<RouteReply>;
 }
 
@@ -65,6 +67,7 @@ export interface RouteDefinition {
 /** Any route's action, whatever its body type (handle is a method, so its parameter is bivariant). */
 export interface AnyRouteAction {
   body?: z.ZodType;
+  query?: z.ZodObject;
   handle(ctx: RouteContext<never>): Promise<RouteReply>;
 }
 

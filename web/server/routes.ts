@@ -4,6 +4,7 @@ import type { Role } from '../../shared/roles.js';
 import * as account from './api/account.js';
 import * as audit from './api/audit.js';
 import * as backups from './api/backups.js';
+import * as clients from './api/clients.js';
 import * as daemon from './api/daemon.js';
 import * as tokens from './api/tokens.js';
 import * as users from './api/users.js';
@@ -41,6 +42,8 @@ export const routes: readonly RouteDefinition[] = [
   // Backups, through the daemon
   { method: 'get', path: '/api/status', summary: 'see the daemon status', access: EVERYONE, effect: 'none', action: daemon.status },
   { method: 'get', path: '/api/clients', summary: 'list clients', access: EVERYONE, effect: 'none', action: daemon.listClients },
+  { method: 'patch', path: '/api/clients/:name', summary: 'change a client', access: OPERATORS, effect: 'system', audit: 'client.change', action: clients.changeClient },
+  { method: 'post', path: '/api/clients/:name/host-key', summary: "pin a client's host key", access: OPERATORS, effect: 'system', audit: 'client.repin', action: clients.repinHostKey },
   { method: 'get', path: '/api/jobs', summary: 'list jobs', access: EVERYONE, effect: 'none', action: backups.listJobs },
   { method: 'get', path: '/api/jobs/:id', summary: 'see a job and its state timeline', access: EVERYONE, effect: 'none', action: backups.getJob },
   { method: 'get', path: '/api/jobs/:id/log', summary: "read a job's log", access: EVERYONE, effect: 'none', action: backups.jobLog },

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import { ApiTokenStore } from '../../daemon/database/api-tokens.js';
 import { AuditTrail } from '../../daemon/database/audit-trail.js';
+import { ClientStore } from '../../daemon/database/client-store.js';
 import type { Database } from '../../daemon/database/open-database.js';
 import { SessionStore, type SessionPolicy } from '../../daemon/database/sessions.js';
 import { UserStore, type AccountPolicy, type PasswordHashCost } from '../../daemon/database/users.js';
@@ -68,6 +69,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     sessions: new SessionStore(db, options.sessionPolicy ? { policy: options.sessionPolicy } : {}),
     tokens: new ApiTokenStore(db),
     audit: new AuditTrail(db),
+    clients: new ClientStore(db.prisma),
     daemon: options.daemon ?? new DisconnectedDaemonLink(),
     loginLimiter: new LoginRateLimiter({ ...defaultLoginRateLimits, ...options.loginRateLimits }),
     secureCookies: options.secureCookies ?? false,

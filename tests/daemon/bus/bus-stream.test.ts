@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BusClient } from '../../../shared/bus/bus-client.js';
 import { BusLimits } from '../../../shared/bus/messages.js';
 import { HaulError } from '../../../shared/errors.js';
-import { LEVEL, startTestBus, type TestBus } from '../../helpers/bus.js';
+import { LEVEL, startTestBus, until, type TestBus } from '../../helpers/bus.js';
 import { tempDir } from '../../helpers/cli.js';
 import { failure } from '../../helpers/errors.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
@@ -33,14 +33,6 @@ class TracedSource {
     } finally {
       this.closed = true;
     }
-  }
-}
-
-async function until(condition: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

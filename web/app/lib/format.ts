@@ -41,3 +41,12 @@ export function formatDuration(seconds: number | null | undefined): string {
 export function stateClass(state: string): string {
   return state === 'succeeded' ? 'badge-ok' : state === 'failed' ? 'badge-danger' : state === 'cancelled' ? 'badge-neutral' : 'badge-accent';
 }
+
+/**
+ * A file name for display: control characters (a newline in a name, an escape sequence) become
+ * visible symbols, so a name cannot break a table row or pretend to be two names.
+ */
+export function visibleName(name: string): string {
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
+  return name.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' ? '↵' : c === '\t' ? '⇥' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}

@@ -28,6 +28,7 @@ const jobQuery = z.object({
 });
 
 export const listJobs: RouteAction = {
+  query: jobQuery,
   async handle(ctx) {
     const q = query(ctx, jobQuery);
     const jobs = await ctx.services.daemon.listJobs({ limit: q.limit, ...(q.client ? { client: q.client } : {}), ...(q.state ? { state: q.state } : {}), ...(q.kind ? { kind: q.kind } : {}), ...(q.before ? { beforeId: q.before } : {}) });
@@ -44,9 +45,12 @@ export const getJob: RouteAction = {
 };
 
 /** The job's log as the daemon wrote it: plain text, lines already escaped by the daemon; never rendered as HTML. */
+const logQuery = z.object({ id: JobNumber, download: z.enum(['1']).optional() });
+
 export const jobLog: RouteAction = {
+  query: logQuery,
   async handle(ctx) {
-    const { id, download } = query(ctx, z.object({ id: JobNumber, download: z.enum(['1']).optional() }));
+    const { id, download } = query(ctx, logQuery);
     const job = await ctx.services.daemon.getJob(id);
     if (!job.logPath) throw new HaulError('JobNotFound', `job ${id} has no log yet (it has not started); try again once it runs.`);
     let file: fs.ReadStream;
@@ -66,23 +70,30 @@ export const jobLog: RouteAction = {
 const browseQuery = z.object({ id: SnapshotRef, client: ClientName, path: SnapshotPath, offset: z.coerce.number().int().min(0).default(0) });
 
 export const listDirectory: RouteAction = {
+  query: browseQuery,
   async handle(ctx) {
     const q = query(ctx, browseQuery);
     return { body: await ctx.services.daemon.listDirectory({ snapshot: q.id, client: q.client, path: q.path, offset: q.offset }) };
   },
 };
 
+const diffQuery = z.object({ client: ClientName, from: SnapshotRef, to: SnapshotRef, path: SnapshotPath });
+
 export const diffSnapshots: RouteAction = {
+  query: diffQuery,
   async handle(ctx) {
-    const q = query(ctx, z.object({ client: ClientName, from: SnapshotRef, to: SnapshotRef, path: SnapshotPath }));
+    const q = query(ctx, diffQuery);
     return { body: await ctx.services.daemon.diffSnapshots(q) };
   },
 };
 
 /** A file or folder as tar, streamed from the daemon as the browser takes it; audited, since it hands out backed-up data. */
+const downloadQuery = z.object({ id: SnapshotRef, client: ClientName, path: SnapshotPath });
+
 export const downloadSnapshot: RouteAction = {
+  query: downloadQuery,
   async handle(ctx) {
-    const q = query(ctx, z.object({ id: SnapshotRef, client: ClientName, path: SnapshotPath }));
+    const q = query(ctx, downloadQuery);
     const { name, body } = await ctx.services.daemon.download({ snapshot: q.id, client: q.client, path: q.path });
     const fileName = name.replace(/[^A-Za-z0-9._-]/g, '_');
     ctx.res.setHeader('Content-Type', 'application/x-tar');
@@ -114,9 +125,12 @@ export const restore: RouteAction<z.infer<typeof restoreRequest>> = {
   },
 };
 
+const statisticsQuery = z.object({ client: ClientName.optional() });
+
 export const statistics: RouteAction = {
+  query: statisticsQuery,
   async handle(ctx) {
-    const q = query(ctx, z.object({ client: ClientName.optional() }));
+    const q = query(ctx, statisticsQuery);
     return { body: { points: await ctx.services.daemon.statistics(q.client ? { client: q.client } : {}) } };
   },
 };

@@ -1,0 +1,57 @@
+// Changing a client from the console: its settings in the database (checked by the same rules
+// as `haul client set`), then the daemon is asked to reload them; and re-pinning its host key,
+// which only the daemon can do (it connects to the client to read the key).
+import { z } from 'zod';
+import type { ClientChange } from '../../../daemon/database/client-store.js';
+import { HaulError, isHaulError } from '../../../shared/errors.js';
+import type { RouteAction } from '../route-definition.js';
+
+export const clientChangeRequest = z.strictObject({
+  enabled: z.boolean().optional(),
+  paths: z.array(z.string().min(1).max(4096)).min(1).max(100).optional(),
+  excludes: z.array(z.string().min(1).max(4096)).max(1000).optional(),
+  /** A cron expression, or null to run only when asked. */
+  schedule: z.string().min(1).max(200).nullable().optional(),
+  /** JSON text of a retention policy such as {"keepDaily":7}, or null to keep everything. */
+  retention: z.string().min(2).max(2000).nullable().optional(),
+});
+
+/** Only parsed here; the client store checks the policy itself, with the same messages as `haul client set`. */
+function parseRetention(text: string): ClientChange['retention'] {
+  try {
+    return JSON.parse(text) as ClientChange['retention'];
+  } catch (err) {
+    throw new HaulError('InvalidArgument', `the retention policy is not JSON (${(err as Error).message}); write it like {"keepDaily":7,"keepWeekly":4}.`);
+  }
+}
+
+export const changeClient: RouteAction<z.infer<typeof clientChangeRequest>> = {
+  body: clientChangeRequest,
+  async handle(ctx) {
+    const name = ctx.params['name']!;
+    const { retention, ...rest } = ctx.body;
+    const change = { ...rest, ...(retention === undefined ? {} : { retention: retention === null ? null : parseRetention(retention) }) };
+    if (Object.keys(change).length === 0) throw new HaulError('InvalidArgument', 'the request changes nothing; send at least one of enabled, paths, excludes, schedule, retention.');
+    const client = await ctx.services.clients.update(name, change);
+    let daemon: string;
+    try {
+      daemon = (await ctx.services.daemon.reloadConfig()).message;
+    } catch (err) {
+      daemon = `saved; the daemon will use it once it reloads its clients (${isHaulError(err) ? err.message : 'it did not answer'})`;
+    }
+    return { body: { client: { name: client.name, enabled: client.enabled, paths: client.paths, excludes: client.excludes, schedule: client.schedule, retention: client.retention }, daemon }, audit: { target: name, detail: ctx.body } };
+  },
+};
+
+export const hostKeyRequest = z.strictObject({
+  fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'expected an OpenSSH fingerprint such as SHA256:…').optional(),
+});
+
+export const repinHostKey: RouteAction<z.infer<typeof hostKeyRequest>> = {
+  body: hostKeyRequest,
+  async handle(ctx) {
+    const name = ctx.params['name']!;
+    const result = await ctx.services.daemon.repinHostKey({ client: name, ...(ctx.body.fingerprint ? { fingerprint: ctx.body.fingerprint } : {}) });
+    return { body: result, audit: { target: name, detail: result } };
+  },
+};
