@@ -36,6 +36,9 @@ export interface DaemonOptions {
   logLevel?: string;
   /** How often a running job's counters reach the database. */
   progressIntervalMs?: number;
+  /** How long a daemon's job leases last without a heartbeat, and how often it renews them. */
+  leaseMs?: number;
+  heartbeatMs?: number;
 }
 
 export interface DaemonConfig {
@@ -54,6 +57,8 @@ export interface DaemonConfig {
   logFile: string | undefined;
   logLevel: string;
   progressIntervalMs: number;
+  /** Job leases (daemon/fleet/): a daemon silent for leaseMs is taken over. */
+  fleet: { leaseMs: number; heartbeatMs: number };
 }
 
 /** Keys of the Setting table the daemon reads (values are JSON). */
@@ -153,5 +158,14 @@ export function resolveDaemonConfig(options: DaemonOptions, env: NodeJS.ProcessE
     logFile: options.logFile ?? env['HAUL_LOG_FILE'],
     logLevel: options.logLevel ?? env['HAUL_LOG_LEVEL'] ?? 'info',
     progressIntervalMs: options.progressIntervalMs ?? 2_000,
+    fleet: leaseTimes(duration(options.leaseMs, 'HAUL_LEASE', 60_000), duration(options.heartbeatMs, 'HAUL_HEARTBEAT', 10_000)),
   };
+}
+
+/** A lease must survive a missed heartbeat or two, or a busy daemon would be taken over alive. */
+function leaseTimes(leaseMs: number, heartbeatMs: number): DaemonConfig['fleet'] {
+  if (heartbeatMs <= 0 || leaseMs < 3 * heartbeatMs) {
+    throw new HaulError('InvalidArgument', `the lease (HAUL_LEASE, ${leaseMs / 1000} s) must be at least three heartbeats (HAUL_HEARTBEAT, ${heartbeatMs / 1000} s), so that one late heartbeat does not hand a live daemon's jobs to another; raise HAUL_LEASE or lower HAUL_HEARTBEAT.`);
+  }
+  return { leaseMs, heartbeatMs };
 }

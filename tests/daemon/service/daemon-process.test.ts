@@ -14,49 +14,14 @@ import { haul, haulBin, haulSync, testNode } from '../../helpers/cli.js';
 import { createDaemonTestbed, type DaemonTestbed } from '../../helpers/daemon-testbed.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
 import { openTestRepository } from '../../helpers/repo.js';
-import { freePort, sshdSkipReason } from '../../helpers/sshd.js';
+import { slowLink } from '../../helpers/slow-link.js';
+import { sshdSkipReason } from '../../helpers/sshd.js';
 
 const P1 = 'haul-t-dmn-p1';
 const MiB = 1024 * 1024;
 const dataBytes = 40 * MiB;
 const skip = sshdSkipReason();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A slow link to sshd: the daemon's backups take long enough to be caught mid-way. */
-async function slowLink(target: number, bytesPerSecond: number): Promise<{ port: number; close(): void }> {
-  const port = await freePort();
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect(target, '127.0.0.1');
-    let carried = 0;
-    const started = Date.now();
-    outbound.on('data', (d: Buffer) => {
-      carried += d.length;
-      const ahead = (carried / bytesPerSecond) * 1000 - (Date.now() - started);
-      if (ahead > 0) {
-        outbound.pause();
-        setTimeout(() => outbound.resume(), ahead);
-      }
-    });
-    inbound.pipe(outbound).pipe(inbound);
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        inbound.destroy();
-        outbound.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    port,
-    close() {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
-  };
-}
 
 interface RunningDaemon {
   child: ChildProcess;

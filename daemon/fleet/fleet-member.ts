@@ -1,0 +1,99 @@
+// One daemon's part in the fleet: it joins (daemon-registry.ts), renews its lease every
+// heartbeat, and on each heartbeat looks for daemons whose lease ran out. The one daemon that
+// retires a dead daemon's row fails that daemon's unfinished jobs (cause daemon-restart, the
+// message says the lease expired) and hands each to `onTakenOver`, which queues it once more.
+import { isHaulError } from '../../shared/errors.js';
+import type { DatabaseProvider } from '../database/database-url.js';
+import type { PrismaClient } from '../database/open-database.js';
+import type { JobRecord, JobStore } from '../jobs/job-store.js';
+import { DaemonRegistry, type FleetDaemonRecord } from './daemon-registry.js';
+import { JobLeases } from './job-leases.js';
+
+export interface FleetMemberOptions {
+  prisma: PrismaClient;
+  store: JobStore;
+  daemonId: string;
+  provider: DatabaseProvider;
+  databaseName: string;
+  leaseMs: number;
+  heartbeatMs: number;
+  /** A dead daemon's job was failed here; queue the work again. */
+  onTakenOver: (job: JobRecord, from: FleetDaemonRecord) => Promise<void>;
+  /** This daemon's row was retired by another daemon (it missed its heartbeats): stop its jobs. */
+  onLeaseLost: () => void;
+  onError: (err: unknown, what: string) => void;
+}
+
+export class FleetMember {
+  readonly registry: DaemonRegistry;
+  readonly leases: JobLeases;
+  private timer: NodeJS.Timeout | undefined;
+  private beating: Promise<void> | undefined;
+  private joined = false;
+
+  constructor(private readonly options: FleetMemberOptions) {
+    this.registry = new DaemonRegistry(options.prisma, { daemonId: options.daemonId, leaseMs: options.leaseMs, provider: options.provider, databaseName: options.databaseName });
+    this.leases = new JobLeases(options.prisma, options.daemonId, options.provider);
+  }
+
+  /** Joins the fleet (or refuses, see DaemonRegistry.join) and takes over daemons found dead. */
+  async join(): Promise<JobRecord[]> {
+    const dead = await this.registry.join();
+    this.joined = true;
+    const taken = await this.takeOverAll(dead);
+    this.timer = setInterval(() => {
+      this.beating ??= this.heartbeat().finally(() => (this.beating = undefined));
+    }, this.options.heartbeatMs);
+    // Not unref'd: the heartbeat is what keeps an idle daemon (no schedules, no HTTP) alive.
+    return taken;
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      if (!(await this.registry.renew())) {
+        this.options.onLeaseLost();
+        await this.registry.join();
+      }
+      await this.takeOverAll(await this.registry.expired());
+    } catch (err) {
+      this.options.onError(err, 'the heartbeat could not reach the database; the lease runs out if this goes on');
+    }
+  }
+
+  private async takeOverAll(dead: FleetDaemonRecord[]): Promise<JobRecord[]> {
+    const taken: JobRecord[] = [];
+    for (const row of dead) {
+      if (!(await this.registry.retire(row))) continue; // another daemon got there first
+      for (const job of await this.leases.unfinishedJobsOf(row.id)) {
+        const failed = await this.failTakenOver(job, row);
+        if (!failed) continue;
+        taken.push(failed);
+        await this.options.onTakenOver(failed, row).catch((err: unknown) => this.options.onError(err, `could not queue job ${job.id} again after taking it over`));
+      }
+    }
+    return taken;
+  }
+
+  private async failTakenOver(job: JobRecord, from: FleetDaemonRecord): Promise<JobRecord | undefined> {
+    const message =
+      `daemon ${from.id} on ${from.hostname} stopped renewing its lease (last heartbeat ${from.heartbeatAt.toISOString()}, lease ran out ${from.leaseExpiresAt.toISOString()}) while this job was ${job.state}; ` +
+      `daemon ${this.options.daemonId} took it over and queues it once more. No snapshot was written; the data it had stored is kept and the next run reuses it.`;
+    try {
+      return await this.options.store.finish(job.id, { state: 'failed', cause: 'daemon-restart', message });
+    } catch (err) {
+      // It ended meanwhile (its daemon was alive after all, or a user cancelled it).
+      if (isHaulError(err, 'InvalidArgument')) return undefined;
+      throw err;
+    }
+  }
+
+  /** Leaves the fleet: no more heartbeats, and the row goes so nobody takes this daemon over. */
+  async leave(): Promise<void> {
+    clearInterval(this.timer);
+    await this.beating;
+    // A refused daemon never joined: the row under its ID is the running daemon's.
+    if (!this.joined) return;
+    this.joined = false;
+    await this.registry.leave().catch((err: unknown) => this.options.onError(err, 'could not remove this daemon from the FleetDaemon table; the others ignore it once its lease runs out'));
+  }
+}
