@@ -316,8 +316,9 @@ export class Daemon {
     if (job.clientId === null || this.stopping) return;
     const client = await this.database.prisma.client.findUnique({ where: { id: job.clientId } });
     if (!client?.enabled) return;
-    await this.enqueue(client, 'retry', { attempt: job.attempt + 1, retryOfId: job.id, detail: `job ${job.id} was taken over from daemon ${from}, whose lease expired` });
+    // Indexed first, so the retry finds what the dead daemon's run had stored.
     await this.indexLeftoverPacks();
+    await this.enqueue(client, 'retry', { attempt: job.attempt + 1, retryOfId: job.id, detail: `job ${job.id} was taken over from daemon ${from}, whose lease expired` });
   }
 
   // ---- end fleet ----
