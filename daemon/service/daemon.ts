@@ -131,6 +131,7 @@ export class Daemon {
     });
     this.fleet = new FleetMember({
       prisma: database.prisma,
+      openHeartbeatDatabase: () => openDatabase({ stateDir: config.stateDir, migrate: false, ...(config.databaseUrl !== undefined ? { url: config.databaseUrl } : {}) }),
       store,
       daemonId: config.daemonId,
       provider: database.location.provider,

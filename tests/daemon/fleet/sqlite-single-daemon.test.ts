@@ -1,7 +1,7 @@
 // SQLite serves one daemon: a second `haul daemon` on the same database file is refused with a
 // message that names the running one and says what to do, and leaves the running one alone; once
 // the first has stopped (or was killed), a new one starts.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,9 +18,11 @@ describe('one daemon per SQLite database', () => {
   const dbFile = path.join(home, 'haul.db');
   const logFile = path.join(tmp.dir, 'daemon.log');
   let db: Database;
+  const children: ChildProcess[] = [];
 
   const start = (args: string[]) => {
     const child = spawn(testNode, [haulBin, 'daemon', '--http-port', 'off', '--log-file', logFile, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(child);
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     return { child, exit };
   };
@@ -41,6 +43,7 @@ describe('one daemon per SQLite database', () => {
     db = await openDatabase({ stateDir: home, url: '' });
   }, 60_000);
   afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await db?.close();
     tmp.cleanup();
   });
