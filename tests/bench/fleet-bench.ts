@@ -69,7 +69,7 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
       ids.push(await bed.addClient(`bench-${i}`, user, dir));
     }
     // The day starts once the schedules are written and the daemons have started.
-    const setupSeconds = 20 + Math.ceil(clients / 40);
+    const setupSeconds = 45 + Math.ceil(clients / 20);
     const dayStart = Date.now() + setupSeconds * 1000;
     for (const [i, id] of ids.entries()) {
       // Evenly through the day, as cron slots spread over a night would be.

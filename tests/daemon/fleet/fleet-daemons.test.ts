@@ -19,7 +19,7 @@ const users = ['haul-t-flt-u1', 'haul-t-flt-u2', 'haul-t-flt-u3', 'haul-t-flt-u4
 const skip = sshdSkipReason() ?? postgresSkipReason();
 const MiB = 1024 * 1024;
 // Short leases, so a dead daemon is taken over within seconds.
-const leaseArgs = { HAUL_LEASE: '6s', HAUL_HEARTBEAT: '1s' };
+const leaseArgs = { HAUL_LEASE: '15s', HAUL_HEARTBEAT: '1s' };
 
 describe.skipIf(skip !== undefined)(`two daemons on one PostgreSQL${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let bed: FleetTestbed;
