@@ -2,15 +2,19 @@
 // clients of a real sshd: each client is a Client row whose small data folder belongs to one of a
 // few Unix users (many clients share a user; each client has its own folder). Used by the fleet
 // tests and by `npm run bench:fleet`; free of vitest so the benchmark can load it.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDatabase, type Database } from '../../daemon/database/open-database.js';
 import { authorizedKeysLine, loadOrCreateServerIdentity } from '../../daemon/session/server-identity.js';
-import { haulBin, haulEnv, haulSync, projectRoot, testNode } from './cli.js';
+import { haulEnv, projectRoot, testNode } from './cli.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { ensureUser, startSshd, writeOwnedFolder, type TestSshd, type UnixUser } from './sshd.js';
+
+// Compiled for the benchmark this file runs from dist/tests/helpers; the project is above dist/.
+const root = path.basename(projectRoot) === 'dist' ? path.dirname(projectRoot) : projectRoot;
+const haulBin = path.join(root, 'bin', 'haul');
 
 export interface FleetDaemonProcess {
   id: string;
@@ -39,7 +43,7 @@ export interface FleetTestbed {
 }
 
 export async function createFleetTestbed(label: string, userNames: string[]): Promise<FleetTestbed> {
-  execFileSync('bash', [path.join(projectRoot, 'probe', 'build.sh')], { stdio: 'pipe' });
+  execFileSync('bash', [path.join(root, 'probe', 'build.sh')], { stdio: 'pipe' });
   const users = userNames.map(ensureUser);
   const postgres = await startPostgres();
   const children: ChildProcess[] = [];
@@ -51,7 +55,7 @@ export async function createFleetTestbed(label: string, userNames: string[]): Pr
     const repoDir = path.join(tmp, 'repo');
     const identityDir = path.join(tmp, 'identity');
     const env = haulEnv(repoDir, { HAUL_HOME: path.join(tmp, 'cli-home'), DATABASE_URL: databaseUrl });
-    const init = haulSync(['init'], env);
+    const init = spawnSync(testNode, [haulBin, 'init'], { env, encoding: 'utf8' });
     if (init.status !== 0) throw new Error(`haul init failed: ${init.stderr}`);
     // One server identity for every daemon: a client authorizes the fleet, not one machine.
     const identity = loadOrCreateServerIdentity(identityDir);
