@@ -9,6 +9,7 @@
 // waits that delay once more, so that what the last writer stored is listed.
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
+import { processAlive } from '../../shared/process-alive.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { openObject, sealObject } from './crypto.js';
 import type { Repository } from './repository.js';
@@ -77,15 +78,6 @@ export class RepositoryLock {
 interface HeldLock {
   name: string;
   record: LockRecord;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function otherLocks(repo: Repository, own: string, staleAfterMs: number): Promise<HeldLock[]> {

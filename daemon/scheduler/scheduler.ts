@@ -63,7 +63,11 @@ export class Scheduler {
       this.entries.delete(id);
       if (!c) result.unscheduled.push(entry.client.name);
     }
+    let count = 0;
     for (const c of wanted.values()) {
+      // Computing slots is CPU work: thousands of clients would otherwise hold the event loop
+      // for seconds, delaying the daemon's heartbeat (daemon/fleet/) and running jobs.
+      if (++count % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
       let cron: CronSchedule;
       try {
         cron = CronSchedule.parse(c.schedule!, this.timeZone, `the schedule of client "${c.name}"`);

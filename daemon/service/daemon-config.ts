@@ -40,6 +40,9 @@ export interface DaemonOptions {
   bus?: BusOptions | false;
   /** Job rows and their logs older than this are deleted, once a day; 0 keeps them forever. */
   jobRetentionMs?: number;
+  /** How long a daemon's job leases last without a heartbeat, and how often it renews them. */
+  leaseMs?: number;
+  heartbeatMs?: number;
 }
 
 export interface BusOptions {
@@ -67,6 +70,8 @@ export interface DaemonConfig {
   progressIntervalMs: number;
   bus: { groupAccess: boolean; tcp: { commands: string; events: string } | undefined } | undefined;
   jobRetentionMs: number;
+  /** Job leases (daemon/fleet/): a daemon silent for leaseMs is taken over. */
+  fleet: { leaseMs: number; heartbeatMs: number };
 }
 
 /** Keys of the Setting table the daemon reads (values are JSON). */
@@ -170,6 +175,7 @@ export function resolveDaemonConfig(options: DaemonOptions, env: NodeJS.ProcessE
     progressIntervalMs: options.progressIntervalMs ?? 2_000,
     bus: busConfig(options.bus, env),
     jobRetentionMs: duration(options.jobRetentionMs, 'HAUL_JOB_RETENTION', defaultJobRetentionMs),
+    fleet: leaseTimes(duration(options.leaseMs, 'HAUL_LEASE', 60_000), duration(options.heartbeatMs, 'HAUL_HEARTBEAT', 10_000)),
   };
 }
 
@@ -185,4 +191,12 @@ function busConfig(option: BusOptions | false | undefined, env: NodeJS.ProcessEn
   const commands = option?.tcp?.commands ?? (env['HAUL_BUS_TCP'] || undefined);
   const tcp = commands === undefined ? undefined : { commands, events: option?.tcp?.events ?? (env['HAUL_BUS_TCP_EVENTS'] || nextPort(commands, 'the bus endpoint (HAUL_BUS_TCP)')) };
   return { groupAccess: option?.groupAccess ?? ['1', 'true', 'yes'].includes(env['HAUL_BUS_GROUP_ACCESS'] ?? ''), tcp };
+}
+
+/** A lease must survive a missed heartbeat or two, or a busy daemon would be taken over alive. */
+function leaseTimes(leaseMs: number, heartbeatMs: number): DaemonConfig['fleet'] {
+  if (heartbeatMs <= 0 || leaseMs < 3 * heartbeatMs) {
+    throw new HaulError('InvalidArgument', `the lease (HAUL_LEASE, ${leaseMs / 1000} s) must be at least three heartbeats (HAUL_HEARTBEAT, ${heartbeatMs / 1000} s), so that one late heartbeat does not hand a live daemon's jobs to another; raise HAUL_LEASE or lower HAUL_HEARTBEAT.`);
+  }
+  return { leaseMs, heartbeatMs };
 }

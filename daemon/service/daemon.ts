@@ -11,6 +11,7 @@ import { openDatabase, type Database } from '../database/open-database.js';
 import type { JobProgress } from '../jobs/job-context.js';
 import { JobLog, type JobLogLine } from '../jobs/job-log.js';
 import { deleteJobsOlderThan } from '../jobs/job-retention.js';
+import { FleetMember } from '../fleet/fleet-member.js';
 import { JobRunner, type JobLogSink } from '../jobs/job-runner.js';
 import { describeRestore, type RestoreRequest } from '../jobs/restore-job.js';
 import { JobStore, type JobChange, type JobFilter, type JobRecord } from '../jobs/job-store.js';
@@ -93,6 +94,8 @@ export class Daemon {
   private retentionTimer: NodeJS.Timeout | undefined;
   /** The bus, when the daemon serves one (`bus` option); set by start(). */
   bus: DaemonBus | undefined;
+  /** Leases and slots shared with other daemons on the same database (daemon/fleet/). */
+  private readonly fleet: FleetMember;
 
   private constructor(
     private config: DaemonConfig,
@@ -138,6 +141,21 @@ export class Daemon {
       },
       onInvalid: (client, err) => this.log.error({ client: client.name }, `${err.message} The client is not scheduled until that is fixed.`),
     });
+    this.fleet = new FleetMember({
+      prisma: database.prisma,
+      openHeartbeatDatabase: () => openDatabase({ stateDir: config.stateDir, migrate: false, ...(config.databaseUrl !== undefined ? { url: config.databaseUrl } : {}) }),
+      store,
+      daemonId: config.daemonId,
+      provider: database.location.provider,
+      databaseName: database.location.display,
+      ...config.fleet,
+      onTakenOver: (job, from) => this.requeueTakenOver(job, from.id),
+      onLeaseLost: () => {
+        this.log.error({ running: this.queue.running.map((j) => j.id) }, 'this daemon missed its heartbeats and another daemon took its jobs over; its running jobs are stopped');
+        this.cancelRunning('this daemon lost its lease (it missed its heartbeats) and another daemon took the job over.');
+      },
+      onError: (err, what) => this.log.error({ err }, `${what}: ${(err as Error).message}`),
+    });
     store.onChange((change) => {
       if (isTerminalJobState(change.state) || change.state === 'queued') this.runningRecords.delete(change.job.id);
       else this.runningRecords.set(change.job.id, change.job);
@@ -168,6 +186,9 @@ export class Daemon {
       // The bus first: its sockets refuse a second daemon on this state directory before that
       // one could take the first one's running jobs for interrupted ones.
       if (config.bus) started.bus = await startDaemonBus(started, config.bus);
+      // Joined before recovery: a refused second daemon must not close the jobs of the one that runs.
+      const takenOver = await started.fleet.join();
+      if (takenOver.length > 0) await started.indexLeftoverPacks();
       await started.recover();
       // Listening first: a port in use fails the start before any job has begun.
       if (config.http) started.http = await startHealthEndpoint({ ...config.http, health: () => started.health(), metrics: started.metrics.registry });
@@ -189,6 +210,7 @@ export class Daemon {
       );
       return started;
     } catch (err) {
+      await daemon?.fleet.leave();
       daemon?.scheduler.stop();
       if (daemon?.retentionTimer) clearInterval(daemon.retentionTimer);
       await daemon?.bus?.stop();
@@ -212,6 +234,11 @@ export class Daemon {
     const recovered = await this.store.recoverInterruptedJobs();
     if (recovered.length === 0) return;
     this.log.warn({ jobs: recovered.map((j) => j.id) }, `closed ${recovered.length} job(s) left open by a daemon that stopped without finishing them (cause daemon-restart)`);
+    await this.indexLeftoverPacks();
+  }
+
+  /** Packs written by jobs that never finished get indexed, so the next runs reuse them. */
+  private async indexLeftoverPacks(): Promise<void> {
     const handle = this.repository.reopen();
     try {
       const indexed = await indexUnindexedPacks(handle);
@@ -239,6 +266,7 @@ export class Daemon {
       return;
     }
     try {
+      if (!(await this.fleetMayFire(client, trigger, slot))) return;
       await this.enqueue(client, trigger, { detail: `${trigger === 'catch-up' ? 'missed slot' : 'slot'} ${slot.toISOString()}` });
     } catch (err) {
       this.log.error({ err, client: client.name }, `could not queue the ${trigger} run of ${client.name}: ${(err as Error).message}`);
@@ -273,7 +301,49 @@ export class Daemon {
     return job;
   }
 
+  // ---- fleet: the database decides between daemons (daemon/fleet/) ----
+
+  /** The slot fires here only if no daemon fired it yet and the client has no unfinished job anywhere. */
+  private async fleetMayFire(client: Client, trigger: 'schedule' | 'catch-up', slot: Date): Promise<boolean> {
+    if (!(await this.fleet.leases.claimSlot(client.id, slot))) {
+      this.log.debug({ client: client.name, slot: slot.toISOString() }, `the ${trigger} slot ${slot.toISOString()} of ${client.name} was fired by another daemon`);
+      return false;
+    }
+    const other = await this.fleet.leases.unfinishedJobOf(client.id);
+    if (!other) return true;
+    this.log.info({ client: client.name, slot: slot.toISOString(), job: other.id }, `the ${trigger === 'catch-up' ? 'missed' : 'scheduled'} run of ${client.name} at ${slot.toISOString()} is skipped: job ${other.id} is already ${other.state} on daemon ${other.daemonId ?? '(none)'}`);
+    return false;
+  }
+
+  /** Claims the job before it runs; a client busy on another daemon sends it back to wait. */
+  private async claimBeforeRun(job: JobRecord): Promise<boolean> {
+    const claim = await this.fleet.leases.claim(job);
+    if (claim.result === 'claimed') return true;
+    if (claim.result === 'client-busy' && !this.stopping) {
+      const at = new Date(Date.now() + this.config.fleet.heartbeatMs);
+      this.log.info({ job: job.id, client: job.clientName, busyWith: claim.by }, `job ${job.id} (${job.clientName}) waits: the client has job ${claim.by.jobId} on daemon ${claim.by.daemonId ?? '(unknown)'}; trying again at ${at.toISOString()}`);
+      this.queue.add(job, at);
+    } else if (claim.result === 'client-busy') {
+      await this.store.finish(job.id, { state: 'cancelled', message: 'the daemon was stopped before this job started; a scheduled run that was missed starts once after the restart.' });
+    }
+    return false;
+  }
+
+  /** A dead daemon's job, failed by the takeover, is queued here once more (a retry). */
+  private async requeueTakenOver(job: JobRecord, from: string): Promise<void> {
+    this.log.warn({ job: job.id, client: job.clientName, from }, `took over job ${job.id} (${job.clientName}) from daemon ${from}, whose lease expired`);
+    if (job.clientId === null || this.stopping) return;
+    const client = await this.database.prisma.client.findUnique({ where: { id: job.clientId } });
+    if (!client?.enabled) return;
+    // Indexed first, so the retry finds what the dead daemon's run had stored.
+    await this.indexLeftoverPacks();
+    await this.enqueue(client, 'retry', { attempt: job.attempt + 1, retryOfId: job.id, detail: `job ${job.id} was taken over from daemon ${from}, whose lease expired` });
+  }
+
+  // ---- end fleet ----
+
   private async runJob(job: JobRecord, signal: AbortSignal): Promise<void> {
+    if (!(await this.claimBeforeRun(job))) return;
     const ended = await this.runner.run(job, signal).finally(() => this.restoreRequests.delete(job.id));
     // Only backups are retried: a restore asked for by an operator is theirs to ask again.
     if (ended.state !== 'failed' || ended.kind !== 'backup' || this.stopping) return;
@@ -424,6 +494,7 @@ export class Daemon {
       for (const job of neverStarted) {
         await this.store.finish(job.id, { state: 'cancelled', message: 'the daemon was stopped before this job started; a scheduled run that was missed starts once after the restart.' }).catch((err: unknown) => this.log.error({ err, job: job.id }, 'could not record the cancellation'));
       }
+      await this.fleet.leave();
       // The bus goes last but one: clients see the jobs end before it closes.
       await this.bus?.stop();
       await this.http?.close();

@@ -12,7 +12,7 @@ import type { JobRecord } from '../../daemon/jobs/job-store.js';
 import { authorizedKeysLine, loadOrCreateServerIdentity } from '../../daemon/session/server-identity.js';
 import { startDaemon, type Daemon, type DaemonHooks, type DaemonOptions } from '../../daemon/service/daemon.js';
 import { haulEnv, haulSync, projectRoot } from './cli.js';
-import { ensureUser, startSshd, type TestSshd, type UnixUser } from './sshd.js';
+import { ensureUser, startSshd, writeOwnedFolder, type TestSshd, type UnixUser } from './sshd.js';
 import { testPassphrase } from './repo.js';
 
 export interface DaemonTestbed {
@@ -71,11 +71,7 @@ export async function createDaemonTestbed(label: string, users: string[]): Promi
     },
     writeData(user, folder, files) {
       const u = testbed.user(user);
-      const dir = path.join(u.home, `${label}-${folder}`);
-      fs.rmSync(dir, { recursive: true, force: true });
-      fs.mkdirSync(dir, { recursive: true });
-      for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
-      execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, dir]);
+      const dir = writeOwnedFolder(path.join(u.home, `${label}-${folder}`), files, u);
       dataDirs.push(dir);
       return dir;
     },

@@ -313,3 +313,12 @@ export function unmount(dir: string): void {
   if (!mounts.split('\n').some((line) => line.split(' ')[1] === target)) return;
   if (spawnSync('umount', [target]).status !== 0) spawnSync('umount', ['-l', target]);
 }
+
+/** Writes `files` (name -> content) into a fresh folder `dir`, owned by `user`; returns `dir`. */
+export function writeOwnedFolder(dir: string, files: Record<string, Buffer>, user: UnixUser): string {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
+  execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, dir]);
+  return dir;
+}

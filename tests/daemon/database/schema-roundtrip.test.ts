@@ -81,8 +81,26 @@ async function roundTripEveryModel(db: Database): Promise<void> {
   const setting = await p.setting.create({ data: { key: 'timezone', value: '"Europe/Berlin"' } });
   expect(await p.setting.findUniqueOrThrow({ where: { key: 'timezone' } })).toEqual(setting);
 
+  // Several daemons (0003_fleet): a daemon's lease row, a fired slot, a claimed job.
+  const fleetDaemon = { id: 'daemon-a', hostname: 'backup1.example.org', pid: 4242, startedAt: at('2026-03-01T00:00:00Z'), heartbeatAt: at('2026-03-01T00:00:10.5Z'), leaseExpiresAt: at('2026-03-01T00:01:10.5Z') };
+  await p.fleetDaemon.create({ data: fleetDaemon });
+  expect(await p.fleetDaemon.findUniqueOrThrow({ where: { id: 'daemon-a' } })).toEqual(fleetDaemon);
+  const slot = await p.scheduleSlot.create({ data: { clientId: client.id, slot: at('2026-03-02T03:00:00Z'), daemonId: 'daemon-a', createdAt: at('2026-03-02T03:00:00.012Z') } });
+  expect(await p.scheduleSlot.findUniqueOrThrow({ where: { clientId_slot: { clientId: client.id, slot: at('2026-03-02T03:00:00Z') } } })).toEqual(slot);
+  await expect(p.scheduleSlot.create({ data: { clientId: client.id, slot: at('2026-03-02T03:00:00Z'), daemonId: 'daemon-b' } })).rejects.toMatchObject({ code: 'P2002' });
+  const claimed = await p.job.create({ data: { clientId: client.id, clientName: 'web1', kind: 'backup', state: 'transferring', trigger: 'schedule', daemonId: 'daemon-a', claimedAt: at('2026-03-02T03:00:01Z') } });
+  expect((await p.job.findUniqueOrThrow({ where: { id: claimed.id } })).claimedAt).toEqual(at('2026-03-02T03:00:01Z'));
+  // The partial unique index: a second claimed, unfinished job of the client is refused...
+  await expect(p.job.create({ data: { clientId: client.id, clientName: 'web1', kind: 'backup', state: 'queued', trigger: 'manual', claimedAt: new Date() } })).rejects.toThrow();
+  // ...an unclaimed one is not, and neither is a claimed one once the first has ended.
+  const waiting = await p.job.create({ data: { clientId: client.id, clientName: 'web1', kind: 'backup', state: 'queued', trigger: 'manual' } });
+  await p.job.update({ where: { id: claimed.id }, data: { state: 'succeeded' } });
+  await p.job.update({ where: { id: waiting.id }, data: { claimedAt: new Date() } });
+  await p.job.deleteMany({ where: { id: { in: [claimed.id, waiting.id] } } });
+
   // Relations behave as the schema says: removing a client keeps its history readable.
   await p.client.delete({ where: { id: client.id } });
+  expect(await p.scheduleSlot.count()).toBe(0);
   expect(await p.job.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({ clientId: null, clientName: 'web1' });
   expect(await p.snapshot.findUniqueOrThrow({ where: { id: snap.id } })).toMatchObject({ clientId: null });
   await p.job.delete({ where: { id: job.id } });

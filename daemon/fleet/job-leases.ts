@@ -1,0 +1,74 @@
+// The database as the arbiter between daemons. A job runs only after its daemon claimed it
+// (Job.claimedAt, Job.daemonId), and a claim succeeds only while no other unfinished job of the
+// same client is claimed, by any daemon. A schedule slot is fired by the one daemon that first
+// records it. The claim's lease is its daemon's: it lasts while the daemon's heartbeat renews
+// its FleetDaemon row (daemon-registry.ts).
+import { terminalJobStates } from '../../shared/jobs.js';
+import type { DatabaseProvider } from '../database/database-url.js';
+import type { PrismaClient } from '../database/open-database.js';
+import { isUniqueViolation } from '../database/prisma-errors.js';
+import type { JobRecord } from '../jobs/job-store.js';
+
+/** claimed: run it. client-busy: another claimed job of the client is unfinished; try later. gone: no longer queued (ended, or claimed elsewhere). */
+export type ClaimResult = { result: 'claimed' } | { result: 'client-busy'; by: { jobId: number; daemonId: string | null } } | { result: 'gone' };
+
+const unfinished = { notIn: [...terminalJobStates] };
+
+export class JobLeases {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly daemonId: string,
+    private readonly provider: DatabaseProvider,
+  ) {}
+
+  /**
+   * Claims a queued job for this daemon. On PostgreSQL the client's row is locked first, so two
+   * daemons claiming jobs of one client take turns, and the job's row is taken with SKIP LOCKED,
+   * so a daemon never waits on a job another is claiming. On SQLite the write transaction
+   * already serialises claims. The partial unique index Job_one_claimed_per_client backs both.
+   */
+  async claim(job: Pick<JobRecord, 'id' | 'clientId'>): Promise<ClaimResult> {
+    try {
+      return await this.prisma.$transaction(async (tx) => {
+        if (this.provider === 'postgresql') {
+          if (job.clientId !== null) await tx.$queryRaw`SELECT "id" FROM "Client" WHERE "id" = ${job.clientId} FOR UPDATE`;
+          const rows = await tx.$queryRaw<{ id: number }[]>`SELECT "id" FROM "Job" WHERE "id" = ${job.id} AND "state" = 'queued' AND "claimedAt" IS NULL FOR UPDATE SKIP LOCKED`;
+          if (rows.length === 0) return { result: 'gone' } as const;
+        }
+        if (job.clientId !== null) {
+          const other = await tx.job.findFirst({ where: { clientId: job.clientId, id: { not: job.id }, claimedAt: { not: null }, state: unfinished }, select: { id: true, daemonId: true } });
+          if (other) return { result: 'client-busy', by: { jobId: other.id, daemonId: other.daemonId } } as const;
+        }
+        const claimed = await tx.job.updateMany({ where: { id: job.id, state: 'queued', claimedAt: null }, data: { claimedAt: new Date(), daemonId: this.daemonId } });
+        return claimed.count === 1 ? ({ result: 'claimed' } as const) : ({ result: 'gone' } as const);
+      });
+    } catch (err) {
+      // The unique index caught a claim that raced past the check: the other claim won.
+      if (isUniqueViolation(err) || /Job_one_claimed_per_client|UNIQUE constraint failed: Job\.clientId/.test(String((err as Error).message))) {
+        return { result: 'client-busy', by: { jobId: 0, daemonId: null } };
+      }
+      throw err;
+    }
+  }
+
+  /** Records that this daemon fires `slot` for the client; false when another daemon did first. */
+  async claimSlot(clientId: number, slot: Date): Promise<boolean> {
+    try {
+      await this.prisma.scheduleSlot.create({ data: { clientId, slot, daemonId: this.daemonId } });
+      return true;
+    } catch (err) {
+      if (isUniqueViolation(err)) return false;
+      throw err;
+    }
+  }
+
+  /** An unfinished job of the client on any daemon (for coalescing slots fleet-wide). */
+  async unfinishedJobOf(clientId: number): Promise<JobRecord | undefined> {
+    return (await this.prisma.job.findFirst({ where: { clientId, kind: 'backup', state: unfinished }, orderBy: { id: 'asc' } })) ?? undefined;
+  }
+
+  /** The unfinished jobs a daemon had, queued or running (for a takeover). */
+  unfinishedJobsOf(daemonId: string): Promise<JobRecord[]> {
+    return this.prisma.job.findMany({ where: { daemonId, state: unfinished }, orderBy: { id: 'asc' } });
+  }
+}

@@ -1,0 +1,154 @@
+// `npm run bench:fleet`: a fleet through a compressed day. FLEET_CLIENTS clients (default 1,000),
+// each a Client row with a small data folder of its own in the home of one of FLEET_USERS Unix
+// users of one real sshd, each scheduled once in a "day" squeezed into FLEET_DAY seconds (the
+// nightly slots of a real fleet, spread the same way). First one `haul daemon`, then two on the
+// same work (a fresh PostgreSQL database and repository each time). Reported: jobs completed,
+// queue delay (queued to started) p50/p95/max, peak RSS of each daemon, peak PostgreSQL
+// connections of the daemons, repository objects and bytes written per second.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import pg from 'pg';
+import { terminalJobStates } from '../../shared/jobs.js';
+import { createFleetTestbed, onceAt, pollUntil, type FleetDaemonProcess, type FleetTestbed } from '../helpers/fleet-testbed.js';
+import { postgresSkipReason } from '../helpers/postgres.js';
+import { sshdSkipReason } from '../helpers/sshd.js';
+import { envNumber, log, mib, table } from './common.js';
+
+const clients = envNumber('FLEET_CLIENTS', 1000);
+const userCount = envNumber('FLEET_USERS', 8);
+const daySeconds = envNumber('FLEET_DAY', 600);
+const maxJobs = envNumber('FLEET_MAX_JOBS', 4);
+
+interface PhaseResult {
+  daemons: number;
+  succeeded: number;
+  failed: number;
+  wallSeconds: number;
+  delay: { p50: number; p95: number; max: number };
+  jobsPerDaemon: number[];
+  peakRss: number[];
+  peakConnections: number;
+  objects: number;
+  bytes: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function repositoryFiles(dir: string): { count: number; bytes: number } {
+  let count = 0;
+  let bytes = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    count++;
+    bytes += fs.statSync(path.join(entry.parentPath, entry.name)).size;
+  }
+  return { count, bytes };
+}
+
+async function runPhase(daemonCount: number): Promise<PhaseResult> {
+  const users = Array.from({ length: userCount }, (_, i) => `haul-t-fb-u${i + 1}`);
+  log(`${daemonCount} daemon(s): setting up PostgreSQL, sshd with ${userCount} users, ${clients} clients`);
+  const bed: FleetTestbed = await createFleetTestbed('fleetbench', users);
+  try {
+    const ids: number[] = [];
+    for (let i = 0; i < clients; i++) {
+      const user = bed.users[i % bed.users.length]!;
+      const dir = bed.writeData(user, `c${i}`, { 'etc.conf': Buffer.from(`client ${i}\n`.repeat(20)), 'data.bin': Buffer.alloc(8192, i % 251), 'log.txt': Buffer.from(`${i} `.repeat(500)) });
+      ids.push(await bed.addClient(`bench-${i}`, user, dir));
+    }
+    // The day starts once the schedules are written and the daemons have started.
+    const setupSeconds = 45 + Math.ceil(clients / 20);
+    const dayStart = Date.now() + setupSeconds * 1000;
+    for (const [i, id] of ids.entries()) {
+      // Evenly through the day, as cron slots spread over a night would be.
+      const slot = new Date(Math.ceil((dayStart + (i / clients) * daySeconds * 1000) / 1000) * 1000);
+      await bed.db.prisma.client.update({ where: { id }, data: { schedule: onceAt(slot) } });
+    }
+    const watcher = new pg.Client({ connectionString: bed.databaseUrl });
+    await watcher.connect();
+    const connections = async () => Number((await watcher.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)).rows[0]!.n);
+    const baseline = await connections();
+    const before = repositoryFiles(bed.repoDir);
+    const daemons: FleetDaemonProcess[] = [];
+    for (let d = 0; d < daemonCount; d++) daemons.push(bed.startDaemon(`bench-${d + 1}`, ['--max-jobs', String(maxJobs), '--log-level', 'warn']));
+    const peakRss = daemons.map(() => 0);
+    let peakConnections = 0;
+    const sampler = setInterval(() => {
+      daemons.forEach((d, i) => (peakRss[i] = Math.max(peakRss[i]!, rssOf(d.child.pid!))));
+      void connections().then((n) => (peakConnections = Math.max(peakConnections, n - baseline)), () => undefined);
+    }, 1000);
+    log(`day of ${daySeconds} s starts at ${new Date(dayStart).toISOString()}`);
+    await pollUntil(
+      async () => {
+        const done = await bed.db.prisma.job.count({ where: { state: { in: [...terminalJobStates] } } });
+        return done >= clients ? done : undefined;
+      },
+      (setupSeconds + daySeconds) * 1000 + 3_600_000,
+      async () => `${await bed.db.prisma.job.count({ where: { state: { in: [...terminalJobStates] } } })} of ${clients} jobs ended`,
+    );
+    const wallSeconds = (Date.now() - dayStart) / 1000;
+    clearInterval(sampler);
+    const after = repositoryFiles(bed.repoDir);
+    for (const d of daemons) d.child.kill('SIGTERM');
+    await Promise.all(daemons.map((d) => d.exit));
+    await watcher.end();
+    const jobs = await bed.db.prisma.job.findMany({ where: { clientName: { startsWith: 'bench-' } } });
+    const delays = jobs.filter((j) => j.startedAt).map((j) => (j.startedAt!.getTime() - j.queuedAt.getTime()) / 1000).sort((a, b) => a - b);
+    // Repository writes over the time jobs ran: from the day's start to the last job's end.
+    const lastEnd = Math.max(...jobs.map((j) => j.finishedAt?.getTime() ?? 0));
+    const activeSeconds = Math.max(1, (lastEnd - dayStart) / 1000);
+    return {
+      daemons: daemonCount,
+      succeeded: jobs.filter((j) => j.state === 'succeeded').length,
+      failed: jobs.filter((j) => j.state !== 'succeeded').length,
+      wallSeconds,
+      delay: { p50: percentile(delays, 50), p95: percentile(delays, 95), max: delays.at(-1) ?? 0 },
+      jobsPerDaemon: daemons.map((d) => jobs.filter((j) => j.daemonId === d.id).length),
+      peakRss,
+      peakConnections,
+      objects: (after.count - before.count) / activeSeconds,
+      bytes: (after.bytes - before.bytes) / activeSeconds,
+    };
+  } finally {
+    await bed.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const skip = sshdSkipReason() ?? postgresSkipReason();
+  if (skip) throw new Error(`the fleet benchmark needs real sshd and PostgreSQL: ${skip}`);
+  const results = [await runPhase(1), await runPhase(2)];
+  const rows = results.map((r) => [
+    String(r.daemons),
+    `${r.succeeded} / ${clients}${r.failed ? ` (${r.failed} failed)` : ''}`,
+    r.jobsPerDaemon.join(' + '),
+    `${r.delay.p50.toFixed(1)} s`,
+    `${r.delay.p95.toFixed(1)} s`,
+    `${r.delay.max.toFixed(1)} s`,
+    r.peakRss.map((b) => mib(b)).join(', '),
+    String(r.peakConnections),
+    `${r.objects.toFixed(1)} /s, ${mib(r.bytes)}/s`,
+    `${r.wallSeconds.toFixed(0)} s`,
+  ]);
+  process.stdout.write(`\nFleet benchmark: ${clients} clients on ${userCount} sshd users, a day of ${daySeconds} s, --max-jobs ${maxJobs} per daemon\n\n`);
+  process.stdout.write(
+    table(['daemons', 'jobs succeeded', 'per daemon', 'delay p50', 'delay p95', 'delay max', 'peak RSS', 'PG connections', 'repository writes', 'day took'], rows, ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']) + '\n',
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

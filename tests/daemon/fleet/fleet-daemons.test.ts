@@ -1,0 +1,141 @@
+// Two `haul daemon` processes on one real PostgreSQL database and one repository, backing up
+// real sshd clients: every scheduled slot runs exactly once fleet-wide, and after kill -9 of the
+// daemon running a job, the other takes the job over once its lease expires and finishes the
+// work, reusing what had arrived; the repository checks clean.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { terminalJobStates } from '../../../shared/jobs.js';
+import { haul, haulSync } from '../../helpers/cli.js';
+import { pseudoRandom } from '../../helpers/fixtures.js';
+import { createFleetTestbed, onceAt, pollUntil, type FleetTestbed } from '../../helpers/fleet-testbed.js';
+import { postgresSkipReason } from '../../helpers/postgres.js';
+import { openTestRepository } from '../../helpers/repo.js';
+import { slowLink } from '../../helpers/slow-link.js';
+import { sshdSkipReason } from '../../helpers/sshd.js';
+
+const users = ['haul-t-flt-u1', 'haul-t-flt-u2', 'haul-t-flt-u3', 'haul-t-flt-u4'];
+const skip = sshdSkipReason() ?? postgresSkipReason();
+const MiB = 1024 * 1024;
+// Short leases, so a dead daemon is taken over within seconds.
+const leaseArgs = { HAUL_LEASE: '15s', HAUL_HEARTBEAT: '1s' };
+
+describe.skipIf(skip !== undefined)(`two daemons on one PostgreSQL${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let bed: FleetTestbed;
+
+  beforeAll(async () => {
+    bed = await createFleetTestbed('fleet', users);
+  }, 180_000);
+  afterAll(async () => {
+    await bed?.close();
+  });
+
+  const jobsSummary = async () => JSON.stringify((await bed.db.prisma.job.findMany({ orderBy: { id: 'asc' } })).map((j) => [j.id, j.clientName, j.state, j.daemonId, j.failureCause, j.failureMessage]));
+
+  it('runs 200 scheduled jobs exactly once each across two daemon processes', async () => {
+    const clients = 200;
+    const ids: number[] = [];
+    for (let i = 0; i < clients; i++) {
+      const user = bed.users[i % bed.users.length]!;
+      const dir = bed.writeData(user, `c${i}`, { 'a.txt': Buffer.from(`client ${i}\n`), 'b.bin': pseudoRandom(`fleet-${i}`, 4096) });
+      ids.push(await bed.addClient(`fleet-${i}`, user, dir));
+    }
+    // The slots start 40 s from now (time for both daemons to start on a loaded machine; a
+    // daemon that starts late catches the slots up, once each all the same), ten a second.
+    const first = new Date(Math.ceil(Date.now() / 1000) * 1000 + 40_000);
+    for (const [i, id] of ids.entries()) {
+      await bed.db.prisma.client.update({ where: { id }, data: { schedule: onceAt(new Date(first.getTime() + Math.floor(i / 10) * 1000)) } });
+    }
+    const a = bed.startDaemon('fleet-a', ['--max-jobs', '4'], leaseArgs);
+    const b = bed.startDaemon('fleet-b', ['--max-jobs', '4'], leaseArgs);
+    const ended = await pollUntil(
+      async () => {
+        const done = await bed.db.prisma.job.count({ where: { state: { in: [...terminalJobStates] } } });
+        return done >= clients ? done : undefined;
+      },
+      300_000,
+      jobsSummary,
+    );
+    // Nothing more comes: a late duplicate would show up within a few heartbeats.
+    await new Promise((r) => setTimeout(r, 3_000));
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    expect([await a.exit, await b.exit, a.stderr(), b.stderr()]).toEqual([{ code: 0, signal: null }, { code: 0, signal: null }, '', '']);
+
+    const jobs = await bed.db.prisma.job.findMany({ where: { clientName: { startsWith: 'fleet-' } } });
+    expect(ended).toBe(clients);
+    expect(jobs.length).toBe(clients);
+    expect(jobs.filter((j) => j.state === 'succeeded' && ['schedule', 'catch-up'].includes(j.trigger)).length, await jobsSummary()).toBe(clients);
+    expect(new Set(jobs.map((j) => j.clientName)).size).toBe(clients);
+    expect(await bed.db.prisma.scheduleSlot.count()).toBe(clients);
+    // Each job's snapshot is in the repository, and no other.
+    const repo = await openTestRepository(bed.repoDir);
+    const snapshots = await repo.listSnapshots({});
+    await repo.close();
+    expect(snapshots.length).toBe(clients);
+    expect(new Set(snapshots.map((s) => s.id))).toEqual(new Set(jobs.map((j) => j.snapshotId)));
+    const byDaemon = { 'fleet-a': jobs.filter((j) => j.daemonId === 'fleet-a').length, 'fleet-b': jobs.filter((j) => j.daemonId === 'fleet-b').length };
+    expect(byDaemon['fleet-a'] + byDaemon['fleet-b']).toBe(clients);
+    console.info(`200 slots: ${JSON.stringify(byDaemon)} jobs per daemon, ${jobs.filter((j) => j.trigger === 'catch-up').length} caught up`);
+    // Both left the fleet on SIGTERM.
+    expect(await bed.db.prisma.fleetDaemon.count()).toBe(0);
+  }, 420_000);
+
+  it('kill -9 of the daemon running a job: the other takes it over after the lease expires and finishes the work, check --read-data is clean', async () => {
+    const dataBytes = 40 * MiB;
+    const user = bed.users[0]!;
+    const dir = bed.writeData(user, 'big', { 'one.bin': pseudoRandom('fleet-big-1', dataBytes / 2), 'two.bin': pseudoRandom('fleet-big-2', dataBytes / 2) });
+    // 8 MiB/s: the backup takes about 5 s, long enough to kill its daemon in the middle.
+    const link = await slowLink(bed.sshd.port, 8 * MiB);
+    try {
+      const slot = new Date(Math.ceil(Date.now() / 1000) * 1000 + 12_000);
+      const clientId = await bed.addClient('big', user, dir, { schedule: onceAt(slot), port: link.port });
+      const daemons = [bed.startDaemon('kill-a', [], leaseArgs), bed.startDaemon('kill-b', [], leaseArgs)];
+      // Killed once the run has stored a first pack (16 MiB), so there is something to reuse.
+      const packBytes = () => fs.readdirSync(path.join(bed.repoDir, 'packs'), { withFileTypes: true, recursive: true }).filter((e) => e.isFile() && !e.name.startsWith('.tmp-')).reduce((sum, e) => sum + fs.statSync(path.join(e.parentPath, e.name)).size, 0);
+      const packsBefore = packBytes();
+      const running = await pollUntil(
+        async () => {
+          const job = await bed.db.prisma.job.findFirst({ where: { clientId, state: 'transferring' } });
+          return job && packBytes() > packsBefore ? job : undefined;
+        },
+        90_000,
+        jobsSummary,
+      );
+      const storedBeforeKill = packBytes() - packsBefore;
+      const victim = daemons.find((d) => d.id === running.daemonId)!;
+      const survivor = daemons.find((d) => d !== victim)!;
+      victim.child.kill('SIGKILL');
+      expect((await victim.exit).signal).toBe('SIGKILL');
+
+      const retry = await pollUntil(
+        async () => (await bed.db.prisma.job.findFirst({ where: { clientId, retryOfId: running.id, state: { in: [...terminalJobStates] } } })) ?? undefined,
+        120_000,
+        jobsSummary,
+      );
+      const taken = await bed.db.prisma.job.findUniqueOrThrow({ where: { id: running.id } });
+      expect([taken.state, taken.failureCause]).toEqual(['failed', 'daemon-restart']);
+      expect(taken.failureMessage).toMatch(new RegExp(`^daemon ${victim.id} on .+ stopped renewing its lease \\(last heartbeat .+, lease ran out .+\\) while this job was transferring; daemon ${survivor.id} took it over and queues it once more\\. No snapshot was written; the data it had stored is kept and the next run reuses it\\.$`));
+      expect([retry.state, retry.trigger, retry.attempt, retry.daemonId], await jobsSummary()).toEqual(['succeeded', 'retry', 2, survivor.id]);
+      // The retry reused what the killed run had stored: it stored only the rest (pack headers
+      // and encryption make the packs a little larger than the data they hold).
+      expect(Number(retry.bytesNew), JSON.stringify({ storedBeforeKill })).toBeLessThanOrEqual(dataBytes - storedBeforeKill + MiB);
+      expect(await bed.db.prisma.job.count({ where: { clientId } })).toBe(2);
+
+      survivor.child.kill('SIGTERM');
+      expect(await survivor.exit).toEqual({ code: 0, signal: null });
+      const check = await haul(['check', '--read-data'], bed.env);
+      expect({ status: check.status, last: check.stdout.trim().split('\n').at(-1) }, check.stderr).toMatchObject({ status: 0, last: expect.stringMatching(/: no errors$/) });
+      const target = path.join(bed.tmp, 'restored');
+      const restore = haulSync(['restore', `${retry.snapshotId}:${dir}`, '--target', target], bed.env);
+      expect(restore.status, restore.stderr).toBe(0);
+      for (const name of ['one.bin', 'two.bin']) {
+        const sha = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+        expect(sha(path.join(target, name))).toBe(sha(path.join(dir, name)));
+      }
+    } finally {
+      link.close();
+    }
+  }, 300_000);
+});
