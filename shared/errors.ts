@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'CheckFailed'
   | 'RepositoryLocked'
   | 'PruneRefused'
+  | 'QuotaExceeded'
   | 'ProtocolViolation'
   | 'ProbeFailed'
   | 'ProbeStalled'

@@ -13,9 +13,11 @@ import { shortId } from '../repository/snapshot.js';
 import type { PullProgress } from '../session/probe-session.js';
 import type { ServerIdentity } from '../session/server-identity.js';
 import { failureOf } from './failure-cause.js';
-import type { JobRecord, JobStore } from './job-store.js';
+import type { JobEnd, JobRecord, JobStore } from './job-store.js';
+import { applyRetentionAfterBackup, isMaintenanceKind, runMaintenanceJob, type MaintenanceSettings } from './maintenance-jobs.js';
 import { runPullBackupJob } from './pull-backup-job.js';
 import { formatBytes } from '../../shared/display.js';
+import { clientUsage } from '../maintenance/client-usage.js';
 
 export interface JobTimeouts {
   /** TCP connect to logged-in SSH session. */
@@ -47,7 +49,13 @@ export interface JobRunnerOptions {
   onProgress?: (job: JobRecord, progress: PullProgress) => void;
   /** A failure that is a bug (cause internal), with its stack, for the daemon's own log. */
   onInternalError?: (job: JobRecord, err: unknown) => void;
+  /** Check and prune jobs; a backup waits up to `lockWaitMs` while prune holds the repository. */
+  maintenance?: MaintenanceSettings;
 }
+
+type Log = (line: string, level?: JobLogLevel) => void;
+
+const defaultMaintenance: MaintenanceSettings = { checkReadDataSubset: 'day/7', repackThreshold: undefined, lockWaitMs: 0 };
 
 /** The database row as the pull backup wants it; a client with nothing to back up is refused. */
 function clientConfigOf(row: Client): ClientConfig {
@@ -81,17 +89,56 @@ export class JobRunner {
     }, timeouts.totalMs);
     timer.unref();
     const stop = AbortSignal.any([signal, deadline.signal]);
-    let repo: Repository | undefined;
-    let end: Parameters<JobStore['finish']>[1];
+    let end: JobEnd;
+    const attachLog = async () => {
+      if (!this.options.openJobLog) return;
+      sink = await this.options.openJobLog(job);
+      await store.attachLog(job.id, sink.path);
+    };
     try {
-      const row = await this.clientOf(job);
-      if (this.options.openJobLog) {
-        sink = await this.options.openJobLog(job);
-        await store.attachLog(job.id, sink.path);
+      switch (job.kind) {
+        case 'check':
+        case 'prune':
+          end = await this.runMaintenance(job, stop, log, attachLog);
+          break;
+        default:
+          end = await this.runBackup(job, stop, log, attachLog);
       }
-      const client = clientConfigOf(row);
-      log(`job ${job.id}: ${job.kind} of client "${client.name}" (${job.trigger}${job.attempt > 1 ? `, attempt ${job.attempt}` : ''}): paths ${client.paths.join(', ')}${client.excludes.length ? `; excludes ${client.excludes.join(', ')}` : ''}`);
-      repo = this.options.repository.reopen();
+    } catch (err) {
+      const failure = failureOf(err);
+      if (failure.cause === 'internal' && !isHaulError(err)) this.options.onInternalError?.(job, err);
+      end = failure.cause === 'cancelled' ? { state: 'cancelled', message: failure.message } : { state: 'failed', cause: failure.cause, message: failure.message };
+      log(`${end.state === 'cancelled' ? 'cancelled' : `failed (${failure.cause})`}: ${failure.message}`, end.state === 'cancelled' ? 'WARN' : 'ERROR');
+    } finally {
+      clearTimeout(timer);
+    }
+    end.durationMs = Date.now() - started;
+    log(`job ${job.id} ${end.state} after ${duration(end.durationMs)}`, end.state === 'failed' ? 'ERROR' : 'INFO');
+    if (sink) end.logSha256 = await sink.finish();
+    return store.finish(job.id, end);
+  }
+
+  private async runMaintenance(job: JobRecord, stop: AbortSignal, log: Log, attachLog: () => Promise<void>): Promise<JobEnd> {
+    if (!isMaintenanceKind(job.kind)) throw new HaulError('InvalidArgument', `job ${job.id} is not a repository job.`);
+    await attachLog();
+    log(`job ${job.id}: ${job.kind} of the repository (${job.trigger})`);
+    const repo = this.options.repository.reopen();
+    try {
+      return await runMaintenanceJob(job, { repo, prisma: this.options.prisma, settings: this.options.maintenance ?? defaultMaintenance, signal: stop, log });
+    } finally {
+      await repo.close();
+    }
+  }
+
+  private async runBackup(job: JobRecord, stop: AbortSignal, log: Log, attachLog: () => Promise<void>): Promise<JobEnd> {
+    const { store, timeouts } = this.options;
+    const row = await this.clientOf(job);
+    await attachLog();
+    const client = clientConfigOf(row);
+    log(`job ${job.id}: ${job.kind} of client "${client.name}" (${job.trigger}${job.attempt > 1 ? `, attempt ${job.attempt}` : ''}): paths ${client.paths.join(', ')}${client.excludes.length ? `; excludes ${client.excludes.join(', ')}` : ''}`);
+    const quota = await this.quotaOf(row, log);
+    const repo = this.options.repository.reopen();
+    try {
       const phase = (state: 'connecting' | 'pushing-probe' | 'transferring' | 'finalizing') => {
         const words = { connecting: `connecting to ${client.user}@${client.host}:${client.port}`, 'pushing-probe': 'logged in; checking the probe on the client', transferring: 'running the probe: walking, chunking and sending', finalizing: 'the probe sent everything; saving the trees and the snapshot' };
         log(words[state]);
@@ -104,13 +151,15 @@ export class JobRunner {
         probeDir: this.options.probeDir,
         limits: { stallMs: timeouts.stallMs },
         timeouts: { connectMs: timeouts.connectMs },
-        signal: stop,
+        signal: AbortSignal.any([stop, quota.signal]),
+        lockWaitMs: this.options.maintenance?.lockWaitMs ?? 0,
         pinHostKey: async (fingerprint) => {
           await this.options.prisma.client.update({ where: { id: row.id }, data: { hostKey: fingerprint } });
         },
         onPhase: phase,
         onLog: log,
         onProgress: (p) => {
+          quota.observe(p.bytesNew);
           store.recordProgress(job.id, { filesDone: p.files, bytesScanned: p.bytesScanned, bytesNew: p.bytesNew, bytesOnWire: p.bytesOnWire });
           this.options.onProgress?.(job, p);
         },
@@ -118,23 +167,36 @@ export class JobRunner {
       const s = result.snapshot.stats;
       log(`snapshot ${shortId(result.id)} saved: ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client); ${formatBytes(s.bytesNew)} new in ${s.blobsNew} blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire`);
       if (s.errors > 0) log(`${s.errors} item(s) could not be read on the client and are not in the snapshot (see the warnings above)`, 'WARN');
-      end = {
+      await applyRetentionAfterBackup(repo, this.options.prisma, client, log);
+      return {
         state: 'succeeded',
         snapshotId: result.id,
-        counters: { filesTotal: s.files, filesDone: s.files, bytesScanned: s.bytesRead, bytesNew: s.bytesNew, bytesOnWire: result.bytesOnWire, errors: s.errors },
+        counters: { filesTotal: s.files, filesDone: s.files, bytesScanned: s.bytesRead, bytesNew: s.bytesNew, bytesOnWire: result.bytesOnWire, bytesStored: s.bytesStored, errors: s.errors },
       };
-    } catch (err) {
-      const failure = failureOf(err);
-      if (failure.cause === 'internal' && !isHaulError(err)) this.options.onInternalError?.(job, err);
-      end = failure.cause === 'cancelled' ? { state: 'cancelled', message: failure.message } : { state: 'failed', cause: failure.cause, message: failure.message };
-      log(`${end.state === 'cancelled' ? 'cancelled' : `failed (${failure.cause})`}: ${failure.message}`, end.state === 'cancelled' ? 'WARN' : 'ERROR');
     } finally {
-      clearTimeout(timer);
-      await repo?.close();
+      await repo.close();
     }
-    log(`job ${job.id} ${end.state} after ${duration(Date.now() - started)}`, end.state === 'failed' ? 'ERROR' : 'INFO');
-    if (sink) end.logSha256 = await sink.finish();
-    return store.finish(job.id, end);
+  }
+
+  /**
+   * The client's quota as a watch on the bytes a backup adds: its signal aborts the backup once
+   * the usage so far plus the new bytes would pass the quota. New bytes count before compression,
+   * so a backup close to the limit stops a little early rather than late.
+   */
+  private async quotaOf(row: Client, log: Log): Promise<{ signal: AbortSignal; observe: (bytesNew: number) => void }> {
+    const watch = new AbortController();
+    if (row.quotaBytes === null) return { signal: watch.signal, observe: () => undefined };
+    const quota = Number(row.quotaBytes);
+    const used = await clientUsage(this.options.prisma, row);
+    const exceeded = (adding: number) => new HaulError('QuotaExceeded', `client ${row.name} would pass its storage quota of ${formatBytes(quota)}: it uses ${formatBytes(used)}${adding > 0 ? ` and this backup had ${formatBytes(adding)} of new data` : ''}. The backup stopped without a snapshot; what it stored is kept and consistent, and the next run reuses it. Raise the quota (\`haul client set ${row.name} --quota …\`), or forget old snapshots and prune.`);
+    if (used >= quota) throw exceeded(0);
+    log(`quota: ${formatBytes(used)} of ${formatBytes(quota)} used before this backup`);
+    return {
+      signal: watch.signal,
+      observe: (bytesNew) => {
+        if (!watch.signal.aborted && used + bytesNew > quota) watch.abort(exceeded(bytesNew));
+      },
+    };
   }
 
   private async clientOf(job: JobRecord): Promise<Client> {

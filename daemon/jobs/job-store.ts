@@ -29,6 +29,8 @@ export interface JobCounters {
   bytesScanned?: number;
   bytesNew?: number;
   bytesOnWire?: number;
+  /** Bytes written to storage (after dedup, compression, encryption). */
+  bytesStored?: number;
   errors?: number;
 }
 
@@ -36,6 +38,8 @@ interface EndCommon {
   counters?: JobCounters;
   /** SHA-256 of the job's log file, written when the job ends (see docs/daemon.md). */
   logSha256?: string;
+  /** From leaving the queue to the end. */
+  durationMs?: number;
 }
 
 export type JobEnd =
@@ -77,7 +81,7 @@ type JobData = Prisma.JobUncheckedUpdateManyInput;
 function counterData(c: JobCounters | undefined): JobData {
   const data: JobData = {};
   if (!c) return data;
-  for (const key of ['filesTotal', 'filesDone', 'bytesScanned', 'bytesNew', 'bytesOnWire'] as const) {
+  for (const key of ['filesTotal', 'filesDone', 'bytesScanned', 'bytesNew', 'bytesOnWire', 'bytesStored'] as const) {
     const v = c[key];
     if (v !== undefined) data[key] = BigInt(Math.max(0, Math.trunc(v)));
   }
@@ -224,6 +228,7 @@ export class JobStore {
     this.progress.delete(id);
     const data: JobData = { ...counterData(end.counters), finishedAt: new Date() };
     if (end.logSha256 !== undefined) data.logSha256 = end.logSha256;
+    if (end.durationMs !== undefined) data.durationMs = Math.round(end.durationMs);
     let detail: string | null = null;
     if (end.state === 'succeeded') {
       if (end.snapshotId !== undefined) data.snapshotId = end.snapshotId;
