@@ -55,6 +55,14 @@ export interface JobRunnerOptions {
 
 type Log = (line: string, level?: JobLogLevel) => void;
 
+interface QuotaWatch {
+  /** Aborts the backup once it would pass the quota. */
+  signal: AbortSignal;
+  observe: (bytesNew: number) => void;
+  /** After the snapshot is saved: over the quota after all, the snapshot is removed and the error returned. */
+  settle: (repo: Repository, snapshotId: string, bytesStored: number) => Promise<HaulError | undefined>;
+}
+
 const defaultMaintenance: MaintenanceSettings = { checkReadDataSubset: 'day/7', repackThreshold: undefined, lockWaitMs: 0 };
 
 /** The database row as the pull backup wants it; a client with nothing to back up is refused. */
@@ -121,6 +129,8 @@ export class JobRunner {
   private async runMaintenance(job: JobRecord, stop: AbortSignal, log: Log, attachLog: () => Promise<void>): Promise<JobEnd> {
     if (!isMaintenanceKind(job.kind)) throw new HaulError('InvalidArgument', `job ${job.id} is not a repository job.`);
     await attachLog();
+    // Repository jobs have no connection phases: they go from queued straight to work.
+    await this.options.store.transition(job.id, 'transferring');
     log(`job ${job.id}: ${job.kind} of the repository (${job.trigger})`);
     const repo = this.options.repository.reopen();
     try {
@@ -165,14 +175,16 @@ export class JobRunner {
         },
       });
       const s = result.snapshot.stats;
+      const counters = { filesTotal: s.files, filesDone: s.files, bytesScanned: s.bytesRead, bytesNew: s.bytesNew, bytesOnWire: result.bytesOnWire, bytesStored: s.bytesStored, errors: s.errors };
+      const over = await quota.settle(repo, result.id, s.bytesStored);
+      if (over) {
+        log(`failed (quota): ${over.message}`, 'ERROR');
+        return { state: 'failed', cause: 'quota', message: over.message, counters };
+      }
       log(`snapshot ${shortId(result.id)} saved: ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client); ${formatBytes(s.bytesNew)} new in ${s.blobsNew} blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire`);
       if (s.errors > 0) log(`${s.errors} item(s) could not be read on the client and are not in the snapshot (see the warnings above)`, 'WARN');
       await applyRetentionAfterBackup(repo, this.options.prisma, client, log);
-      return {
-        state: 'succeeded',
-        snapshotId: result.id,
-        counters: { filesTotal: s.files, filesDone: s.files, bytesScanned: s.bytesRead, bytesNew: s.bytesNew, bytesOnWire: result.bytesOnWire, bytesStored: s.bytesStored, errors: s.errors },
-      };
+      return { state: 'succeeded', snapshotId: result.id, counters };
     } finally {
       await repo.close();
     }
@@ -183,9 +195,9 @@ export class JobRunner {
    * the usage so far plus the new bytes would pass the quota. New bytes count before compression,
    * so a backup close to the limit stops a little early rather than late.
    */
-  private async quotaOf(row: Client, log: Log): Promise<{ signal: AbortSignal; observe: (bytesNew: number) => void }> {
+  private async quotaOf(row: Client, log: Log): Promise<QuotaWatch> {
     const watch = new AbortController();
-    if (row.quotaBytes === null) return { signal: watch.signal, observe: () => undefined };
+    if (row.quotaBytes === null) return { signal: watch.signal, observe: () => undefined, settle: () => Promise.resolve(undefined) };
     const quota = Number(row.quotaBytes);
     const used = await clientUsage(this.options.prisma, row);
     const exceeded = (adding: number) => new HaulError('QuotaExceeded', `client ${row.name} would pass its storage quota of ${formatBytes(quota)}: it uses ${formatBytes(used)}${adding > 0 ? ` and this backup had ${formatBytes(adding)} of new data` : ''}. The backup stopped without a snapshot; what it stored is kept and consistent, and the next run reuses it. Raise the quota (\`haul client set ${row.name} --quota …\`), or forget old snapshots and prune.`);
@@ -195,6 +207,13 @@ export class JobRunner {
       signal: watch.signal,
       observe: (bytesNew) => {
         if (!watch.signal.aborted && used + bytesNew > quota) watch.abort(exceeded(bytesNew));
+      },
+      // The last chunks may arrive after the last progress report: the stored total decides.
+      // The snapshot goes again (as forget would); its data stays for the next run to reuse.
+      settle: async (repo, snapshotId, bytesStored) => {
+        if (used + bytesStored <= quota) return undefined;
+        await repo.storage.delete('snapshots', snapshotId);
+        return exceeded(bytesStored);
       },
     };
   }

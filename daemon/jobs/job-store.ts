@@ -152,7 +152,7 @@ export class JobStore {
 
   /** Moves a job one phase on; startedAt is set when it leaves the queue. */
   transition(id: number, state: JobPhase, detail?: string): Promise<JobRecord> {
-    return this.serial(id, () => this.write(id, state, { ...(state === 'connecting' ? { startedAt: new Date() } : {}) }, detail ?? null));
+    return this.serial(id, () => this.write(id, state, {}, detail ?? null));
   }
 
   private async write(id: number, state: JobState, data: JobData, detail: string | null): Promise<JobRecord> {
@@ -160,7 +160,9 @@ export class JobStore {
     const written = await this.prisma.$transaction(async (tx) => {
       const before = await tx.job.findUnique({ where: { id }, select: { state: true } });
       // Conditional, so a concurrent writer (another process ending the job) cannot be overtaken.
-      const moved = await tx.job.updateMany({ where: { id, state: { in: statesBefore(state) } }, data: { ...data, state } });
+      // Leaving the queue starts the clock, whichever state comes first (a repository job has no 'connecting').
+      const start = before?.state === 'queued' && !isTerminalJobState(state) ? { startedAt: at } : {};
+      const moved = await tx.job.updateMany({ where: { id, state: { in: statesBefore(state) } }, data: { ...data, ...start, state } });
       if (!before || moved.count !== 1) return undefined;
       await tx.jobTransition.create({ data: { jobId: id, state, at, detail } });
       return { job: await tx.job.findUniqueOrThrow({ where: { id } }), previous: before.state };
