@@ -22,6 +22,7 @@ import { registerPrune } from './commands/prune.js';
 import { registerRepair } from './commands/repair.js';
 import { registerRestore } from './commands/restore.js';
 import { registerSnapshots } from './commands/snapshots.js';
+import { registerStats } from './commands/stats.js';
 import { registerStatus } from './commands/status.js';
 import { registerWatch } from './commands/watch.js';
 import { registerUser } from './commands/user.js';
@@ -61,6 +62,7 @@ Exit codes:
   registerRepair(program);
   registerDb(program);
   registerStatus(program);
+  registerStats(program);
   registerWatch(program);
   registerLog(program);
   registerBusKey(program);

@@ -23,6 +23,10 @@ interface DaemonCommandOptions {
   logFile?: string;
   logLevel?: string;
   daemonId?: string;
+  checkSchedule?: string;
+  checkReadData?: string;
+  pruneSchedule?: string;
+  lockWait?: string;
 }
 
 const repeatable = (v: string, acc: string[]) => [...acc, v];
@@ -45,6 +49,10 @@ export function registerDaemon(program: Command): void {
     .option('--log-file <file>', "the daemon's own JSON log (default: $HAUL_LOG_FILE, else stderr)")
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default: $HAUL_LOG_LEVEL, else info)')
     .option('--daemon-id <id>', 'name of this daemon in the jobs it runs (default: $HAUL_DAEMON_ID, else the host name)')
+    .option('--check-schedule <cron>', 'when the verify job runs, or "off" (default: $HAUL_CHECK_SCHEDULE, the checkSchedule setting, else "0 4 * * *")')
+    .option('--check-read-data <k/n>', 'the share of packs each verify re-reads: "day/7", "k/n" or "off" for structure only (default: $HAUL_CHECK_READ_DATA, else day/7)')
+    .option('--prune-schedule <cron>', 'when the prune job runs, or "off" (default: $HAUL_PRUNE_SCHEDULE, the pruneSchedule setting, else "0 5 * * 0")')
+    .option('--lock-wait <duration>', 'how long prune waits for running backups, and a backup for prune (default: $HAUL_LOCK_WAIT, else 1h)')
     .action(async (opts: DaemonCommandOptions, cmd: Command) => {
       const g = globalOptions(cmd);
       const duration = (v: string | undefined, what: string) => (v === undefined ? undefined : parseDuration(v, what));
@@ -69,6 +77,10 @@ export function registerDaemon(program: Command): void {
         ...(opts.logFile !== undefined ? { logFile: opts.logFile } : {}),
         ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
         ...(opts.daemonId !== undefined ? { daemonId: opts.daemonId } : {}),
+        ...(opts.checkSchedule !== undefined ? { checkSchedule: opts.checkSchedule } : {}),
+        ...(opts.checkReadData !== undefined ? { checkReadData: opts.checkReadData } : {}),
+        ...(opts.pruneSchedule !== undefined ? { pruneSchedule: opts.pruneSchedule } : {}),
+        ...(opts.lockWait !== undefined ? { lockWaitMs: duration(opts.lockWait, '--lock-wait')! } : {}),
       });
       await new Promise<void>((resolve) => {
         let signals = 0;
