@@ -206,7 +206,10 @@ export class JobRunner {
     return {
       signal: watch.signal,
       observe: (bytesNew) => {
-        if (!watch.signal.aborted && used + bytesNew > quota) watch.abort(exceeded(bytesNew));
+        if (watch.signal.aborted || used + bytesNew <= quota) return;
+        const err = exceeded(bytesNew);
+        // Not from inside the session's progress callback: stop it from the event loop, as a cancel does.
+        setImmediate(() => watch.abort(err));
       },
       // The last chunks may arrive after the last progress report: the stored total decides.
       // The snapshot goes again (as forget would); its data stays for the next run to reuse.
