@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'CheckFailed'
   | 'RepositoryLocked'
   | 'PruneRefused'
+  | 'QuotaExceeded'
   | 'ProtocolViolation'
   | 'ProbeFailed'
   | 'ProbeStalled'

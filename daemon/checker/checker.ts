@@ -3,6 +3,7 @@
 // With readData: every pack is read whole, its keyed name re-verified, and every blob decrypted,
 // decompressed and re-hashed. Each damaged object is reported with the snapshots and files it hurts.
 import { displayBytes } from '../../shared/display.js';
+import { HaulError } from '../../shared/errors.js';
 import type { PackEntry } from '../repository/blob.js';
 import { verifyObjectName } from '../repository/crypto.js';
 import type { IndexedPack } from '../repository/index-file.js';
@@ -186,4 +187,13 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
     }
   }
   return report;
+}
+
+/** "k/n", or "day/n": part (days since the epoch mod n) + 1, so consecutive days cover every part. */
+export function parseSubset(text: string, now = new Date()): { part: number; of: number } {
+  const m = /^(\d+|day)\/(\d+)$/.exec(text);
+  const of = m ? Number(m[2]) : 0;
+  const part = m ? (m[1] === 'day' ? (Math.floor(now.getTime() / 86_400_000) % of) + 1 : Number(m[1])) : 0;
+  if (!m || of < 1 || part < 1 || part > of) throw new HaulError('InvalidArgument', `--read-data-subset takes k/n with 1 <= k <= n (e.g. 2/7), or day/n, not ${JSON.stringify(text)}.`);
+  return { part, of };
 }

@@ -24,6 +24,7 @@ import { registerRepair } from './commands/repair.js';
 import { registerRepo } from './commands/repo.js';
 import { registerRestore } from './commands/restore.js';
 import { registerSnapshots } from './commands/snapshots.js';
+import { registerStats } from './commands/stats.js';
 import { registerStatus } from './commands/status.js';
 import { registerWatch } from './commands/watch.js';
 import { registerUser } from './commands/user.js';
@@ -64,6 +65,7 @@ Exit codes:
   registerRepo(program);
   registerDb(program);
   registerStatus(program);
+  registerStats(program);
   registerWatch(program);
   registerLog(program);
   registerBusKey(program);

@@ -33,6 +33,10 @@ export interface ClientConfig {
   retention: RetentionPolicy | null;
   /** A disabled client is neither scheduled nor backed up on request. */
   enabled: boolean;
+  /** Stored bytes it may use (docs/operations.md, Quotas); absent: no limit. */
+  quotaBytes?: number;
+  /** Hours without a successful backup before the daemon notifies; absent: never. */
+  overdueHours?: number;
   created: string;
 }
 
@@ -158,4 +162,25 @@ export function checkClientSettings(s: ClientSettings): ClientSettings {
     schedule: s.schedule === null ? null : checkSchedule(s.schedule),
     retention: s.retention === null ? null : checkRetention(s.retention),
   };
+}
+
+const sizeUnits: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
+
+/** "50G", "1.5T", "800MiB", "1048576": a size in bytes (units are powers of 1024). */
+export function parseQuota(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$/i.exec(text);
+  const bytes = m ? Math.round(Number(m[1]) * sizeUnits[m[2]!.toLowerCase()]!) : NaN;
+  if (!m || !Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new HaulError('InvalidArgument', `${JSON.stringify(text)} is not a quota: write a size such as 50G, 1.5T or 800M (units are powers of 1024), or "none" to remove the limit.`);
+  }
+  return bytes;
+}
+
+/** A whole number of hours, at least 1. */
+export function checkOverdueHours(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new HaulError('InvalidArgument', `${JSON.stringify(value)} is not a number of hours: give a whole number of at least 1 (e.g. 36), or "none" for no overdue notification.`);
+  }
+  return n;
 }

@@ -29,6 +29,9 @@ export interface ClientChange {
   schedule?: string | null;
   retention?: RetentionPolicy | null;
   enabled?: boolean;
+  /** null removes the limit. */
+  quotaBytes?: number | null;
+  overdueHours?: number | null;
 }
 
 function noSuchClient(name: string): HaulError {
@@ -71,6 +74,8 @@ export function clientFromRow(row: ClientRow): ClientConfig {
     schedule: row.schedule,
     retention,
     enabled: row.enabled,
+    ...(row.quotaBytes === null ? {} : { quotaBytes: Number(row.quotaBytes) }),
+    ...(row.overdueHours === null ? {} : { overdueHours: row.overdueHours }),
     created: row.createdAt.toISOString(),
   };
 }
@@ -143,6 +148,8 @@ export class ClientStore {
     if (change.schedule !== undefined) data.schedule = change.schedule === null ? null : checkSchedule(change.schedule);
     if (change.retention !== undefined) data.retention = change.retention === null ? null : JSON.stringify(checkRetention(change.retention));
     if (change.enabled !== undefined) data.enabled = change.enabled;
+    if (change.quotaBytes !== undefined) data.quotaBytes = change.quotaBytes === null ? null : BigInt(change.quotaBytes);
+    if (change.overdueHours !== undefined) data.overdueHours = change.overdueHours;
     try {
       return clientFromRow(await this.prisma.client.update({ where: { name }, data }));
     } catch (err) {

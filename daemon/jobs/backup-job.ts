@@ -1,6 +1,7 @@
 // A backup as a daemon job: the client's row becomes its configuration, the pull backup runs
 // with the job's phases, progress and log, and the saved snapshot is listed in the database
 // (daemon/database/snapshot-listing.ts) so the console shows it without opening the repository.
+// The client's quota (client-quota.ts) can stop it; its retention policy runs after it.
 import type { Client } from '../../prisma/generated/sqlite/client.js';
 import { formatBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
@@ -8,7 +9,9 @@ import type { ClientConfig } from '../clients/client-config.js';
 import { clientFromRow } from '../database/client-store.js';
 import { recordSnapshot } from '../database/snapshot-listing.js';
 import { shortId } from '../repository/snapshot.js';
+import { watchQuota } from './client-quota.js';
 import type { JobContext, JobOutcome } from './job-context.js';
+import { applyRetentionAfterBackup } from './maintenance-jobs.js';
 import { runPullBackupJob } from './pull-backup-job.js';
 
 const phaseWords = (client: ClientConfig) => ({
@@ -32,6 +35,7 @@ export async function runBackupJob(ctx: JobContext): Promise<JobOutcome> {
   const client = clientConfigOf(ctx.client);
   log(`job ${job.id}: ${job.kind} of client "${client.name}" (${job.trigger}${job.attempt > 1 ? `, attempt ${job.attempt}` : ''}): paths ${client.paths.join(', ')}${client.excludes.length ? `; excludes ${client.excludes.join(', ')}` : ''}`);
   const words = phaseWords(client);
+  const quota = await watchQuota(ctx.prisma, ctx.client, log);
   const result = await runPullBackupJob({
     repo: ctx.repo,
     client,
@@ -39,16 +43,26 @@ export async function runBackupJob(ctx: JobContext): Promise<JobOutcome> {
     probeDir: ctx.probeDir,
     limits: { stallMs: ctx.stallMs },
     timeouts: { connectMs: ctx.connectTimeoutMs },
-    signal: ctx.signal,
+    signal: AbortSignal.any([ctx.signal, quota.signal]),
+    lockWaitMs: ctx.lockWaitMs,
     pinHostKey: (fingerprint) => ctx.pinHostKey(fingerprint),
     onPhase: (state) => {
       log(words[state]);
       ctx.phase(state);
     },
     onLog: (line) => log(line),
-    onProgress: (p) => ctx.progress({ filesDone: p.files, bytesScanned: p.bytesScanned, bytesNew: p.bytesNew, bytesOnWire: p.bytesOnWire, currentPath: p.currentPath, ...(p.expectedBytes !== undefined ? { totalBytes: p.expectedBytes } : {}) }),
+    onProgress: (p) => {
+      quota.observe(p.bytesNew);
+      ctx.progress({ filesDone: p.files, bytesScanned: p.bytesScanned, bytesNew: p.bytesNew, bytesOnWire: p.bytesOnWire, currentPath: p.currentPath, ...(p.expectedBytes !== undefined ? { totalBytes: p.expectedBytes } : {}) });
+    },
   });
   const s = result.snapshot.stats;
+  const counters = { filesTotal: s.files, filesDone: s.files, bytesScanned: s.bytesRead, bytesNew: s.bytesNew, bytesOnWire: result.bytesOnWire, bytesStored: s.bytesStored, errors: s.errors };
+  const over = await quota.settle(ctx.repo, result.id, s.bytesStored);
+  if (over) {
+    log(`failed (quota): ${over.message}`, 'ERROR');
+    return { state: 'failed', cause: 'quota', message: over.message, counters };
+  }
   log(`snapshot ${shortId(result.id)} saved: ${s.files} files, ${s.dirs} directories, ${formatBytes(s.bytes)} (${formatBytes(s.bytesRead)} read on the client); ${formatBytes(s.bytesNew)} new in ${s.blobsNew} blobs, ${formatBytes(s.bytesStored)} stored; ${formatBytes(result.bytesOnWire)} on the wire`);
   if (s.errors > 0) log(`${s.errors} item(s) could not be read on the client and are not in the snapshot (see the warnings above)`, 'WARN');
   try {
@@ -57,9 +71,6 @@ export async function runBackupJob(ctx: JobContext): Promise<JobOutcome> {
     // The snapshot is durable in the repository, which is the source of truth: the job succeeded.
     log(`warning: the snapshot is saved, but listing it in the database failed (${(err as Error).message}); \`haul db rebuild\` lists it.`, 'WARN');
   }
-  return {
-    state: 'succeeded',
-    snapshotId: result.id,
-    counters: { filesTotal: s.files, filesDone: s.files, bytesScanned: s.bytesRead, bytesNew: s.bytesNew, bytesOnWire: result.bytesOnWire, errors: s.errors },
-  };
+  await applyRetentionAfterBackup(ctx.repo, ctx.prisma, client, log);
+  return { state: 'succeeded', snapshotId: result.id, counters };
 }

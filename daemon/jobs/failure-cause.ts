@@ -35,6 +35,12 @@ const causeOfCode: Partial<Record<ErrorCode, FailureCause>> = {
   ClientNotFound: 'client-config',
   InvalidArgument: 'client-config',
   DatabaseUnavailable: 'internal',
+  QuotaExceeded: 'quota',
+  // A verify that found damage, or a prune that refused to guess: the repository needs attention.
+  CheckFailed: 'storage-error',
+  PruneRefused: 'storage-error',
+  // Prune (or a backup) waited its limit for the other to release the repository.
+  RepositoryLocked: 'timeout',
 };
 
 export interface JobFailure {

@@ -31,6 +31,8 @@ export interface JobContext {
   probeDir: string;
   connectTimeoutMs: number;
   stallMs: number;
+  /** How long a backup waits for prune to release the repository. */
+  lockWaitMs: number;
   /** Aborted on cancel, daemon stop or the job's time limit; its reason says which. */
   signal: AbortSignal;
   log(line: string, level?: JobLogLevel): void;

@@ -1,6 +1,7 @@
 // Runs one queued job to its end: queued -> connecting -> pushing-probe -> transferring ->
 // finalizing -> succeeded | failed | cancelled, each state written to the database as it
-// happens. The job's kind picks the work (backup-job.ts, restore-job.ts); the log, the time
+// happens. The job's kind picks the work (backup-job.ts, restore-job.ts, maintenance-jobs.ts for
+// check and prune of the whole repository); the log, the time
 // limit, the failure causes and the end are the same for every kind. Whatever goes wrong becomes
 // a typed cause (failure-cause.ts); nothing a job meets escapes to the daemon. Progress and log
 // lines go to the caller's hooks (the bus, the job log).
@@ -14,6 +15,7 @@ import { failureOf } from './failure-cause.js';
 import { runBackupJob } from './backup-job.js';
 import { countersOf, type JobContext, type JobOutcome, type JobProgress } from './job-context.js';
 import type { JobEnd, JobRecord, JobStore } from './job-store.js';
+import { isMaintenanceKind, runMaintenanceJob, type MaintenanceSettings } from './maintenance-jobs.js';
 import { runRestoreJob, type RestoreRequest } from './restore-job.js';
 
 export interface JobTimeouts {
@@ -48,7 +50,11 @@ export interface JobRunnerOptions {
   onProgress?: (job: JobRecord, progress: JobProgress) => void;
   /** A failure that is a bug (cause internal), with its stack, for the daemon's own log. */
   onInternalError?: (job: JobRecord, err: unknown) => void;
+  /** Check and prune jobs; a backup waits up to `lockWaitMs` while prune holds the repository. */
+  maintenance?: MaintenanceSettings;
 }
+
+const defaultMaintenance: MaintenanceSettings = { checkReadDataSubset: 'day/7', repackThreshold: undefined, lockWaitMs: 0 };
 
 function duration(ms: number): string {
   if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
@@ -74,33 +80,45 @@ export class JobRunner {
     timer.unref();
     let repo: Repository | undefined;
     let end: JobEnd;
+    const stop = AbortSignal.any([signal, deadline.signal]);
+    const attachLog = async () => {
+      if (!this.options.openJobLog) return;
+      sink = await this.options.openJobLog(job);
+      await store.attachLog(job.id, sink.path);
+    };
     try {
-      const row = await this.clientOf(job);
-      if (this.options.openJobLog) {
-        sink = await this.options.openJobLog(job);
-        await store.attachLog(job.id, sink.path);
-      }
       repo = this.options.repository.reopen();
-      end = await this.runKind({
-        job,
-        client: row,
-        repo,
-        prisma: this.options.prisma,
-        identity: this.options.identity,
-        probeDir: this.options.probeDir,
-        connectTimeoutMs: timeouts.connectMs,
-        stallMs: timeouts.stallMs,
-        signal: AbortSignal.any([signal, deadline.signal]),
-        log,
-        phase: (state) => void store.transition(job.id, state).catch((err: unknown) => this.options.onInternalError?.(job, err)),
-        progress: (p) => {
-          store.recordProgress(job.id, countersOf(p));
-          this.options.onProgress?.(job, p);
-        },
-        pinHostKey: async (fingerprint) => {
-          await this.options.prisma.client.update({ where: { id: row.id }, data: { hostKey: fingerprint } });
-        },
-      });
+      if (isMaintenanceKind(job.kind)) {
+        await attachLog();
+        // Repository jobs have no connection phases: they go from queued straight to work.
+        await store.transition(job.id, 'transferring');
+        log(`job ${job.id}: ${job.kind} of the repository (${job.trigger})`);
+        end = await runMaintenanceJob(job, { repo, prisma: this.options.prisma, settings: this.options.maintenance ?? defaultMaintenance, signal: stop, log });
+      } else {
+        const row = await this.clientOf(job);
+        await attachLog();
+        end = await this.runKind({
+          job,
+          client: row,
+          repo,
+          prisma: this.options.prisma,
+          identity: this.options.identity,
+          probeDir: this.options.probeDir,
+          connectTimeoutMs: timeouts.connectMs,
+          stallMs: timeouts.stallMs,
+          lockWaitMs: this.options.maintenance?.lockWaitMs ?? 0,
+          signal: stop,
+          log,
+          phase: (state) => void store.transition(job.id, state).catch((err: unknown) => this.options.onInternalError?.(job, err)),
+          progress: (p) => {
+            store.recordProgress(job.id, countersOf(p));
+            this.options.onProgress?.(job, p);
+          },
+          pinHostKey: async (fingerprint) => {
+            await this.options.prisma.client.update({ where: { id: row.id }, data: { hostKey: fingerprint } });
+          },
+        });
+      }
     } catch (err) {
       const failure = failureOf(err);
       if (failure.cause === 'internal' && !isHaulError(err)) this.options.onInternalError?.(job, err);
@@ -110,7 +128,8 @@ export class JobRunner {
       clearTimeout(timer);
       await repo?.close();
     }
-    log(`job ${job.id} ${end.state} after ${duration(Date.now() - started)}`, end.state === 'failed' ? 'ERROR' : 'INFO');
+    end.durationMs = Date.now() - started;
+    log(`job ${job.id} ${end.state} after ${duration(end.durationMs)}`, end.state === 'failed' ? 'ERROR' : 'INFO');
     if (sink) end.logSha256 = await sink.finish();
     return store.finish(job.id, end);
   }

@@ -29,6 +29,8 @@ export interface JobCounters {
   bytesScanned?: number;
   bytesNew?: number;
   bytesOnWire?: number;
+  /** Bytes written to storage (after dedup, compression, encryption). */
+  bytesStored?: number;
   errors?: number;
 }
 
@@ -36,6 +38,8 @@ interface EndCommon {
   counters?: JobCounters;
   /** SHA-256 of the job's log file, written when the job ends (see docs/daemon.md). */
   logSha256?: string;
+  /** From leaving the queue to the end. */
+  durationMs?: number;
 }
 
 export type JobEnd =
@@ -81,7 +85,7 @@ type JobData = Prisma.JobUncheckedUpdateManyInput;
 function counterData(c: JobCounters | undefined): JobData {
   const data: JobData = {};
   if (!c) return data;
-  for (const key of ['filesTotal', 'filesDone', 'bytesScanned', 'bytesNew', 'bytesOnWire'] as const) {
+  for (const key of ['filesTotal', 'filesDone', 'bytesScanned', 'bytesNew', 'bytesOnWire', 'bytesStored'] as const) {
     const v = c[key];
     if (v !== undefined) data[key] = BigInt(Math.max(0, Math.trunc(v)));
   }
@@ -152,7 +156,7 @@ export class JobStore {
 
   /** Moves a job one phase on; startedAt is set when it leaves the queue. */
   transition(id: number, state: JobPhase, detail?: string): Promise<JobRecord> {
-    return this.serial(id, () => this.write(id, state, { ...(state === 'connecting' ? { startedAt: new Date() } : {}) }, detail ?? null));
+    return this.serial(id, () => this.write(id, state, {}, detail ?? null));
   }
 
   private async write(id: number, state: JobState, data: JobData, detail: string | null): Promise<JobRecord> {
@@ -160,7 +164,9 @@ export class JobStore {
     const written = await this.prisma.$transaction(async (tx) => {
       const before = await tx.job.findUnique({ where: { id }, select: { state: true } });
       // Conditional, so a concurrent writer (another process ending the job) cannot be overtaken.
-      const moved = await tx.job.updateMany({ where: { id, state: { in: statesBefore(state) } }, data: { ...data, state } });
+      // Leaving the queue starts the clock, whichever state comes first (a repository job has no 'connecting').
+      const start = before?.state === 'queued' && !isTerminalJobState(state) ? { startedAt: at } : {};
+      const moved = await tx.job.updateMany({ where: { id, state: { in: statesBefore(state) } }, data: { ...data, ...start, state } });
       if (!before || moved.count !== 1) return undefined;
       await tx.jobTransition.create({ data: { jobId: id, state, at, detail } });
       return { job: await tx.job.findUniqueOrThrow({ where: { id } }), previous: before.state };
@@ -228,6 +234,7 @@ export class JobStore {
     this.progress.delete(id);
     const data: JobData = { ...counterData(end.counters), finishedAt: new Date() };
     if (end.logSha256 !== undefined) data.logSha256 = end.logSha256;
+    if (end.durationMs !== undefined) data.durationMs = Math.round(end.durationMs);
     let detail: string | null = null;
     if (end.state === 'succeeded') {
       if (end.snapshotId !== undefined) data.snapshotId = end.snapshotId;

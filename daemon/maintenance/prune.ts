@@ -11,6 +11,7 @@
 // A crash leaves at worst unindexed packs and duplicate index entries, which the next prune
 // (or `haul repair index`) tidies. Memory: the chunk index plus one bit per blob, one pack being
 // repacked, and one index file at a time.
+import { formatBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 import type { PackEntry } from '../repository/blob.js';
 import { lockRepository } from '../repository/lock.js';
@@ -46,6 +47,8 @@ export interface PruneReport {
   bytesAfter: number;
   bytesFreed: number;
   durationMs: number;
+  /** Stored bytes of the used blobs, by the client whose oldest snapshot uses each first. */
+  storedBytesByClient: Record<string, number>;
 }
 
 interface PackUsage {
@@ -101,29 +104,39 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
 
   // 2. Mark every blob a snapshot reaches.
   const used = new Uint8Array(Math.ceil(repo.index.size / 8));
-  const mark = (hex: string, what: () => string): void => {
-    const n = repo.index.recordNumber(Buffer.from(hex, 'hex'));
-    if (n < 0) throw refused(`${what()} refers to blob ${hex.slice(0, 16)}, which is not in the index. Run \`haul repair index\` and \`haul check\` first.`);
-    used[n >>> 3]! |= 1 << (n & 7);
-  };
+
+  // Each blob is charged to the client whose oldest snapshot reaches it first: the client that
+  // uploaded it (docs/operations.md, Quotas). Snapshots are small; all are read, then walked oldest first.
   const snapshotNames: string[] = [];
   for await (const s of repo.storage.list('snapshots')) snapshotNames.push(s.name);
-  const seenTrees = new Set<string>();
+  const snapshots = [];
   let done = 0;
   for (const name of snapshotNames) {
-    progress('mark', done++, snapshotNames.length);
-    let snap;
+    progress('mark', done++, snapshotNames.length * 2);
     try {
-      snap = await repo.readSnapshot(name);
+      snapshots.push(await repo.readSnapshot(name));
     } catch (err) {
       throw refused(`snapshot ${shortId(name)} cannot be read (${(err as Error).message}). Without it prune cannot know what that snapshot needs; run \`haul check\`.`);
     }
+  }
+  snapshots.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  const storedBytesByClient: Record<string, number> = {};
+  const mark = (hex: string, owner: string, what: () => string): void => {
+    const n = repo.index.recordNumber(Buffer.from(hex, 'hex'));
+    if (n < 0) throw refused(`${what()} refers to blob ${hex.slice(0, 16)}, which is not in the index. Run \`haul repair index\` and \`haul check\` first.`);
+    if (used[n >>> 3]! & (1 << (n & 7))) return;
+    used[n >>> 3]! |= 1 << (n & 7);
+    storedBytesByClient[owner] = (storedBytesByClient[owner] ?? 0) + repo.index.recordPack(n).length;
+  };
+  const seenTrees = new Set<string>();
+  for (const snap of snapshots) {
+    progress('mark', done++, snapshotNames.length * 2);
     const pending = [snap.tree];
     while (pending.length > 0) {
       const id = pending.pop()!;
       if (seenTrees.has(id)) continue;
       seenTrees.add(id);
-      mark(id, () => `snapshot ${shortId(snap.id)}`);
+      mark(id, snap.client, () => `snapshot ${shortId(snap.id)}`);
       let tree;
       try {
         tree = await repo.loadTree(id);
@@ -132,7 +145,7 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
       }
       for (const node of tree.nodes) {
         if (node.subtree) pending.push(node.subtree);
-        for (const c of node.content ?? []) mark(c, () => `snapshot ${shortId(snap.id)}`);
+        for (const c of node.content ?? []) mark(c, snap.client, () => `snapshot ${shortId(snap.id)}`);
       }
     }
   }
@@ -175,6 +188,7 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
     bytesAfter: 0,
     bytesFreed: 0,
     durationMs: 0,
+    storedBytesByClient,
   };
   const freedByDeletes = toDelete.reduce((a, p) => a + stored.get(p)!, 0);
   if (options.dryRun) {
@@ -222,4 +236,13 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
   report.bytesFreed = freed - newBytes;
   report.durationMs = Date.now() - started;
   return report;
+}
+
+export function formatPruneReport(r: PruneReport): string {
+  const verb = r.dryRun ? 'would ' : '';
+  return `${r.snapshots} snapshots use ${r.blobsUsed} blobs; ${r.blobsUnused} blobs are unused\n` +
+    `packs: ${r.packsBefore} before, ${r.packsKept} kept as they are, ${verb}delete ${r.packsDeleted}, ${verb}repack ${r.packsRepacked}` +
+    (r.dryRun ? '' : ` into ${r.packsWritten} new; ${r.indexFilesRewritten} index files rewritten`) + '\n' +
+    `${r.dryRun ? 'would free about' : 'freed'} ${formatBytes(r.bytesFreed)} (${formatBytes(r.bytesBefore)} -> ${formatBytes(r.bytesAfter)}) in ${(r.durationMs / 1000).toFixed(1)} s` +
+    (r.dryRun ? ' (dry run: nothing was changed)' : '') + '\n';
 }

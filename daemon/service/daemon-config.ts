@@ -1,11 +1,14 @@
 // The daemon's configuration: each value from the start options (the command line), else the
 // environment, else the Setting table (what an operator changed at run time; re-read by
 // reload), else a default. docs/daemon.md lists every key.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { HaulError } from '../../shared/errors.js';
 import type { JobTimeouts } from '../jobs/job-runner.js';
 import { parseBlackoutList, parseBlackoutWindow, type BlackoutWindow } from '../scheduler/blackout-windows.js';
-import { checkTimeZone, defaultTimeZone } from '../scheduler/cron-schedule.js';
+import { checkTimeZone, CronSchedule, defaultTimeZone } from '../scheduler/cron-schedule.js';
+import { parseSubset } from '../checker/checker.js';
+import { parseNotificationConfig, type NotificationConfig } from '../notifications/notifier.js';
 import { defaultRetryPolicy, type RetryPolicy } from '../scheduler/retry-policy.js';
 
 export interface DaemonOptions {
@@ -43,6 +46,18 @@ export interface DaemonOptions {
   /** How long a daemon's job leases last without a heartbeat, and how often it renews them. */
   leaseMs?: number;
   heartbeatMs?: number;
+  /** Cron schedule of the daily verify job; null: none. Default "0 4 * * *". */
+  checkSchedule?: string | null;
+  /** What share of the packs each verify re-reads: "day/7" (default), "k/n", or null for structure only. */
+  checkReadData?: string | null;
+  /** Cron schedule of prune; null: none. Default "0 5 * * 0" (Sundays 05:00). */
+  pruneSchedule?: string | null;
+  /** How long prune waits for backups, and a backup for prune, to release the repository. */
+  lockWaitMs?: number;
+  /** Email and webhook targets (daemon/notifications/notifier.ts); unset: no notifications. */
+  notifications?: unknown;
+  /** How often clients are checked against their overdue threshold. */
+  overdueCheckIntervalMs?: number;
 }
 
 export interface BusOptions {
@@ -72,10 +87,64 @@ export interface DaemonConfig {
   jobRetentionMs: number;
   /** Job leases (daemon/fleet/): a daemon silent for leaseMs is taken over. */
   fleet: { leaseMs: number; heartbeatMs: number };
+  maintenance: {
+    checkSchedule: string | null;
+    checkReadData: string | null;
+    pruneSchedule: string | null;
+    lockWaitMs: number;
+  };
+  notifications: NotificationConfig | undefined;
+  /** Cron schedule of the daily digest (when the notifications ask for one). */
+  digestSchedule: string;
+  overdueCheckIntervalMs: number;
 }
 
 /** Keys of the Setting table the daemon reads (values are JSON). */
-export const settingKeys = { timeZone: 'timeZone', blackout: 'blackoutWindows', maxConcurrentJobs: 'maxConcurrentJobs' } as const;
+export const settingKeys = {
+  timeZone: 'timeZone',
+  blackout: 'blackoutWindows',
+  maxConcurrentJobs: 'maxConcurrentJobs',
+  checkSchedule: 'checkSchedule',
+  checkReadData: 'checkReadData',
+  pruneSchedule: 'pruneSchedule',
+  notifications: 'notifications',
+} as const;
+
+/** A schedule, or "off"/null for none; checked as cron, read in the daemon's time zone. */
+function maintenanceSchedule(value: unknown, what: string, timeZone: string): string | null {
+  if (value === null || value === 'off') return null;
+  if (typeof value !== 'string') throw new HaulError('InvalidArgument', `${what} must be a cron expression such as "0 4 * * *", or "off", not ${JSON.stringify(value)}.`);
+  return CronSchedule.parse(value, timeZone, what).expression;
+}
+
+function readDataShare(value: unknown, what: string): string | null {
+  if (value === null || value === 'off') return null;
+  if (typeof value !== 'string') throw new HaulError('InvalidArgument', `${what} must be "day/7", "k/n" or "off", not ${JSON.stringify(value)}.`);
+  parseSubset(value);
+  return value;
+}
+
+function notificationsFrom(options: DaemonOptions, env: NodeJS.ProcessEnv, settings: ReadonlyMap<string, string>): NotificationConfig | undefined {
+  if (options.notifications !== undefined) return parseNotificationConfig(options.notifications, 'the daemon options');
+  const file = env['HAUL_NOTIFICATIONS_FILE'];
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new HaulError('InvalidArgument', `HAUL_NOTIFICATIONS_FILE ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a JSON file as in docs/operations.md (Notifications).`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new HaulError('InvalidArgument', `HAUL_NOTIFICATIONS_FILE ${file} is not JSON; see docs/operations.md (Notifications) for its shape.`);
+    }
+    return parseNotificationConfig(value, file);
+  }
+  const stored = setting(settings, settingKeys.notifications);
+  return stored === undefined ? undefined : parseNotificationConfig(stored, `the setting ${settingKeys.notifications}`);
+}
 
 export const defaultHttpPort = 7460;
 /** Job history is kept a year by default: long enough for audits, short enough to stay small. */
@@ -116,6 +185,13 @@ function blackoutFrom(value: unknown, what: string): BlackoutWindow[] {
   if (typeof value === 'string') return parseBlackoutList(value);
   if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value.map(parseBlackoutWindow);
   throw new HaulError('InvalidArgument', `${what} must be a list of windows such as ["22:00-06:00"], not ${JSON.stringify(value)}.`);
+}
+
+/** The first of option, variable, setting that is given (null in an option or a setting counts). */
+function pick(option: unknown, variable: string | undefined, stored: unknown, fallback: string): unknown {
+  if (option !== undefined) return option;
+  if (variable !== undefined) return variable;
+  return stored !== undefined ? stored : fallback;
 }
 
 /** The effective configuration; `settings` are the Setting table's rows (key -> JSON text). */
@@ -176,6 +252,15 @@ export function resolveDaemonConfig(options: DaemonOptions, env: NodeJS.ProcessE
     bus: busConfig(options.bus, env),
     jobRetentionMs: duration(options.jobRetentionMs, 'HAUL_JOB_RETENTION', defaultJobRetentionMs),
     fleet: leaseTimes(duration(options.leaseMs, 'HAUL_LEASE', 60_000), duration(options.heartbeatMs, 'HAUL_HEARTBEAT', 10_000)),
+    maintenance: {
+      checkSchedule: maintenanceSchedule(pick(options.checkSchedule, env['HAUL_CHECK_SCHEDULE'], setting(settings, settingKeys.checkSchedule), '0 4 * * *'), 'the verify schedule (HAUL_CHECK_SCHEDULE)', timeZone),
+      checkReadData: readDataShare(pick(options.checkReadData, env['HAUL_CHECK_READ_DATA'], setting(settings, settingKeys.checkReadData), 'day/7'), 'the share of packs a verify re-reads (HAUL_CHECK_READ_DATA)'),
+      pruneSchedule: maintenanceSchedule(pick(options.pruneSchedule, env['HAUL_PRUNE_SCHEDULE'], setting(settings, settingKeys.pruneSchedule), '0 5 * * 0'), 'the prune schedule (HAUL_PRUNE_SCHEDULE)', timeZone),
+      lockWaitMs: duration(options.lockWaitMs, 'HAUL_LOCK_WAIT', 3_600_000),
+    },
+    notifications: notificationsFrom(options, env, settings),
+    digestSchedule: '0 8 * * *',
+    overdueCheckIntervalMs: options.overdueCheckIntervalMs ?? 15 * 60_000,
   };
 }
 

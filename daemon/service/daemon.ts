@@ -4,6 +4,7 @@
 // reload; the bus and the per-job log listen to `events` and `openJobLog`.
 import { EventEmitter } from 'node:events';
 import * as path from 'node:path';
+import schedule from 'node-schedule';
 import type { Client } from '../../prisma/generated/sqlite/client.js';
 import { HaulError } from '../../shared/errors.js';
 import { isTerminalJobState, type JobLogLevel, type JobTrigger } from '../../shared/jobs.js';
@@ -15,6 +16,8 @@ import { FleetMember } from '../fleet/fleet-member.js';
 import { JobRunner, type JobLogSink } from '../jobs/job-runner.js';
 import { describeRestore, type RestoreRequest } from '../jobs/restore-job.js';
 import { JobStore, type JobChange, type JobFilter, type JobRecord } from '../jobs/job-store.js';
+import { repositoryJobName, type MaintenanceKind } from '../jobs/maintenance-jobs.js';
+import { Notifier } from '../notifications/notifier.js';
 import { indexUnindexedPacks } from '../repository/index-repair.js';
 import { Repository } from '../repository/repository.js';
 import { loadOrCreateServerIdentity, type ServerIdentity } from '../session/server-identity.js';
@@ -24,6 +27,7 @@ import { JobQueue } from '../scheduler/job-queue.js';
 import { retryDelay } from '../scheduler/retry-policy.js';
 import { Scheduler, type ReloadResult } from '../scheduler/scheduler.js';
 import { resolveDaemonConfig, type DaemonConfig, type DaemonOptions } from './daemon-config.js';
+import { DaemonAlerts } from './daemon-alerts.js';
 import { createDaemonLogger, type DaemonLogger } from './daemon-logger.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { startHealthEndpoint, type HealthEndpoint, type HealthReport } from './health-endpoint.js';
@@ -96,6 +100,9 @@ export class Daemon {
   bus: DaemonBus | undefined;
   /** Leases and slots shared with other daemons on the same database (daemon/fleet/). */
   private readonly fleet: FleetMember;
+  /** The check and prune timers (node-schedule), by kind. */
+  private readonly maintenanceTimers = new Map<MaintenanceKind, schedule.Job>();
+  readonly alerts: DaemonAlerts | undefined;
 
   private constructor(
     private config: DaemonConfig,
@@ -120,7 +127,21 @@ export class Daemon {
       onLog: (job, line, level) => this.events.emit('job-log', { job, line, level, at: new Date() }),
       onProgress: (job, progress) => this.events.emit('job-progress', { job, progress }),
       onInternalError: (job, err) => log.error({ err, job: job.id }, `job ${job.id}: unexpected error (a bug in Haul)`),
+      maintenance: { checkReadDataSubset: config.maintenance.checkReadData ?? undefined, repackThreshold: undefined, lockWaitMs: config.maintenance.lockWaitMs },
     });
+    if (config.notifications) {
+      this.alerts = new DaemonAlerts({
+        notifier: new Notifier(config.notifications, (line) => log.warn(line)),
+        prisma: database.prisma,
+        log,
+        maxAttempts: config.retry.maxAttempts,
+        overdueCheckIntervalMs: config.overdueCheckIntervalMs,
+        digestSchedule: config.digestSchedule,
+        timeZone: config.timeZone,
+      });
+      const alerts = this.alerts;
+      this.events.on('job-log', ({ job, line, level }) => alerts.jobLog(job, line, level));
+    }
     this.blackout = new BlackoutCalendar(config.blackout, config.timeZone);
     this.metrics = new DaemonMetrics(() => this.queue.queued.length);
     this.queue = new JobQueue({
@@ -165,6 +186,7 @@ export class Daemon {
       if (change.state === 'failed') this.log.warn(fields, `job ${job.id} (${job.clientName}) failed: ${job.failureMessage ?? ''}`);
       else this.log.info(fields, `job ${job.id} (${job.clientName}) ${change.state}${change.detail ? `: ${change.detail}` : ''}`);
       this.events.emit('job-state', change);
+      if (isTerminalJobState(change.state)) this.alerts?.jobEnded(job);
     });
   }
 
@@ -195,6 +217,8 @@ export class Daemon {
       started.scheduleRetention();
       const reload = await started.scheduler.reload();
       const caughtUp = await started.scheduler.catchUp();
+      started.scheduleMaintenance();
+      started.alerts?.start();
       log.info(
         {
           database: database.location.display,
@@ -205,6 +229,8 @@ export class Daemon {
           http: started.http ? `${started.http.host}:${started.http.port}` : 'off',
           scheduled: reload.scheduled,
           catchUp: caughtUp.map((c) => c.client),
+          maintenance: config.maintenance,
+          notifications: config.notifications ? { email: !!config.notifications.email, webhook: !!config.notifications.webhook, digest: config.notifications.digest } : 'off',
         },
         `haul daemon started: ${reload.scheduled.length} client(s) scheduled, ${caughtUp.length} missed run(s) to catch up`,
       );
@@ -360,6 +386,47 @@ export class Daemon {
     }).catch((err: unknown) => this.log.error({ err, job: ended.id }, `could not queue the retry of job ${ended.id}: ${(err as Error).message}`));
   }
 
+  /** (Re)starts the verify and prune timers from the configuration. */
+  private scheduleMaintenance(): void {
+    for (const timer of this.maintenanceTimers.values()) timer.cancel();
+    this.maintenanceTimers.clear();
+    const { checkSchedule, pruneSchedule } = this.config.maintenance;
+    for (const [kind, rule] of [['check', checkSchedule], ['prune', pruneSchedule]] as const) {
+      if (rule === null) continue;
+      const timer = schedule.scheduleJob({ rule, tz: this.config.timeZone }, (slot: Date) => {
+        if (this.stopping) return;
+        this.runMaintenance(kind, undefined, `slot ${slot.toISOString()}`).catch((err: unknown) => this.log.error({ err, kind }, `could not queue the scheduled ${kind}: ${(err as Error).message}`));
+      });
+      if (timer) this.maintenanceTimers.set(kind, timer);
+    }
+  }
+
+  /**
+   * Queues a repository job (verify or prune), or returns the one of that kind already waiting.
+   * Repository jobs run one at a time, in the queue like backups; prune waits for running
+   * backups to release the repository, and backups started meanwhile wait for prune.
+   */
+  async runMaintenance(kind: MaintenanceKind, requestedBy?: string, detail?: string): Promise<JobRecord> {
+    if (this.stopping) throw new HaulError('DaemonStopping', 'the daemon is shutting down and starts no more jobs; run it again after the restart.');
+    const waiting = this.queue.queued.find((j) => j.kind === kind);
+    if (waiting) return waiting;
+    const running = this.queue.running.find((j) => j.kind === kind);
+    if (running && requestedBy === undefined) {
+      this.log.info({ kind, job: running.id }, `the scheduled ${kind} is skipped: job ${running.id} is still running`);
+      return running;
+    }
+    const job = await this.store.create({
+      clientId: null,
+      clientName: repositoryJobName,
+      kind,
+      trigger: requestedBy === undefined ? 'schedule' : 'manual',
+      ...(requestedBy !== undefined ? { requestedBy } : {}),
+      ...(detail !== undefined || requestedBy !== undefined ? { detail: detail ?? `requested by ${requestedBy}` } : {}),
+    });
+    this.queue.add(job);
+    return job;
+  }
+
   // ---- what the bus calls ----
 
   /** Queues a backup of `clientName` now (or returns the one already waiting for it). */
@@ -430,6 +497,8 @@ export class Daemon {
     this.config = { ...this.config, timeZone: config.timeZone, maxConcurrentJobs: config.maxConcurrentJobs, blackout: config.blackout };
     this.blackout = new BlackoutCalendar(config.blackout, config.timeZone);
     this.queue.reconfigure({ maxConcurrent: config.maxConcurrentJobs, blackout: this.blackout });
+    this.config = { ...this.config, maintenance: config.maintenance };
+    this.scheduleMaintenance();
     const result = await this.scheduler.reload(config.timeZone);
     this.log.info({ ...result, timeZone: config.timeZone, maxConcurrentJobs: config.maxConcurrentJobs }, 'reloaded clients and settings');
     return { ...result, timeZone: config.timeZone, maxConcurrentJobs: config.maxConcurrentJobs, blackout: config.blackout.map((w) => w.text) };
@@ -490,6 +559,7 @@ export class Daemon {
       this.log.info({ graceMs, running: this.queue.running.map((j) => j.id) }, `stopping: ${this.queue.running.length} running job(s) get ${graceMs / 1000} s to finish`);
       this.scheduler.stop();
       if (this.retentionTimer) clearInterval(this.retentionTimer);
+      for (const timer of this.maintenanceTimers.values()) timer.cancel();
       const neverStarted = await this.queue.drain(graceMs, new HaulError('DaemonStopping', `the daemon was stopped and the job did not finish within the grace period of ${graceMs / 1000} s; no snapshot was written, what arrived is kept for the next run.`));
       for (const job of neverStarted) {
         await this.store.finish(job.id, { state: 'cancelled', message: 'the daemon was stopped before this job started; a scheduled run that was missed starts once after the restart.' }).catch((err: unknown) => this.log.error({ err, job: job.id }, 'could not record the cancellation'));
@@ -497,6 +567,7 @@ export class Daemon {
       await this.fleet.leave();
       // The bus goes last but one: clients see the jobs end before it closes.
       await this.bus?.stop();
+      await this.alerts?.stop();
       await this.http?.close();
       await this.repository.close();
       await this.database.close();

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
-import { checkRepository } from '../../checker/checker.js';
+import { checkRepository, parseSubset } from '../../checker/checker.js';
+
+export { parseSubset };
 import { globalOptions, openRepository, output } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
 
@@ -26,11 +28,3 @@ export function registerCheck(program: Command): void {
     });
 }
 
-/** "k/n", or "day/n": part (days since the epoch mod n) + 1, so consecutive days cover every part. */
-export function parseSubset(text: string, now = new Date()): { part: number; of: number } {
-  const m = /^(\d+|day)\/(\d+)$/.exec(text);
-  const of = m ? Number(m[2]) : 0;
-  const part = m ? (m[1] === 'day' ? (Math.floor(now.getTime() / 86_400_000) % of) + 1 : Number(m[1])) : 0;
-  if (!m || of < 1 || part < 1 || part > of) throw new HaulError('InvalidArgument', `--read-data-subset takes k/n with 1 <= k <= n (e.g. 2/7), or day/n, not ${JSON.stringify(text)}.`);
-  return { part, of };
-}

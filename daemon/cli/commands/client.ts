@@ -1,12 +1,13 @@
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
-import { formatAddress, parseAddress, parseRetention, type ClientConfig } from '../../clients/client-config.js';
+import { checkOverdueHours, formatAddress, parseAddress, parseQuota, parseRetention, type ClientConfig } from '../../clients/client-config.js';
 import { ClientStore, type ClientChange } from '../../database/client-store.js';
 import { authorizedKeysLine, loadOrCreateServerIdentity } from '../../session/server-identity.js';
 import { repinHostKey } from '../../jobs/client-connection.js';
 import { isFingerprint } from '../../session/ssh-connection.js';
 import { globalOptions, output, stateDirectory, withDatabase } from '../context.js';
+import { formatBytes } from '../progress.js';
 
 const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
 
@@ -22,6 +23,8 @@ function describeClient(c: ClientConfig): string {
     c.oneFileSystem ? 'one file system' : 'crosses file systems',
     describeSchedule(c),
     c.retention === null ? 'keeps every snapshot' : `retention ${JSON.stringify(c.retention)}`,
+    c.quotaBytes === undefined ? 'no quota' : `quota ${formatBytes(c.quotaBytes)}`,
+    c.overdueHours === undefined ? 'no overdue alert' : `overdue after ${c.overdueHours} h`,
     c.enabled ? 'enabled' : 'disabled',
   ].join(', ');
 }
@@ -37,6 +40,8 @@ interface SetOptions {
   disable?: boolean;
   oneFileSystem?: boolean;
   crossFileSystems?: boolean;
+  quota?: string;
+  overdueHours?: string;
   json?: boolean;
 }
 
@@ -53,6 +58,8 @@ function changeFrom(opts: SetOptions): ClientChange {
   if (opts.disable) change.enabled = false;
   if (opts.oneFileSystem) change.oneFileSystem = true;
   if (opts.crossFileSystems) change.oneFileSystem = false;
+  if (opts.quota !== undefined) change.quotaBytes = opts.quota === 'none' ? null : parseQuota(opts.quota);
+  if (opts.overdueHours !== undefined) change.overdueHours = opts.overdueHours === 'none' ? null : checkOverdueHours(opts.overdueHours);
   return change;
 }
 
@@ -113,11 +120,13 @@ export function registerClient(program: Command): void {
     .addOption(new Option('--disable', 'stop scheduling it and refuse backups of it (its snapshots stay)'))
     .addOption(new Option('-x, --one-file-system', 'do not cross file-system boundaries on the client').conflicts('crossFileSystems'))
     .addOption(new Option('--cross-file-systems', 'enter other file systems mounted below the paths'))
+    .option('--quota <size>', 'stored bytes it may use, e.g. 50G (powers of 1024); "none" removes the limit')
+    .option('--overdue-hours <hours>', 'notify when its newest successful backup is older than this; "none" turns it off')
     .option('--json', 'print the client as JSON')
     .action(async (name: string, opts: SetOptions, cmd: Command) => {
       const change = changeFrom(opts);
       if (Object.keys(change).length === 0) {
-        throw new HaulError('InvalidArgument', `nothing to change for ${name}: give at least one of --address, --path, --exclude, --no-excludes, --schedule, --no-schedule, --retention, --enable, --disable, --one-file-system, --cross-file-systems.`);
+        throw new HaulError('InvalidArgument', `nothing to change for ${name}: give at least one of --address, --path, --exclude, --no-excludes, --schedule, --no-schedule, --retention, --enable, --disable, --one-file-system, --cross-file-systems, --quota, --overdue-hours.`);
       }
       const updated = await withDatabase(cmd, (db) => new ClientStore(db.prisma).update(name, change));
       output(opts.json, updated, () => `updated client ${name} (${formatAddress(updated)}): ${describeClient(updated)}\n`);

@@ -27,6 +27,10 @@ interface DaemonCommandOptions {
   busTcpEvents?: string;
   busGroupAccess?: boolean;
   jobRetention?: string;
+  checkSchedule?: string;
+  checkReadData?: string;
+  pruneSchedule?: string;
+  lockWait?: string;
 }
 
 const repeatable = (v: string, acc: string[]) => [...acc, v];
@@ -53,6 +57,10 @@ export function registerDaemon(program: Command): void {
     .option('--bus-tcp-events <endpoint>', 'the TCP events endpoint (default: $HAUL_BUS_TCP_EVENTS, else the port after --bus-tcp)')
     .option('--bus-group-access', "let the daemon user's group use the bus sockets (0660 in a 0750 run/; default: $HAUL_BUS_GROUP_ACCESS)")
     .option('--job-retention <duration>', 'delete job records and their logs older than this, daily; 0 keeps them (default: $HAUL_JOB_RETENTION, else 365d)')
+    .option('--check-schedule <cron>', 'when the verify job runs, or "off" (default: $HAUL_CHECK_SCHEDULE, the checkSchedule setting, else "0 4 * * *")')
+    .option('--check-read-data <k/n>', 'the share of packs each verify re-reads: "day/7", "k/n" or "off" for structure only (default: $HAUL_CHECK_READ_DATA, else day/7)')
+    .option('--prune-schedule <cron>', 'when the prune job runs, or "off" (default: $HAUL_PRUNE_SCHEDULE, the pruneSchedule setting, else "0 5 * * 0")')
+    .option('--lock-wait <duration>', 'how long prune waits for running backups, and a backup for prune (default: $HAUL_LOCK_WAIT, else 1h)')
     .action(async (opts: DaemonCommandOptions, cmd: Command) => {
       const g = globalOptions(cmd);
       const duration = (v: string | undefined, what: string) => (v === undefined ? undefined : parseDuration(v, what));
@@ -82,6 +90,10 @@ export function registerDaemon(program: Command): void {
           ...(opts.busGroupAccess ? { groupAccess: true } : {}),
           ...(opts.busTcp !== undefined ? { tcp: { commands: opts.busTcp, ...(opts.busTcpEvents !== undefined ? { events: opts.busTcpEvents } : {}) } } : {}),
         },
+        ...(opts.checkSchedule !== undefined ? { checkSchedule: opts.checkSchedule } : {}),
+        ...(opts.checkReadData !== undefined ? { checkReadData: opts.checkReadData } : {}),
+        ...(opts.pruneSchedule !== undefined ? { pruneSchedule: opts.pruneSchedule } : {}),
+        ...(opts.lockWait !== undefined ? { lockWaitMs: duration(opts.lockWait, '--lock-wait')! } : {}),
       });
       await new Promise<void>((resolve) => {
         let signals = 0;

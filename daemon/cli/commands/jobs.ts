@@ -26,6 +26,8 @@ export function jobJson(job: JobRecord): Record<string, unknown> {
     bytesScanned: Number(job.bytesScanned),
     bytesNew: Number(job.bytesNew),
     bytesOnWire: Number(job.bytesOnWire),
+    bytesStored: Number(job.bytesStored),
+    durationMs: job.durationMs,
     errors: job.errors,
     snapshot: job.snapshotId,
     cause: job.failureCause,

@@ -1,17 +1,10 @@
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
-import { pruneRepository, type PruneReport } from '../../maintenance/prune.js';
-import { globalOptions, openRepository, output } from '../context.js';
-import { createProgress, formatBytes } from '../progress.js';
+import { formatPruneReport, pruneRepository } from '../../maintenance/prune.js';
 
-export function formatPruneReport(r: PruneReport): string {
-  const verb = r.dryRun ? 'would ' : '';
-  return `${r.snapshots} snapshots use ${r.blobsUsed} blobs; ${r.blobsUnused} blobs are unused\n` +
-    `packs: ${r.packsBefore} before, ${r.packsKept} kept as they are, ${verb}delete ${r.packsDeleted}, ${verb}repack ${r.packsRepacked}` +
-    (r.dryRun ? '' : ` into ${r.packsWritten} new; ${r.indexFilesRewritten} index files rewritten`) + '\n' +
-    `${r.dryRun ? 'would free about' : 'freed'} ${formatBytes(r.bytesFreed)} (${formatBytes(r.bytesBefore)} -> ${formatBytes(r.bytesAfter)}) in ${(r.durationMs / 1000).toFixed(1)} s` +
-    (r.dryRun ? ' (dry run: nothing was changed)' : '') + '\n';
-}
+export { formatPruneReport };
+import { globalOptions, openRepository, output } from '../context.js';
+import { createProgress } from '../progress.js';
 
 export function registerPrune(program: Command): void {
   program

@@ -42,10 +42,23 @@ describe('haul client', () => {
   it('`client set` changes only what it is given and says what the client is now', () => {
     const r = run('client', 'set', 'web1', '--schedule', '30 2 * * 1-5', '--retention', '{"keepDaily":14,"keepMonthly":6}', '--disable', '--cross-file-systems', '--path', '/srv/www');
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(r.stdout).toBe('updated client web1 (backup@[2001:db8::1]:22): paths /srv/www, excludes *.tmp, crosses file systems, schedule "30 2 * * 1-5", retention {"keepDaily":14,"keepMonthly":6}, disabled\n');
+    expect(r.stdout).toBe('updated client web1 (backup@[2001:db8::1]:22): paths /srv/www, excludes *.tmp, crosses file systems, schedule "30 2 * * 1-5", retention {"keepDaily":14,"keepMonthly":6}, no quota, no overdue alert, disabled\n');
     const back = run('client', 'set', 'web1', '--no-schedule', '--no-excludes', '--retention', 'null', '--enable', '-x', '--address', 'haul@web1.example.org:2222');
-    expect(back.stdout).toBe('updated client web1 (haul@web1.example.org:2222): paths /srv/www, no excludes, one file system, manual only, keeps every snapshot, enabled\n');
+    expect(back.stdout).toBe('updated client web1 (haul@web1.example.org:2222): paths /srv/www, no excludes, one file system, manual only, keeps every snapshot, no quota, no overdue alert, enabled\n');
     expect(run('client', 'list').stdout).toContain('web1                 haul@web1.example.org:2222  (host key not pinned yet)  /srv/www  manual only  enabled\n');
+  });
+
+  it('`client set --quota --overdue-hours` sets the limits, and "none" removes them', () => {
+    const r = run('client', 'set', 'db1', '--quota', '50G', '--overdue-hours', '36', '--json');
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: 'db1', quotaBytes: 50 * 2 ** 30, overdueHours: 36 });
+    expect(run('client', 'set', 'db1', '--quota', '1.5TiB').stdout).toContain(', quota 1.5 TiB, overdue after 36 h, ');
+    const off = run('client', 'set', 'db1', '--quota', 'none', '--overdue-hours', 'none');
+    expect(off.stdout).toContain(', no quota, no overdue alert, ');
+    const bad = run('client', 'set', 'db1', '--quota', '50 apples');
+    expect([bad.status, bad.stderr]).toEqual([2, 'haul: error: "50 apples" is not a quota: write a size such as 50G, 1.5T or 800M (units are powers of 1024), or "none" to remove the limit.\n']);
+    const hours = run('client', 'set', 'db1', '--overdue-hours', '1.5');
+    expect([hours.status, hours.stderr]).toEqual([2, 'haul: error: "1.5" is not a number of hours: give a whole number of at least 1 (e.g. 36), or "none" for no overdue notification.\n']);
   });
 
   // Each rule's message is tested on the store (tests/daemon/database/client-store.test.ts); here
@@ -58,7 +71,7 @@ describe('haul client', () => {
     };
     expect(refused('client', 'set', 'web1', '--schedule', 'every night')).toEqual([2, '', 'haul: error: "every night" is not a schedule: it has 2 field(s). Give a cron expression of 5 fields (minute hour day-of-month month day-of-week, e.g. "0 3 * * *" for 03:00 every day) or 6 with seconds first, or --no-schedule to run the client only when asked.\n']);
     expect(refused('client', 'set', 'web1', '--retention', '{keepDaily:7}')).toEqual([2, '', `haul: error: the retention policy "{keepDaily:7}" is not JSON. Give an object such as '{"keepDaily":7,"keepWeekly":4}', or 'null' to keep every snapshot.\n`]);
-    expect(refused('client', 'set', 'web1')).toEqual([2, '', 'haul: error: nothing to change for web1: give at least one of --address, --path, --exclude, --no-excludes, --schedule, --no-schedule, --retention, --enable, --disable, --one-file-system, --cross-file-systems.\n']);
+    expect(refused('client', 'set', 'web1')).toEqual([2, '', 'haul: error: nothing to change for web1: give at least one of --address, --path, --exclude, --no-excludes, --schedule, --no-schedule, --retention, --enable, --disable, --one-file-system, --cross-file-systems, --quota, --overdue-hours.\n']);
     expect(refused('client', 'set', 'web1', '--enable', '--disable')).toEqual([2, '', "error: option '--enable' cannot be used with option '--disable'\n(run with --help for usage)\n"]);
     expect(refused('client', 'add', 'db1', 'backup@db1.example', '--path', '/srv')).toEqual([2, '', 'haul: error: a client named db1 exists already.\n']);
     expect(refused('client', 'remove', 'web2')).toEqual([2, '', 'haul: error: there is no client named "web2". `haul client list` shows the clients; `haul client add` adds one.\n']);

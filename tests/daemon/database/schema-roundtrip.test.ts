@@ -33,12 +33,14 @@ async function roundTripEveryModel(db: Database): Promise<void> {
       name: 'web1', host: 'web1.example.org', port: 2222, sshUser: 'backup', hostKey: 'SHA256:abc',
       paths: '["/srv/www","/etc"]', excludes: '["*.tmp"]', oneFileSystem: false, schedule: '0 3 * * *',
       retention: '{"keepDaily":7}', enabled: false, createdAt: at('2026-01-02T03:04:05.678Z'),
+      quotaBytes: 2n ** 53n + 1n, overdueHours: 36, storedBytes: 2n ** 53n + 3n, storedBytesAt: at('2026-01-03T00:00:00Z'),
     },
   });
   expect(await p.client.findUniqueOrThrow({ where: { name: 'web1' } })).toEqual({
     id: client.id, name: 'web1', host: 'web1.example.org', port: 2222, sshUser: 'backup', hostKey: 'SHA256:abc',
     paths: '["/srv/www","/etc"]', excludes: '["*.tmp"]', oneFileSystem: false, schedule: '0 3 * * *',
     retention: '{"keepDaily":7}', enabled: false, createdAt: at('2026-01-02T03:04:05.678Z'), updatedAt: client.updatedAt,
+    quotaBytes: 2n ** 53n + 1n, overdueHours: 36, storedBytes: 2n ** 53n + 3n, storedBytesAt: at('2026-01-03T00:00:00Z'),
   });
   const big = 2n ** 53n + 7n; // beyond a double's exact range
   const job = await p.job.create({
@@ -46,13 +48,13 @@ async function roundTripEveryModel(db: Database): Promise<void> {
       clientId: client.id, clientName: 'web1', kind: 'backup', state: 'failed', trigger: 'retry', attempt: 2, retryOfId: 41,
       requestedBy: 'alice', queuedAt: at('2026-03-01T00:00:00.001Z'), startedAt: at('2026-03-01T00:00:01Z'),
       finishedAt: at('2026-03-01T00:10:00Z'), failureCause: 'unreachable', failureMessage: 'no route',
-      filesTotal: big, filesDone: 5n, bytesScanned: big * 3n, bytesNew: 1n, bytesOnWire: 2n, errors: 3,
+      filesTotal: big, filesDone: 5n, bytesScanned: big * 3n, bytesNew: 1n, bytesOnWire: 2n, errors: 3, bytesStored: big * 2n, durationMs: 599_000,
       snapshotId: 'ab'.repeat(32), logPath: '/var/lib/haul/logs/job-1.log', logSha256: 'cd'.repeat(32), daemonId: 'd1',
       transitions: { create: [{ state: 'queued', at: at('2026-03-01T00:00:00.001Z') }, { state: 'failed', detail: 'no route' }] },
     },
   });
   const readJob = await p.job.findUniqueOrThrow({ where: { id: job.id }, include: { transitions: { orderBy: { id: 'asc' } } } });
-  expect(readJob).toMatchObject({ filesTotal: big, bytesScanned: big * 3n, retryOfId: 41, startedAt: at('2026-03-01T00:00:01Z'), failureCause: 'unreachable' });
+  expect(readJob).toMatchObject({ filesTotal: big, bytesScanned: big * 3n, retryOfId: 41, startedAt: at('2026-03-01T00:00:01Z'), failureCause: 'unreachable', bytesStored: big * 2n, durationMs: 599_000 });
   expect(readJob.transitions.map((t) => [t.state, t.detail])).toEqual([['queued', null], ['failed', 'no route']]);
 
   const snap = await p.snapshot.create({

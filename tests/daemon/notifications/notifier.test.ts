@@ -2,34 +2,19 @@
 // receiver; an unreachable relay or a failing webhook is reported, never thrown.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Notifier, parseNotificationConfig } from '../../../daemon/notifications/notifier.js';
 import { renderNotification, type Notification } from '../../../daemon/notifications/notification.js';
 import { freePort } from '../../helpers/sshd.js';
+import { parseMail, startSmtp, type ReceivedMail, type TestSmtp } from '../../helpers/smtp.js';
 
-interface Received {
-  from: string;
-  to: string[];
-  raw: string;
-}
-
-/** The header value and the decoded text body of a simple (non-multipart) message. */
-function parse(raw: string): { subject: string; body: string } {
-  const [head, ...rest] = raw.split('\r\n\r\n');
-  const subject = /^Subject: (.*(?:\r\n .*)*)$/m.exec(head!)![1]!.replace(/\r\n /g, ' ');
-  let body = rest.join('\r\n\r\n');
-  if (/Content-Transfer-Encoding: quoted-printable/i.test(head!)) {
-    body = Buffer.from(body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
-  }
-  return { subject, body: body.replace(/\r\n/g, '\n') };
-}
+const parse = parseMail;
 
 const failed: Notification = { kind: 'job-failed', jobId: 42, client: 'web1', jobKind: 'backup', cause: 'host-key-changed', message: 'the host key of web1 changed from SHA256:aaa to SHA256:bbb', finishedAt: '2026-11-23T03:00:07.000Z', attempt: 1 };
 
 describe('notifications', () => {
-  const mail: Received[] = [];
-  let smtp: SMTPServer;
+  let mail: ReceivedMail[] = [];
+  let smtp: TestSmtp;
   let smtpPort: number;
   const hooks: { headers: http.IncomingHttpHeaders; body: unknown }[] = [];
   let hookStatus = 200;
@@ -37,19 +22,9 @@ describe('notifications', () => {
   let webPort: number;
 
   beforeAll(async () => {
-    smtp = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      onData(stream, session, done) {
-        let raw = '';
-        stream.setEncoding('utf8').on('data', (d: string) => (raw += d)).on('end', () => {
-          mail.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw });
-          done();
-        });
-      },
-    });
-    smtpPort = await freePort();
-    await new Promise<void>((r) => smtp.listen(smtpPort, '127.0.0.1', r));
+    smtp = await startSmtp();
+    smtpPort = smtp.port;
+    mail = smtp.mail;
     web = http.createServer((req, res) => {
       let body = '';
       req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
@@ -61,7 +36,7 @@ describe('notifications', () => {
     webPort = (web.address() as AddressInfo).port;
   });
   afterAll(async () => {
-    await new Promise<void>((r) => smtp.close(() => r()));
+    await smtp.close();
     await new Promise((r) => web.close(r));
   });
 
