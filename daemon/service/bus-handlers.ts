@@ -6,7 +6,9 @@ import { HaulError } from '../../shared/errors.js';
 import type { BusServer, RequestContext } from '../bus/bus-server.js';
 import { jobToWire } from '../bus/wire-job.js';
 import { ClientStore } from '../database/client-store.js';
+import { formatAddress, parseAddress } from '../clients/client-config.js';
 import { repinHostKey } from '../jobs/client-connection.js';
+import { authorizedKeysLine } from '../session/server-identity.js';
 import { isRestoreTarget, resolveRestoreSelection } from '../restorer/client-restore.js';
 import type { Daemon } from './daemon.js';
 import { openSnapshotDownload } from './snapshot-download.js';
@@ -51,6 +53,12 @@ export function registerDaemonHandlers(bus: BusServer, daemon: Daemon): void {
     const result = await daemon.reload();
     const count = await daemon.database.prisma.client.count();
     return { clients: count, message: `reloaded ${count} client(s): ${result.scheduled.length} scheduled; time zone ${result.timeZone}, at most ${result.maxConcurrentJobs} job(s) at once${result.blackout.length ? `, blackout ${result.blackout.join(', ')}` : ''}` };
+  });
+  bus.handle('add-client', async ({ name, address, paths, excludes, schedule }) => {
+    const added = await clients.add({ name, ...parseAddress(address), paths, excludes, oneFileSystem: false, schedule, retention: null, enabled: true });
+    // A schedule takes effect only once the scheduler reads the client table again.
+    if (schedule !== null) await daemon.reload();
+    return { client: added.name, address: formatAddress(added), authorizedKeysLine: authorizedKeysLine(daemon.identity) };
   });
   bus.handle('repin-host-key', async ({ client, fingerprint }) => {
     const pinned = await repinHostKey(await clients.get(client), clients, daemon.identity, fingerprint, { connectMs: daemon.effectiveConfig.timeouts.connectMs });

@@ -261,6 +261,19 @@ export const commands = {
     }),
     result: z.object({ client: ClientName, previous: Text(256).nullable(), fingerprint: Text(256) }),
   },
+  'add-client': {
+    params: z.strictObject({
+      name: ClientName,
+      /** `user@host` or `user@host:port`; the daemon parses and checks it. */
+      address: z.string().min(3).max(300),
+      paths: z.array(z.string().min(1).max(4096)).min(1).max(64),
+      excludes: z.array(z.string().min(1).max(4096)).max(256).default([]),
+      /** A cron expression, or null to back it up only when asked. */
+      schedule: z.string().max(200).nullable().default(null),
+    }),
+    /** The line the operator appends to the client's authorized_keys, with the daemon's public key. */
+    result: z.object({ client: ClientName, address: Text(300), authorizedKeysLine: Text(2048) }),
+  },
   'reload-config': {
     params: z.strictObject({}),
     result: z.object({ clients: z.int().min(0), message: Text(4096) }),

@@ -9,7 +9,7 @@ import type { BusEvent, DaemonStatus as BusDaemonStatus } from '../../shared/bus
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { BackupRecords } from './backup-records.js';
 import type { Database } from '../../daemon/database/open-database.js';
-import type { DaemonEvent, DaemonLink, DaemonStatus, JobQuery, RestoreRequest } from './daemon-link.js';
+import type { DaemonEvent, DaemonLink, DaemonStatus, JobQuery, NewClient, RestoreRequest } from './daemon-link.js';
 
 export interface BusDaemonLinkOptions {
   /** The daemon's commands endpoint (ipc:// in its state directory, or tcp:// with `curve`). */
@@ -146,6 +146,15 @@ export class BusDaemonLink implements DaemonLink {
 
   listClients() {
     return this.records.clients();
+  }
+
+  addClient(client: NewClient) {
+    return this.ask((bus) => bus.request('add-client', { ...client }));
+  }
+
+  pinHostKey(request: { client: string }) {
+    // Connecting over SSH can take longer than a quick question: the daemon's own connect timeout decides.
+    return this.ask((bus) => bus.request('repin-host-key', request, { timeoutMs: 60_000 }));
   }
 
   listJobs(query: JobQuery) {

@@ -41,6 +41,8 @@ export const routes: readonly RouteDefinition[] = [
   // Backups, through the daemon
   { method: 'get', path: '/api/status', summary: 'see the daemon status', access: EVERYONE, effect: 'none', action: daemon.status },
   { method: 'get', path: '/api/clients', summary: 'list clients', access: EVERYONE, effect: 'none', action: daemon.listClients },
+  { method: 'post', path: '/api/clients', summary: 'add a client', access: OPERATORS, effect: 'system', audit: 'client.add', action: daemon.addClient },
+  { method: 'post', path: '/api/clients/:name/pin-host-key', summary: "test the connection to a client and pin its host key", access: OPERATORS, effect: 'system', audit: 'client.pin-host-key', action: daemon.pinHostKey },
   { method: 'get', path: '/api/jobs', summary: 'list jobs', access: EVERYONE, effect: 'none', action: backups.listJobs },
   { method: 'get', path: '/api/jobs/:id', summary: 'see a job and its state timeline', access: EVERYONE, effect: 'none', action: backups.getJob },
   { method: 'get', path: '/api/jobs/:id/log', summary: "read a job's log", access: EVERYONE, effect: 'none', action: backups.jobLog },
