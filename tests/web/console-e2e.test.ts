@@ -153,7 +153,7 @@ describe.skipIf(skip !== undefined)(`the console against a real daemon, sshd and
 
       // Before the line is installed, the test says so, and nothing is pinned.
       await page.getByTestId('authorized-keys').getByRole('button', { name: 'Test connection and pin host key' }).click();
-      await expect.poll(() => page.getByTestId('clients-notice').textContent(), { timeout: 60_000 }).toMatch(/refused|authenticat/i);
+      await expect.poll(() => page.getByTestId('clients-notice').textContent(), { timeout: 60_000 }).toContain(`refused the daemon's SSH key for user ${USER}. On the client, paste the line`);
       expect((await bed.db.prisma.client.findUniqueOrThrow({ where: { name: CLIENT } })).hostKey).toBeNull();
 
       bed.sshd.authorize(USER, line);
@@ -199,6 +199,8 @@ describe.skipIf(skip !== undefined)(`the console against a real daemon, sshd and
       expect({ state: job.state, requestedBy: job.requestedBy !== null, files: job.filesDone }).toEqual({ state: 'succeeded', requestedBy: true, files: 3n });
       expect(await transitionsOf(bed.db, backupJobId)).toEqual(fullRun);
       snapshotId = job.snapshotId!;
+      // The last result per client follows: it was read while the job was still running.
+      await expect.poll(() => page.getByTestId('client-results').getByRole('row', { name: new RegExp(CLIENT) }).getByRole('link').first().textContent(), { timeout: 30_000 }).toBe('succeeded');
       await shot(page, 'dashboard-done', 'laptop');
 
       await finished.getByRole('link', { name: `#${backupJobId}` }).click();
