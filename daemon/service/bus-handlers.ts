@@ -13,9 +13,9 @@ import { isRestoreTarget, resolveRestoreSelection } from '../restorer/client-res
 import type { Daemon } from './daemon.js';
 import { openSnapshotDownload } from './snapshot-download.js';
 
-/** Who asked, as job rows and the daemon log record it: the bus connection. */
-function requester(context: RequestContext): string {
-  return `bus ${context.peer}`;
+/** Who asked, as job rows and the daemon log record it: the bus connection, and whom it acts for. */
+function requester(context: RequestContext, onBehalfOf?: string): string {
+  return onBehalfOf === undefined ? `bus ${context.peer}` : `${onBehalfOf} via bus ${context.peer}`;
 }
 
 async function queueRestore(daemon: Daemon, params: CommandRequest<'restore'>, context: RequestContext) {
@@ -27,7 +27,7 @@ async function queueRestore(daemon: Daemon, params: CommandRequest<'restore'>, c
   try {
     const snapshot = await repo.findSnapshot(params.snapshot, params.client);
     await resolveRestoreSelection(repo, snapshot, params.path);
-    const job = await daemon.restore(params.toClient, { snapshotId: snapshot.id, path: params.path, target: params.target, overwrite: params.overwrite }, requester(context));
+    const job = await daemon.restore(params.toClient, { snapshotId: snapshot.id, path: params.path, target: params.target, overwrite: params.overwrite }, requester(context, params.requestedBy));
     return { job: jobToWire(job) };
   } finally {
     await repo.close();
@@ -47,8 +47,8 @@ export function registerDaemonHandlers(bus: BusServer, daemon: Daemon): void {
     });
     return { jobs: jobs.map(jobToWire) };
   });
-  bus.handle('run-now', async ({ client }, context) => ({ job: jobToWire(await daemon.runNow(client, requester(context))) }));
-  bus.handle('cancel', async ({ jobId }, context) => ({ job: jobToWire(await daemon.cancel(jobId, requester(context))) }));
+  bus.handle('run-now', async ({ client, requestedBy }, context) => ({ job: jobToWire(await daemon.runNow(client, requester(context, requestedBy))) }));
+  bus.handle('cancel', async ({ jobId, requestedBy }, context) => ({ job: jobToWire(await daemon.cancel(jobId, requester(context, requestedBy))) }));
   bus.handle('reload-config', async () => {
     const result = await daemon.reload();
     const count = await daemon.database.prisma.client.count();

@@ -57,6 +57,11 @@ export const RequestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 t
 /** Client names as daemon/clients/client-config.ts allows them. */
 export const ClientName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected a client name (lower-case letters, digits, ".", "_", "-"; at most 63)');
 const Text = (max: number) => z.string().max(max);
+/**
+ * Who a bus client acts for (the console's logged-in user), recorded with the connection on the
+ * job: `olga via bus ipc:…`. A claim of that client, which the bus trusts for everything anyway.
+ */
+const OnBehalfOf = z.string().regex(/^[^\x00-\x1f\x7f]{1,128}$/, 'expected a user name of 1 to 128 printable characters').optional();
 
 export const JobKind = z.enum(['backup', 'restore', 'check', 'prune']);
 export const JobState = z.enum(['queued', 'connecting', 'pushing-probe', 'transferring', 'finalizing', 'succeeded', 'failed', 'cancelled']);
@@ -246,11 +251,11 @@ export const commands = {
     result: z.object({ jobs: z.array(Job) }),
   },
   'run-now': {
-    params: z.strictObject({ client: ClientName }),
+    params: z.strictObject({ client: ClientName, requestedBy: OnBehalfOf }),
     result: z.object({ job: Job }),
   },
   cancel: {
-    params: z.strictObject({ jobId: JobId }),
+    params: z.strictObject({ jobId: JobId, requestedBy: OnBehalfOf }),
     result: z.object({ job: Job }),
   },
   'repin-host-key': {
@@ -288,6 +293,7 @@ export const commands = {
       /** An absolute directory on the target client. */
       target: z.string().min(1).max(4096).startsWith('/', 'expected an absolute target directory'),
       overwrite: z.boolean().default(false),
+      requestedBy: OnBehalfOf,
     }),
     result: z.object({ job: Job }),
   },

@@ -174,12 +174,12 @@ export class BusDaemonLink implements DaemonLink {
   }
 
   async runJob(request: { client: string; requestedBy: string }): Promise<{ jobId: number }> {
-    const { job } = await this.ask((bus) => bus.request('run-now', { client: request.client }));
+    const { job } = await this.ask((bus) => bus.request('run-now', { client: request.client, requestedBy: request.requestedBy }));
     return { jobId: job.id };
   }
 
   async cancelJob(request: { jobId: number; requestedBy: string }): Promise<void> {
-    await this.ask((bus) => bus.request('cancel', { jobId: request.jobId }));
+    await this.ask((bus) => bus.request('cancel', { jobId: request.jobId, requestedBy: request.requestedBy }));
   }
 
   listDirectory(request: { snapshot: string; client: string; path: string; offset: number }) {
@@ -197,8 +197,7 @@ export class BusDaemonLink implements DaemonLink {
   }
 
   async restore(request: RestoreRequest): Promise<{ jobId: number }> {
-    const { requestedBy: _who, ...params } = request;
-    const { job } = await this.ask((bus) => bus.request('restore', params));
+    const { job } = await this.ask((bus) => bus.request('restore', { ...request }));
     return { jobId: job.id };
   }
 
