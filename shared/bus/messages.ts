@@ -61,7 +61,7 @@ const Text = (max: number) => z.string().max(max);
  * Who a bus client acts for (the console's logged-in user), recorded with the connection on the
  * job: `olga via bus ipc:…`. A claim of that client, which the bus trusts for everything anyway.
  */
-const OnBehalfOf = z.string().regex(/^[^\x00-\x1f\x7f]{1,128}$/, 'expected a user name of 1 to 128 printable characters').optional();
+const OnBehalfOf = z.string().regex(/^\P{Cc}{1,128}$/u, 'expected a user name of 1 to 128 printable characters').optional();
 
 export const JobKind = z.enum(['backup', 'restore', 'check', 'prune']);
 export const JobState = z.enum(['queued', 'connecting', 'pushing-probe', 'transferring', 'finalizing', 'succeeded', 'failed', 'cancelled']);
