@@ -6,14 +6,16 @@ import { HaulError } from '../../shared/errors.js';
 import type { BusServer, RequestContext } from '../bus/bus-server.js';
 import { jobToWire } from '../bus/wire-job.js';
 import { ClientStore } from '../database/client-store.js';
+import { formatAddress, parseAddress } from '../clients/client-config.js';
 import { repinHostKey } from '../jobs/client-connection.js';
+import { authorizedKeysLine } from '../session/server-identity.js';
 import { isRestoreTarget, resolveRestoreSelection } from '../restorer/client-restore.js';
 import type { Daemon } from './daemon.js';
 import { openSnapshotDownload } from './snapshot-download.js';
 
-/** Who asked, as job rows and the daemon log record it: the bus connection. */
-function requester(context: RequestContext): string {
-  return `bus ${context.peer}`;
+/** Who asked, as job rows and the daemon log record it: the bus connection, and whom it acts for. */
+function requester(context: RequestContext, onBehalfOf?: string): string {
+  return onBehalfOf === undefined ? `bus ${context.peer}` : `${onBehalfOf} via bus ${context.peer}`;
 }
 
 async function queueRestore(daemon: Daemon, params: CommandRequest<'restore'>, context: RequestContext) {
@@ -25,7 +27,7 @@ async function queueRestore(daemon: Daemon, params: CommandRequest<'restore'>, c
   try {
     const snapshot = await repo.findSnapshot(params.snapshot, params.client);
     await resolveRestoreSelection(repo, snapshot, params.path);
-    const job = await daemon.restore(params.toClient, { snapshotId: snapshot.id, path: params.path, target: params.target, overwrite: params.overwrite }, requester(context));
+    const job = await daemon.restore(params.toClient, { snapshotId: snapshot.id, path: params.path, target: params.target, overwrite: params.overwrite }, requester(context, params.requestedBy));
     return { job: jobToWire(job) };
   } finally {
     await repo.close();
@@ -45,12 +47,18 @@ export function registerDaemonHandlers(bus: BusServer, daemon: Daemon): void {
     });
     return { jobs: jobs.map(jobToWire) };
   });
-  bus.handle('run-now', async ({ client }, context) => ({ job: jobToWire(await daemon.runNow(client, requester(context))) }));
-  bus.handle('cancel', async ({ jobId }, context) => ({ job: jobToWire(await daemon.cancel(jobId, requester(context))) }));
+  bus.handle('run-now', async ({ client, requestedBy }, context) => ({ job: jobToWire(await daemon.runNow(client, requester(context, requestedBy))) }));
+  bus.handle('cancel', async ({ jobId, requestedBy }, context) => ({ job: jobToWire(await daemon.cancel(jobId, requester(context, requestedBy))) }));
   bus.handle('reload-config', async () => {
     const result = await daemon.reload();
     const count = await daemon.database.prisma.client.count();
     return { clients: count, message: `reloaded ${count} client(s): ${result.scheduled.length} scheduled; time zone ${result.timeZone}, at most ${result.maxConcurrentJobs} job(s) at once${result.blackout.length ? `, blackout ${result.blackout.join(', ')}` : ''}` };
+  });
+  bus.handle('add-client', async ({ name, address, paths, excludes, schedule }) => {
+    const added = await clients.add({ name, ...parseAddress(address), paths, excludes, oneFileSystem: false, schedule, retention: null, enabled: true });
+    // A schedule takes effect only once the scheduler reads the client table again.
+    if (schedule !== null) await daemon.reload();
+    return { client: added.name, address: formatAddress(added), authorizedKeysLine: authorizedKeysLine(daemon.identity) };
   });
   bus.handle('repin-host-key', async ({ client, fingerprint }) => {
     const pinned = await repinHostKey(await clients.get(client), clients, daemon.identity, fingerprint, { connectMs: daemon.effectiveConfig.timeouts.connectMs });

@@ -57,6 +57,11 @@ export const RequestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 t
 /** Client names as daemon/clients/client-config.ts allows them. */
 export const ClientName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'expected a client name (lower-case letters, digits, ".", "_", "-"; at most 63)');
 const Text = (max: number) => z.string().max(max);
+/**
+ * Who a bus client acts for (the console's logged-in user), recorded with the connection on the
+ * job: `olga via bus ipc:…`. A claim of that client, which the bus trusts for everything anyway.
+ */
+const OnBehalfOf = z.string().regex(/^\P{Cc}{1,128}$/u, 'expected a user name of 1 to 128 printable characters').optional();
 
 export const JobKind = z.enum(['backup', 'restore', 'check', 'prune']);
 export const JobState = z.enum(['queued', 'connecting', 'pushing-probe', 'transferring', 'finalizing', 'succeeded', 'failed', 'cancelled']);
@@ -246,11 +251,11 @@ export const commands = {
     result: z.object({ jobs: z.array(Job) }),
   },
   'run-now': {
-    params: z.strictObject({ client: ClientName }),
+    params: z.strictObject({ client: ClientName, requestedBy: OnBehalfOf }),
     result: z.object({ job: Job }),
   },
   cancel: {
-    params: z.strictObject({ jobId: JobId }),
+    params: z.strictObject({ jobId: JobId, requestedBy: OnBehalfOf }),
     result: z.object({ job: Job }),
   },
   'repin-host-key': {
@@ -260,6 +265,19 @@ export const commands = {
       fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'expected an OpenSSH fingerprint such as SHA256:…').optional(),
     }),
     result: z.object({ client: ClientName, previous: Text(256).nullable(), fingerprint: Text(256) }),
+  },
+  'add-client': {
+    params: z.strictObject({
+      name: ClientName,
+      /** `user@host` or `user@host:port`; the daemon parses and checks it. */
+      address: z.string().min(3).max(300),
+      paths: z.array(z.string().min(1).max(4096)).min(1).max(64),
+      excludes: z.array(z.string().min(1).max(4096)).max(256).default([]),
+      /** A cron expression, or null to back it up only when asked. */
+      schedule: z.string().max(200).nullable().default(null),
+    }),
+    /** The line the operator appends to the client's authorized_keys, with the daemon's public key. */
+    result: z.object({ client: ClientName, address: Text(300), authorizedKeysLine: Text(2048) }),
   },
   'reload-config': {
     params: z.strictObject({}),
@@ -275,6 +293,7 @@ export const commands = {
       /** An absolute directory on the target client. */
       target: z.string().min(1).max(4096).startsWith('/', 'expected an absolute target directory'),
       overwrite: z.boolean().default(false),
+      requestedBy: OnBehalfOf,
     }),
     result: z.object({ job: Job }),
   },

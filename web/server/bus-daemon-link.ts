@@ -9,7 +9,7 @@ import type { BusEvent, DaemonStatus as BusDaemonStatus } from '../../shared/bus
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { BackupRecords } from './backup-records.js';
 import type { Database } from '../../daemon/database/open-database.js';
-import type { DaemonEvent, DaemonLink, DaemonStatus, JobQuery, RestoreRequest } from './daemon-link.js';
+import type { DaemonEvent, DaemonLink, DaemonStatus, JobQuery, NewClient, RestoreRequest } from './daemon-link.js';
 
 export interface BusDaemonLinkOptions {
   /** The daemon's commands endpoint (ipc:// in its state directory, or tcp:// with `curve`). */
@@ -148,6 +148,15 @@ export class BusDaemonLink implements DaemonLink {
     return this.records.clients();
   }
 
+  addClient(client: NewClient) {
+    return this.ask((bus) => bus.request('add-client', { ...client }));
+  }
+
+  pinHostKey(request: { client: string }) {
+    // Connecting over SSH can take longer than a quick question: the daemon's own connect timeout decides.
+    return this.ask((bus) => bus.request('repin-host-key', request, { timeoutMs: 60_000 }));
+  }
+
   listJobs(query: JobQuery) {
     return this.records.jobs(query);
   }
@@ -165,12 +174,12 @@ export class BusDaemonLink implements DaemonLink {
   }
 
   async runJob(request: { client: string; requestedBy: string }): Promise<{ jobId: number }> {
-    const { job } = await this.ask((bus) => bus.request('run-now', { client: request.client }));
+    const { job } = await this.ask((bus) => bus.request('run-now', { client: request.client, requestedBy: request.requestedBy }));
     return { jobId: job.id };
   }
 
   async cancelJob(request: { jobId: number; requestedBy: string }): Promise<void> {
-    await this.ask((bus) => bus.request('cancel', { jobId: request.jobId }));
+    await this.ask((bus) => bus.request('cancel', { jobId: request.jobId, requestedBy: request.requestedBy }));
   }
 
   listDirectory(request: { snapshot: string; client: string; path: string; offset: number }) {
@@ -188,8 +197,7 @@ export class BusDaemonLink implements DaemonLink {
   }
 
   async restore(request: RestoreRequest): Promise<{ jobId: number }> {
-    const { requestedBy: _who, ...params } = request;
-    const { job } = await this.ask((bus) => bus.request('restore', params));
+    const { job } = await this.ask((bus) => bus.request('restore', { ...request }));
     return { jobId: job.id };
   }
 

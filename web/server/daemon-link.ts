@@ -86,6 +86,16 @@ export interface StatisticsPoint {
 }
 
 export type DirectoryListing = CommandResult<'list-directory'>;
+export type AddedClient = CommandResult<'add-client'>;
+export type PinnedHostKey = CommandResult<'repin-host-key'>;
+
+export interface NewClient {
+  name: string;
+  address: string;
+  paths: string[];
+  excludes: string[];
+  schedule: string | null;
+}
 export type SnapshotDiff = CommandResult<'diff-snapshots'>;
 
 export interface RestoreRequest {
@@ -107,6 +117,10 @@ export interface DaemonEvent {
 export interface DaemonLink {
   status(): DaemonStatus;
   listClients(): Promise<ClientSummary[]>;
+  /** Registers a client with the daemon; answers with the authorized_keys line to install on it. */
+  addClient(client: NewClient): Promise<AddedClient>;
+  /** Connects to the client now (a connection test) and pins the host key it shows. */
+  pinHostKey(request: { client: string }): Promise<PinnedHostKey>;
   listJobs(query: JobQuery): Promise<JobSummary[]>;
   getJob(id: number): Promise<JobDetail>;
   listSnapshots(query: { client?: string }): Promise<SnapshotSummary[]>;
@@ -140,6 +154,14 @@ export class DisconnectedDaemonLink implements DaemonLink {
   }
 
   listClients(): Promise<ClientSummary[]> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  addClient(): Promise<AddedClient> {
+    return Promise.resolve().then(() => this.refuse());
+  }
+
+  pinHostKey(): Promise<PinnedHostKey> {
     return Promise.resolve().then(() => this.refuse());
   }
 

@@ -44,6 +44,8 @@ export const routes: readonly RouteDefinition[] = [
   { method: 'get', path: '/api/clients', summary: 'list clients', access: EVERYONE, effect: 'none', action: daemon.listClients },
   { method: 'patch', path: '/api/clients/:name', summary: 'change a client', access: OPERATORS, effect: 'system', audit: 'client.change', action: clients.changeClient },
   { method: 'post', path: '/api/clients/:name/host-key', summary: "pin a client's host key", access: OPERATORS, effect: 'system', audit: 'client.repin', action: clients.repinHostKey },
+  { method: 'post', path: '/api/clients', summary: 'add a client', access: OPERATORS, effect: 'system', audit: 'client.add', action: daemon.addClient },
+  { method: 'post', path: '/api/clients/:name/pin-host-key', summary: "test the connection to a client and pin its host key", access: OPERATORS, effect: 'system', audit: 'client.pin-host-key', action: daemon.pinHostKey },
   { method: 'get', path: '/api/jobs', summary: 'list jobs', access: EVERYONE, effect: 'none', action: backups.listJobs },
   { method: 'get', path: '/api/jobs/:id', summary: 'see a job and its state timeline', access: EVERYONE, effect: 'none', action: backups.getJob },
   { method: 'get', path: '/api/jobs/:id/log', summary: "read a job's log", access: EVERYONE, effect: 'none', action: backups.jobLog },

@@ -166,7 +166,7 @@ describe('bus commands', () => {
       {
         name: 'an unknown command',
         frames: [request('u1', 'format-disk')],
-        answer: { code: 'UnknownCommand', message: 'the daemon knows no command "format-disk"; the commands are status, list-jobs, run-now, cancel, repin-host-key, reload-config, restore, list-directory, diff-snapshots, download-snapshot.' },
+        answer: { code: 'UnknownCommand', message: 'the daemon knows no command "format-disk"; the commands are status, list-jobs, run-now, cancel, repin-host-key, add-client, reload-config, restore, list-directory, diff-snapshots, download-snapshot.' },
         logged: 'the daemon knows no command "format-disk"',
       },
       {

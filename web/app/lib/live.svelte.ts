@@ -7,9 +7,12 @@ import type { BusJob, DaemonEvent, DaemonStatus, JobProgress } from './types';
  * What the dashboard shows live: the running jobs (from the daemon's status, updated by each
  * state change) and the newest progress of each.
  */
-export const live = $state<{ daemon: DaemonStatus | null; socketConnected: boolean; running: Record<number, BusJob>; progress: Record<number, JobProgress> }>({
-  daemon: null, socketConnected: false, running: {}, progress: {},
+export const live = $state<{ daemon: DaemonStatus | null; socketConnected: boolean; running: Record<number, BusJob>; finished: BusJob[]; progress: Record<number, JobProgress> }>({
+  daemon: null, socketConnected: false, running: {}, finished: [], progress: {},
 });
+
+/** How many jobs that ended while the page was open stay on the dashboard, so a watcher sees how they ended. */
+const FINISHED_KEPT = 5;
 
 const jobListeners = new Set<(e: DaemonEvent) => void>();
 
@@ -21,9 +24,10 @@ function setStatus(status: DaemonStatus): void {
 function onEvent(event: DaemonEvent): void {
   if (event.type === 'job-progress') live.progress[event.jobId] = event;
   else if (event.type === 'job-state') {
-    const done = ['succeeded', 'failed', 'cancelled', 'queued'].includes(event.job.state);
-    if (done) delete live.running[event.job.id];
+    const ended = ['succeeded', 'failed', 'cancelled'].includes(event.job.state);
+    if (ended || event.job.state === 'queued') delete live.running[event.job.id];
     else live.running[event.job.id] = event.job;
+    if (ended) live.finished = [event.job, ...live.finished.filter((j) => j.id !== event.job.id)].slice(0, FINISHED_KEPT);
   }
   for (const l of jobListeners) l(event);
 }

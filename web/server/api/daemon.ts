@@ -22,6 +22,30 @@ export const listClients: RouteAction = {
   handle: async (ctx) => ({ body: { clients: await ctx.services.daemon.listClients() } }),
 };
 
+export const addClientRequest = z.object({
+  name: z.string().min(1).max(63),
+  address: z.string().min(1).max(300),
+  paths: z.array(z.string().min(1).max(4096)).min(1, 'give at least one path to back up').max(64),
+  excludes: z.array(z.string().min(1).max(4096)).max(256).default([]),
+  schedule: z.string().max(200).nullable().default(null),
+}).strict();
+
+export const addClient: RouteAction<z.infer<typeof addClientRequest>> = {
+  body: addClientRequest,
+  async handle(ctx) {
+    const added = await ctx.services.daemon.addClient(ctx.body);
+    return { status: 201, body: added, audit: { target: added.client, detail: { address: added.address, paths: ctx.body.paths } } };
+  },
+};
+
+export const pinHostKey: RouteAction = {
+  async handle(ctx) {
+    const client = ctx.params['name']!;
+    const pinned = await ctx.services.daemon.pinHostKey({ client });
+    return { body: pinned, audit: { target: client, detail: { previous: pinned.previous, fingerprint: pinned.fingerprint } } };
+  },
+};
+
 export const listSnapshots: RouteAction = {
   async handle(ctx) {
     const client = optionalClient(ctx.req.query['client']);
