@@ -15,6 +15,7 @@ import { projectRoot, tempDir } from '../helpers/cli.js';
 import { HOSTILE_LOG_LINE, REPINNED_KEY, startConsoleTestbed, type ConsoleTestbed } from '../helpers/console-testbed.js';
 import { MARKUP_NAME, NEWLINE_NAME, QUOTE_NAME } from '../helpers/snapshots.js';
 import { ApiClient, TEST_PASSWORD, chromiumSkipReason, launchChromium } from '../helpers/web.js';
+import { formatBytes } from '../../web/app/lib/format.js';
 
 const skip = chromiumSkipReason();
 const SCREENSHOTS = path.join(projectRoot, 'tests', 'web', 'screenshots');
@@ -255,14 +256,49 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
     expect((await auditor.request('POST', '/api/clients/db1/host-key', {})).status).toBe(403);
   });
 
-  it('draws the statistics per client', async () => {
-    const { context, page } = await signedIn('audrey');
+  it.each(Object.keys(SIZES) as Size[])('plots the statistics with uPlot, with the database\'s numbers in words and tables (%s)', async (size) => {
+    const snapshots = await bed.web.db.prisma.snapshot.findMany({ where: { clientName: 'web1' }, orderBy: { time: 'asc' } });
+    expect(snapshots.map((s) => s.id)).toEqual([bed.fx.first, bed.fx.second]);
+    const [first, second] = snapshots.map((s) => ({ bytes: Number(s.bytes), bytesNew: Number(s.bytesNew), bytesStored: Number(s.bytesStored), durationMs: s.durationMs }));
+    const stored = first!.bytesStored + second!.bytesStored;
+    const { context, page } = await signedIn('audrey', size);
     try {
       await page.goto(`${bed.web.url}/#/statistics`);
+      const repository = page.getByTestId('stats-repository');
+      await repository.waitFor();
+      await expect.poll(() => repository.locator('canvas').count()).toBe(4);
+      expect(await repository.getByTestId('chart-stored').getByTestId('summary').textContent()).toBe(`total ${formatBytes(stored)}, latest ${formatBytes(stored)}, highest ${formatBytes(stored)}`);
+      expect(await page.getByTestId('stats-client').locator('option').allTextContents()).toEqual(['Whole repository (per day)', 'web1 (per snapshot)']);
+
+      await page.getByTestId('stats-client').selectOption('web1');
       const web1 = page.getByTestId('stats-web1');
       await web1.waitFor();
-      expect(await web1.locator('figure').count()).toBe(4);
-      expect(await web1.locator('figure').first().locator('rect').count()).toBe(2);
+      await expect.poll(() => web1.locator('canvas').count()).toBe(4);
+      expect(await web1.getByTestId('stats-span').textContent()).toMatch(/^2 snapshots, /);
+      // Only the first snapshot has a job row: 120 000 bytes on the wire; the second has none.
+      const wire = web1.getByTestId('chart-wire');
+      expect(await wire.getByTestId('summary').textContent()).toBe('total 117 KiB, latest 117 KiB, highest 117 KiB (1 without data)');
+      await wire.getByText('Numbers').click();
+      expect(await wire.locator('tbody td').allTextContents()).toEqual(['117 KiB', '120,000 B', 'none', 'none']);
+      const stores = web1.getByTestId('chart-stored');
+      await stores.getByText('Numbers').click();
+      expect(await stores.locator('tbody td').allTextContents()).toEqual([first!, second!].flatMap((s) => [formatBytes(s.bytesStored), `${s.bytesStored.toLocaleString('en-US')} B`]));
+      const durations = web1.getByTestId('chart-duration');
+      await durations.getByText('Numbers').click();
+      expect(await durations.locator('tbody td:nth-child(3)').allTextContents()).toEqual([first!, second!].map((s) => `${s.durationMs.toLocaleString('en-US')} ms`));
+      const fresh = first!.bytesNew + second!.bytesNew;
+      const ratio = (first!.bytes + second!.bytes) / fresh;
+      expect(await web1.getByTestId('chart-dedup').getByTestId('summary').textContent()).toBe(
+        `overall ${ratio.toFixed(1)}× (${formatBytes(first!.bytes + second!.bytes)} backed up, ${formatBytes(fresh)} of it new)${second!.bytesNew === 0 ? '; 1 with nothing new, left out of the plot' : ''}`,
+      );
+      // The plot follows its container: as wide as the figure, on a laptop and on a phone.
+      const [figureWidth, canvasWidth] = await wire.evaluate((f) => [f.getBoundingClientRect().width, f.querySelector('canvas')!.getBoundingClientRect().width]);
+      expect(Math.abs(figureWidth! - canvasWidth!)).toBeLessThan(2);
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(SIZES[size].width);
+      await page.waitForTimeout(200);
+      await shot(page, 'statistics-web1', size);
+      expect(cspViolations).toEqual([]);
+      expect(pageErrors).toEqual([]);
     } finally {
       await context.close();
     }
@@ -274,7 +310,7 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
       try {
         const pages: [string, string][] = [
           ['dashboard', 'client-results'], ['clients', ''], ['jobs', 'job-table'], [`jobs/${bed.loggedJobId}`, 'job-timeline'],
-          ['snapshots', 'snapshot-table'], [`snapshots/web1/latest?path=${encodeURIComponent(bed.fx.data)}`, 'directory'], ['statistics', 'stats-web1'],
+          ['snapshots', 'snapshot-table'], [`snapshots/web1/latest?path=${encodeURIComponent(bed.fx.data)}`, 'directory'], ['statistics', 'stats-repository'],
         ];
         for (const [p, testId] of pages) {
           await page.goto(`${bed.web.url}/#/${p}`);

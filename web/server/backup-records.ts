@@ -100,11 +100,18 @@ export class BackupRecords {
     return rows.map((s) => ({ id: s.id, client: s.clientName, time: s.time.toISOString(), paths: jsonList(s.paths), files: Number(s.files), bytes: Number(s.bytes) }));
   }
 
-  /** One point per snapshot, oldest first: what the Statistics page plots per client. */
+  /**
+   * One point per snapshot, oldest first: what the Statistics page plots per client. The bytes
+   * on the wire live on the job that made the snapshot (null for a snapshot no job row names,
+   * e.g. one made by `haul backup` on the command line).
+   */
   async statistics(client?: string): Promise<StatisticsPoint[]> {
     const rows = await this.prisma.snapshot.findMany({ where: client ? { clientName: client } : {}, orderBy: { time: 'asc' }, take: 5000 });
+    const jobs = await this.prisma.job.findMany({ where: { snapshotId: { in: rows.map((s) => s.id) } }, select: { snapshotId: true, bytesOnWire: true } });
+    const onWire = new Map(jobs.map((j) => [j.snapshotId, Number(j.bytesOnWire)]));
     return rows.map((s) => ({
-      client: s.clientName, time: s.time.toISOString(), bytes: Number(s.bytes), bytesNew: Number(s.bytesNew), bytesStored: Number(s.bytesStored), durationMs: s.durationMs,
+      client: s.clientName, time: s.time.toISOString(), bytes: Number(s.bytes), bytesNew: Number(s.bytesNew), bytesStored: Number(s.bytesStored),
+      bytesOnWire: onWire.get(s.id) ?? null, durationMs: s.durationMs,
     }));
   }
 }

@@ -82,6 +82,8 @@ export interface StatisticsPoint {
   bytes: number;
   bytesNew: number;
   bytesStored: number;
+  /** Bytes the job that made the snapshot pulled over SSH; null when no job row names it. */
+  bytesOnWire: number | null;
   durationMs: number;
 }
 
