@@ -34,7 +34,12 @@ export function dedupRatio(bytes: number, bytesNew: number): number | null {
 }
 
 export const formatRatio = (r: number) => `${r.toFixed(1)}×`;
-export const formatMs = (ms: number) => formatDuration(ms / 1000);
+/** Durations under ten seconds keep their fraction: a test backup takes milliseconds. */
+export function formatMs(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  return formatDuration(ms / 1000);
+}
 export const exactBytes = (n: number) => `${n.toLocaleString('en-US')} B`;
 export const exactMs = (n: number) => `${n.toLocaleString('en-US')} ms`;
 export const exactRatio = (r: number) => r.toFixed(3);
