@@ -98,12 +98,18 @@ class RestoreProbe {
     this.child.stdin.on('error', () => undefined); // EPIPE once the probe has gone
     this.child.stderr.on('data', (d: Buffer) => { this.stderr += d.toString(); });
     this.child.stdout.on('data', (d: Buffer) => this.frames.push(...this.decoder.push(d)));
-    this.exit = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
+    this.exit = new Promise((resolve) => this.child.on('close', (code, signal) => {
+      this.closed = true;
+      resolve({ code, signal });
+    }));
   }
+
+  private closed = false;
 
   async write(...parts: Buffer[]): Promise<void> {
     for (const p of parts) {
-      if (this.child.stdin.write(p)) continue;
+      // A probe that refused the start has gone: nothing will drain, and 'close' has been.
+      if (this.closed || this.child.stdin.write(p)) continue;
       await new Promise<void>((resolve) => {
         const go = () => {
           this.child.stdin.off('drain', go);

@@ -66,7 +66,7 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
     });
   }
 
-  it('moves a running job\'s progress bar live, then takes the job off when it is done', async () => {
+  it('moves a running job\'s progress bar live, then moves the job to the finished list when it is done', async () => {
     const { context, page } = await signedIn('pat');
     try {
       await page.getByTestId('running-count').filter({ hasText: '0' }).waitFor();
@@ -87,8 +87,10 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
       expect(await page.getByTestId('client-results').locator('tbody tr td:first-child').allTextContents()).toEqual(['db1', 'web1']);
       await shot(page, 'dashboard-live', 'laptop');
       bed.bus.board.transition(job.id, 'succeeded');
-      await bar.waitFor({ state: 'detached' });
+      // It leaves the running list for "Finished while you watched", with its end state.
+      await page.getByTestId('running-jobs').getByTestId('job-progress-700').waitFor({ state: 'detached' });
       expect(await page.getByTestId('running-count').textContent()).toBe('0');
+      await expect.poll(() => page.getByTestId('finished-job-700').getByTestId('job-state').textContent()).toBe('succeeded');
     } finally {
       await context.close();
     }
@@ -170,7 +172,7 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
       await form.getByLabel('Into directory').fill('/tmp/restored');
       await form.getByRole('button', { name: 'Restore' }).click();
       await expect.poll(() => form.getByRole('status').textContent()).toBe('Restore queued as job 9001.');
-      expect(bed.restores).toEqual([{ snapshot: bed.fx.first, client: 'web1', path: `${bed.fx.data}/etc/hosts`, toClient: 'db1', target: '/tmp/restored', overwrite: false }]);
+      expect(bed.restores).toEqual([{ snapshot: bed.fx.first, client: 'web1', path: `${bed.fx.data}/etc/hosts`, toClient: 'db1', target: '/tmp/restored', overwrite: false, requestedBy: 'pat' }]);
       const [entry] = await bed.web.server.services.audit.list({ limit: 1 });
       expect(entry).toMatchObject({ actor: 'pat', action: 'restore', target: 'db1', detail: { jobId: 9001, from: 'web1', path: `${bed.fx.data}/etc/hosts`, target: '/tmp/restored' } });
     } finally {

@@ -16,6 +16,9 @@ describe('one daemon per SQLite database', () => {
   const home = path.join(tmp.dir, 'home');
   const env = haulEnv(repo, { HAUL_HOME: home });
   const dbFile = path.join(home, 'haul.db');
+  // The refused daemons use the same database file from another state directory: on the same
+  // one, its bus sockets refuse a second daemon first (daemon-bus.test.ts).
+  const otherEnv = { ...haulEnv(repo, { HAUL_HOME: path.join(tmp.dir, 'home2') }), DATABASE_URL: `file:${dbFile}` };
   const logFile = path.join(tmp.dir, 'daemon.log');
   let db: Database;
   const children: ChildProcess[] = [];
@@ -55,12 +58,12 @@ describe('one daemon per SQLite database', () => {
     const who = `on ${os.hostname()} (pid ${first.child.pid}, last heartbeat T)`;
     const stderrOf = (r: { stderr: string }) => r.stderr.replace(/last heartbeat \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\)/, 'last heartbeat T)');
 
-    const other = await haul(['daemon', '--http-port', 'off', '--daemon-id', 'second'], env, { timeoutMs: 60_000 });
+    const other = await haul(['daemon', '--http-port', 'off', '--log-file', path.join(tmp.dir, 'refused.log'), '--daemon-id', 'second'], otherEnv, { timeoutMs: 60_000 });
     expect([other.status, stderrOf(other)]).toEqual([
       1,
       `haul: error: daemon "first" already runs ${who} on the SQLite database ${dbFile}, and SQLite serves one daemon. Stop that daemon first, or run several daemons on one PostgreSQL database (DATABASE_URL=postgresql://…, see docs/deployment.md).\n`,
     ]);
-    const same = await haul(['daemon', '--http-port', 'off', '--daemon-id', 'first'], env, { timeoutMs: 60_000 });
+    const same = await haul(['daemon', '--http-port', 'off', '--log-file', path.join(tmp.dir, 'refused.log'), '--daemon-id', 'first'], otherEnv, { timeoutMs: 60_000 });
     expect([same.status, stderrOf(same)]).toEqual([1, `haul: error: a daemon with the ID "first" already runs ${who} on ${dbFile}. Stop it, or give each daemon its own ID (--daemon-id, HAUL_DAEMON_ID).\n`]);
     // The refused ones changed nothing: the first daemon is still the one registered.
     expect((await db.prisma.fleetDaemon.findMany()).map((r) => [r.id, r.pid])).toEqual([['first', first.child.pid]]);

@@ -106,7 +106,7 @@ describe('daemon configuration', () => {
     expect(() => resolveDaemonConfig(base, { HAUL_HTTP_PORT: 'eighty' }, new Map())).toThrow('HAUL_HTTP_PORT "eighty" is not a TCP port (0-65535, 0 picks a free one), or "off".');
     expect(() => resolveDaemonConfig(base, {}, new Map([['timeZone', 'Berlin']]))).toThrow('the setting timeZone in the database is not JSON ("Berlin"); correct or delete that row of the Setting table.');
     expect(() => resolveDaemonConfig({ passphrase: 'x', probeDir: '/p' }, {}, new Map())).toThrow('no repository given. Pass --repo DIR or set HAUL_REPOSITORY.');
-    expect(() => parseDuration('soon', '--grace')).toThrow('--grace "soon" is not a duration; write seconds ("90") or a number with ms, s, m or h ("500ms", "5m", "12h").');
+    expect(() => parseDuration('soon', '--grace')).toThrow('--grace "soon" is not a duration; write seconds ("90") or a number with ms, s, m, h or d ("500ms", "5m", "12h", "90d").');
     expect([parseDuration('500ms', 'x'), parseDuration('1.5m', 'x'), parseDuration('90', 'x')]).toEqual([500, 90_000, 90_000]);
   });
 });

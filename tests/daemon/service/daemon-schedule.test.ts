@@ -73,7 +73,8 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
 
   it('starts no job inside a blackout window: a due job waits in the queue and starts when the window ends', async () => {
     await bed.addClient('blackout-1', S1, dataS1);
-    const endsIn = 3_000;
+    // Long enough that the window is still open once the daemon has started on a loaded machine.
+    const endsIn = 10_000;
     const window = `${utcClock(-60_000)}-${utcClock(endsIn)}`;
     const daemon = await bed.start({ blackout: [window] });
     const blackoutEnd = new Date(daemon.status().blackoutUntil!);
