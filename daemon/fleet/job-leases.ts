@@ -28,6 +28,10 @@ export class JobLeases {
    * already serialises claims. The partial unique index Job_one_claimed_per_client backs both.
    */
   async claim(job: Pick<JobRecord, 'id' | 'clientId'>): Promise<ClaimResult> {
+    // SQLite serves one daemon, whose queue already keeps a client's jobs apart: a plain
+    // conditional update claims. An interactive transaction there reads, then has to upgrade to
+    // a write lock, which fails at once (SQLITE_BUSY) when the web console wrote in between.
+    if (this.provider !== 'postgresql') return this.claimAlone(job);
     try {
       return await this.prisma.$transaction(async (tx) => {
         if (this.provider === 'postgresql') {
@@ -49,6 +53,15 @@ export class JobLeases {
       }
       throw err;
     }
+  }
+
+  private async claimAlone(job: Pick<JobRecord, 'id' | 'clientId'>): Promise<ClaimResult> {
+    if (job.clientId !== null) {
+      const other = await this.prisma.job.findFirst({ where: { clientId: job.clientId, id: { not: job.id }, claimedAt: { not: null }, state: unfinished }, select: { id: true, daemonId: true } });
+      if (other) return { result: 'client-busy', by: { jobId: other.id, daemonId: other.daemonId } };
+    }
+    const claimed = await this.prisma.job.updateMany({ where: { id: job.id, state: 'queued', claimedAt: null }, data: { claimedAt: new Date(), daemonId: this.daemonId } });
+    return claimed.count === 1 ? { result: 'claimed' } : { result: 'gone' };
   }
 
   /** Records that this daemon fires `slot` for the client; false when another daemon did first. */

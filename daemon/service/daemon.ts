@@ -343,7 +343,15 @@ export class Daemon {
 
   /** Claims the job before it runs; a client busy on another daemon sends it back to wait. */
   private async claimBeforeRun(job: JobRecord): Promise<boolean> {
-    const claim = await this.fleet.leases.claim(job);
+    let claim: Awaited<ReturnType<typeof this.fleet.leases.claim>>;
+    try {
+      claim = await this.fleet.leases.claim(job);
+    } catch (err) {
+      // Left queued, the job would wait forever: it fails, saying why, and a retry may follow.
+      this.log.error({ err, job: job.id }, `could not claim job ${job.id} in the database`);
+      await this.store.finish(job.id, { state: 'failed', cause: 'internal', message: `the daemon could not claim the job in the database (${(err as Error).message.trim().split('\n').at(-1)}); check the database, then run it again.` }).catch(() => undefined);
+      return false;
+    }
     if (claim.result === 'claimed') return true;
     if (claim.result === 'client-busy' && !this.stopping) {
       const at = new Date(Date.now() + this.config.fleet.heartbeatMs);

@@ -65,7 +65,7 @@ describe.skipIf(skip !== undefined)(`the console against a real daemon, sshd and
       [ODD]: pseudoRandom('e2e-odd', 300_001),
     };
     data = bed.writeData(USER, 'data', files);
-    daemon = spawn(testNode, [haulBin, 'daemon', '--http-port', 'off', '--log-file', path.join(bed.tmp, 'daemon.log'), '--time-zone', 'UTC', '--grace', '0'], { env: bed.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    daemon = spawn(testNode, [haulBin, 'daemon', '--http-port', 'off', '--log-file', process.env['E2E_DAEMON_LOG'] ?? path.join(bed.tmp, 'daemon.log'), '--time-zone', 'UTC', '--grace', '0'], { env: bed.env, stdio: ['ignore', 'ignore', 'pipe'] });
     daemon.stderr!.setEncoding('utf8').on('data', (d: string) => (daemonStderr += d));
     daemonExited = new Promise((resolve) => daemon.on('exit', (code) => resolve(code)));
     const endpoint = defaultBusEndpoints(bed.stateDir).commands;
