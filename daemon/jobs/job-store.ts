@@ -162,14 +162,24 @@ export class JobStore {
   private async write(id: number, state: JobState, data: JobData, detail: string | null): Promise<JobRecord> {
     const at = new Date();
     const written = await this.prisma.$transaction(async (tx) => {
-      const before = await tx.job.findUnique({ where: { id }, select: { state: true } });
+      // Written before anything is read: on SQLite a transaction that reads first cannot wait for
+      // the write lock and fails at once (SQLITE_BUSY) when another connection wrote meanwhile.
       // Conditional, so a concurrent writer (another process ending the job) cannot be overtaken.
+      const allowed = statesBefore(state);
+      let previous: string | undefined;
       // Leaving the queue starts the clock, whichever state comes first (a repository job has no 'connecting').
-      const start = before?.state === 'queued' && !isTerminalJobState(state) ? { startedAt: at } : {};
-      const moved = await tx.job.updateMany({ where: { id, state: { in: statesBefore(state) } }, data: { ...data, ...start, state } });
-      if (!before || moved.count !== 1) return undefined;
+      if (allowed.includes('queued') && !isTerminalJobState(state)) {
+        const started = await tx.job.updateMany({ where: { id, state: 'queued' }, data: { ...data, startedAt: at, state } });
+        if (started.count === 1) previous = 'queued';
+      }
+      if (previous === undefined) {
+        const moved = await tx.job.updateMany({ where: { id, state: { in: allowed.filter((s) => s !== 'queued' || isTerminalJobState(state)) } }, data: { ...data, state } });
+        if (moved.count !== 1) return undefined;
+        // Every state a job enters has its transition row: the newest one is the state it left.
+        previous = (await tx.jobTransition.findFirst({ where: { jobId: id }, orderBy: { id: 'desc' }, select: { state: true } }))?.state ?? 'queued';
+      }
       await tx.jobTransition.create({ data: { jobId: id, state, at, detail } });
-      return { job: await tx.job.findUniqueOrThrow({ where: { id } }), previous: before.state };
+      return { job: await tx.job.findUniqueOrThrow({ where: { id } }), previous };
     });
     const updated = written?.job;
     if (!updated) {
