@@ -47,8 +47,17 @@ export async function openRepository(cmd: Command, lock?: { kind: LockKind; purp
     throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
   }
   const repo = await Repository.open(storage, await repositoryPassphrase(opts));
-  if (lock) heldLocks.push(await lockRepository(repo, lock.kind, { purpose: lock.purpose }));
+  if (lock) heldLocks.push(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
   return repo;
+}
+
+/** HAUL_LOCK_WAIT (as for the daemon: "90", "5m", "1h"): how long a command waits for a lock held elsewhere; none by default. */
+function lockWaitMs(): number {
+  const text = process.env['HAUL_LOCK_WAIT'];
+  if (!text) return 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) throw new HaulError('InvalidArgument', `HAUL_LOCK_WAIT ${JSON.stringify(text)} is not a duration; write seconds ("90") or a number with ms, s, m or h ("5m").`);
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!);
 }
 
 /** Called once the command is over, whatever its outcome. */

@@ -171,8 +171,9 @@ describe('forget and prune', () => {
     expect(b.status).toBe(1);
     expect(b.stderr).toBe(`haul: error: the repository at ${repo} cannot be locked for reading or writing: it is in use by prune (exclusive lock by pid ${process.pid} on ${os.hostname()} since ${exclusive.created}). Wait for that to finish and try again; a lock whose process died is ignored after 30 minutes.\n`);
 
-    // And two real processes started together: whichever locks first, nothing is lost.
-    const [backup, prune] = await Promise.all([haul(['backup-local', '--client', 'b', data], env), haul(['prune', '--wait', '120', '--repack-threshold', '0'], env)]);
+    // And two real processes started together, each willing to wait: whichever locks first,
+    // nothing is lost.
+    const [backup, prune] = await Promise.all([haul(['backup-local', '--client', 'b', data], { ...env, HAUL_LOCK_WAIT: '120' }), haul(['prune', '--wait', '120', '--repack-threshold', '0'], env)]);
     expect([backup.status, backup.stderr, prune.status, prune.stderr]).toEqual([0, '', 0, '']);
     expect(haulSync(['check', '--read-data'], env).stdout).toMatch(/checked 1 snapshots, .*: no errors\n$/);
     const target = path.join(tmp.dir, 'restored-lock');
