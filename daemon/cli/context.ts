@@ -1,5 +1,6 @@
 // What every command needs: where the repository and the database are, and how to open them.
 import type { Command } from 'commander';
+import { parseDuration } from '../../shared/duration.js';
 import { HaulError } from '../../shared/errors.js';
 import { openDatabase, type Database } from '../database/open-database.js';
 import { recordSnapshot } from '../database/snapshot-listing.js';
@@ -54,10 +55,7 @@ export async function openRepository(cmd: Command, lock?: { kind: LockKind; purp
 /** HAUL_LOCK_WAIT (as for the daemon: "90", "5m", "1h"): how long a command waits for a lock held elsewhere; none by default. */
 function lockWaitMs(): number {
   const text = process.env['HAUL_LOCK_WAIT'];
-  if (!text) return 0;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!m) throw new HaulError('InvalidArgument', `HAUL_LOCK_WAIT ${JSON.stringify(text)} is not a duration; write seconds ("90") or a number with ms, s, m or h ("5m").`);
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!);
+  return text ? parseDuration(text, 'HAUL_LOCK_WAIT') : 0;
 }
 
 /** Called once the command is over, whatever its outcome. */

@@ -3,6 +3,7 @@
 // reload), else a default. docs/daemon.md lists every key.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { parseDuration } from '../../shared/duration.js';
 import { HaulError } from '../../shared/errors.js';
 import type { JobTimeouts } from '../jobs/job-runner.js';
 import { parseBlackoutList, parseBlackoutWindow, type BlackoutWindow } from '../scheduler/blackout-windows.js';
@@ -150,13 +151,7 @@ export const defaultHttpPort = 7460;
 /** Job history is kept a year by default: long enough for audits, short enough to stay small. */
 export const defaultJobRetentionMs = 365 * 86_400_000;
 
-/** "90", "90s", "1.5m", "500ms", "12h", "90d": a duration in milliseconds. */
-export function parseDuration(text: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
-  if (!m) throw new HaulError('InvalidArgument', `${what} ${JSON.stringify(text)} is not a duration; write seconds ("90") or a number with ms, s, m, h or d ("500ms", "5m", "12h", "90d").`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's']!;
-  return Math.round(Number(m[1]) * unit);
-}
+export { parseDuration };
 
 /** A whole number of at least 1, from an option, a variable or a setting. */
 export function parseCount(value: unknown, what: string): number {
