@@ -14,6 +14,8 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 [ -f /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+# Directory login tests start their own OpenLDAP server.
+{ [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null; } || need+=(slapd ldap-utils)
 command -v chromium >/dev/null || need+=(chromium)
 { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; } || need+=(docker-compose)
 
