@@ -94,6 +94,10 @@ export type ErrorCode =
   | 'CsrfRejected'
   | 'PasswordChangeRequired'
   | 'AuditTrailBroken'
+  // Tenants (daemon/database/tenants.ts)
+  | 'TenantNotFound'
+  | 'TenantExists'
+  | 'TenantInUse'
   | 'DaemonNotConnected'
   | 'ListenFailed';
 

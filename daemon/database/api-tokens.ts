@@ -1,12 +1,13 @@
 // API tokens for automation: `Authorization: Bearer haul_…`. The token is shown once; the
 // database keeps its SHA-256. A token acts with a role its user covers (never more), stops
-// working when revoked, when its user is disabled or removed, or when the user's role no longer
-// covers it.
+// working when revoked, when its user is disabled or removed, or when the user's roles no longer
+// cover it. A member's token reaches only the tenants where its user holds the token's role
+// (web/server/tenant-scope.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import { HaulError } from '../../shared/errors.js';
-import { isRole, roleCovers, type Role } from '../../shared/roles.js';
+import { isRole, type Role } from '../../shared/roles.js';
 import type { Database } from './open-database.js';
-import { toUserView, type UserView } from './users.js';
+import { holdsRole, toUserView, withGrants, type UserView } from './users.js';
 
 export interface ApiTokenView {
   id: number;
@@ -64,7 +65,7 @@ export class ApiTokenStore {
       throw new HaulError('InvalidArgument', 'name the token with 1 to 64 characters without control characters (for example the script that uses it).');
     }
     if (!isRole(role)) throw new HaulError('InvalidArgument', `${JSON.stringify(role)} is not a role; use admin, operator or auditor.`);
-    if (!roleCovers(user.role, role)) {
+    if (!holdsRole(user, role)) {
       throw new HaulError('Forbidden', `as ${user.role} you cannot create a token with role ${role}: a token never has rights its user lacks. Create it with role ${user.role}.`);
     }
     const token = `haul_${randomBytes(32).toString('base64url')}`;
@@ -97,11 +98,11 @@ export class ApiTokenStore {
 
   async authenticate(token: string): Promise<TokenAuthentication | undefined> {
     if (!TOKEN_PATTERN.test(token)) return undefined;
-    const row = await this.db.prisma.apiToken.findUnique({ where: { tokenHash: tokenHash(token) }, include: { user: true } });
+    const row = await this.db.prisma.apiToken.findUnique({ where: { tokenHash: tokenHash(token) }, include: { user: { include: withGrants } } });
     if (!row || row.revokedAt || row.user.disabled) return undefined;
     const now = this.now();
     const user = toUserView(row.user, now);
-    if (!isRole(row.role) || !roleCovers(user.role, row.role)) return undefined;
+    if (!isRole(row.role) || !holdsRole(user, row.role)) return undefined;
     if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= TOUCH_EVERY_MS) {
       await this.db.prisma.apiToken.updateMany({ where: { id: row.id }, data: { lastUsedAt: now } });
     }

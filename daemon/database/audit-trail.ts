@@ -15,6 +15,8 @@ export interface AuditRecord {
   action: string;
   target?: string | null;
   detail?: Record<string, unknown>;
+  /** The tenant the action concerns; its auditors see the entry. Absent: a global entry, for admins only. */
+  tenantId?: number | null;
 }
 
 export interface AuditEntryView {
@@ -26,6 +28,7 @@ export interface AuditEntryView {
   detail: Record<string, unknown>;
   prevHash: string;
   hash: string;
+  tenantId: number | null;
 }
 
 export type AuditVerification =
@@ -55,8 +58,9 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(normal(value));
 }
 
-export function auditEntryHash(prevHash: string, entry: { at: Date; actor: string; action: string; target: string | null; detail: unknown }): string {
-  const body = canonicalJson({ at: entry.at, actor: entry.actor, action: entry.action, target: entry.target, detail: entry.detail });
+/** The tenant is covered only when set, so entries written before tenants existed keep their hashes. */
+export function auditEntryHash(prevHash: string, entry: { at: Date; actor: string; action: string; target: string | null; detail: unknown; tenantId?: number | null }): string {
+  const body = canonicalJson({ at: entry.at, actor: entry.actor, action: entry.action, target: entry.target, detail: entry.detail, tenant: entry.tenantId ?? undefined });
   return createHash('sha256').update(`${prevHash}\n${body}`).digest('hex');
 }
 
@@ -73,6 +77,7 @@ interface EntryRow {
   detail: string;
   prevHash: string;
   hash: string;
+  tenantId: number | null;
 }
 
 function parseDetail(text: string): Record<string, unknown> | undefined {
@@ -98,6 +103,7 @@ export class AuditTrail {
   async append(record: AuditRecord): Promise<AuditEntryView> {
     const detail = JSON.parse(canonicalJson(record.detail ?? {})) as Record<string, unknown>;
     const target = record.target ?? null;
+    const tenantId = record.tenantId ?? null;
     const row = await this.db.prisma.$transaction(async (tx) => {
       if (this.db.location.provider === 'postgresql') {
         await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PG_AUDIT_LOCK})`);
@@ -109,24 +115,27 @@ export class AuditTrail {
       const last = await tx.auditEntry.findFirst({ orderBy: { id: 'desc' }, select: { hash: true } });
       const prevHash = last?.hash ?? GENESIS_HASH;
       const at = this.now();
-      const hash = auditEntryHash(prevHash, { at, actor: record.actor, action: record.action, target, detail });
-      return tx.auditEntry.create({ data: { at, actor: record.actor, action: record.action, target, detail: canonicalJson(detail), prevHash, hash } });
+      const hash = auditEntryHash(prevHash, { at, actor: record.actor, action: record.action, target, detail, tenantId });
+      return tx.auditEntry.create({ data: { at, actor: record.actor, action: record.action, target, detail: canonicalJson(detail), prevHash, hash, tenantId } });
     }, { maxWait: 15_000, timeout: 30_000 });
     return toView(row);
   }
 
-  /** Newest first; `beforeId` pages backwards. */
-  async list(options: { limit?: number; beforeId?: number } = {}): Promise<AuditEntryView[]> {
+  /** Newest first; `beforeId` pages backwards; `tenantIds` keeps only those tenants' entries (no global ones). */
+  async list(options: { limit?: number; beforeId?: number; tenantIds?: number[] } = {}): Promise<AuditEntryView[]> {
     const rows = await this.db.prisma.auditEntry.findMany({
-      where: options.beforeId === undefined ? {} : { id: { lt: options.beforeId } },
+      where: {
+        ...(options.beforeId === undefined ? {} : { id: { lt: options.beforeId } }),
+        ...(options.tenantIds === undefined ? {} : { tenantId: { in: options.tenantIds } }),
+      },
       orderBy: { id: 'desc' },
       take: Math.min(Math.max(options.limit ?? 100, 1), 1000),
     });
     return rows.map(toView);
   }
 
-  async count(): Promise<number> {
-    return this.db.prisma.auditEntry.count();
+  async count(options: { tenantIds?: number[] } = {}): Promise<number> {
+    return this.db.prisma.auditEntry.count({ where: options.tenantIds === undefined ? {} : { tenantId: { in: options.tenantIds } } });
   }
 
   /**

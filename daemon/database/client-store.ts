@@ -17,6 +17,7 @@ import {
 } from '../clients/client-config.js';
 import type { PrismaClient } from './open-database.js';
 import { isMissingRow, isUniqueViolation } from './prisma-errors.js';
+import { tenantNotFound } from './tenants.js';
 
 type ClientRow = Awaited<ReturnType<PrismaClient['client']['findFirstOrThrow']>>;
 
@@ -115,14 +116,17 @@ export class ClientStore {
     return found;
   }
 
-  /** Adds a client; with `hostKey` (an import of an earlier pin) it starts out pinned. */
-  async add(settings: ClientSettings, options: { hostKey?: string; created?: Date } = {}): Promise<ClientConfig> {
+  /** Adds a client to a tenant (the default one unless named); with `hostKey` (an import of an earlier pin) it starts out pinned. */
+  async add(settings: ClientSettings, options: { hostKey?: string; created?: Date; tenant?: string } = {}): Promise<ClientConfig> {
     const checked = checkClientSettings(settings);
     if (options.hostKey !== undefined) checkHostKey(options.hostKey, settings.name);
+    const tenant = options.tenant === undefined ? undefined : await this.prisma.tenant.findUnique({ where: { name: options.tenant }, select: { id: true } });
+    if (tenant === null) throw tenantNotFound(options.tenant!);
     try {
       const row = await this.prisma.client.create({
         data: {
           ...settingsColumns(checked),
+          ...(tenant === undefined ? {} : { tenantId: tenant.id }),
           ...(options.hostKey === undefined ? {} : { hostKey: options.hostKey }),
           ...(options.created === undefined ? {} : { createdAt: options.created }),
         },

@@ -4,7 +4,7 @@
 // own CSRF token, which the browser must echo in a header on every state-changing request.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database } from './open-database.js';
-import { toUserView, type UserView } from './users.js';
+import { toUserView, withGrants, type UserView } from './users.js';
 
 export interface SessionPolicy {
   lifetimeMs: number;
@@ -61,7 +61,7 @@ export class SessionStore {
   async authenticate(secret: string | undefined): Promise<ActiveSession | undefined> {
     if (secret === undefined || !SECRET_PATTERN.test(secret)) return undefined;
     const id = sessionId(secret);
-    const row = await this.db.prisma.session.findUnique({ where: { id }, include: { user: true } });
+    const row = await this.db.prisma.session.findUnique({ where: { id }, include: { user: { include: withGrants } } });
     if (!row) return undefined;
     const now = this.now();
     const idleSince = now.getTime() - row.lastSeenAt.getTime();

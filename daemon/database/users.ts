@@ -6,11 +6,18 @@ import { HaulError } from '../../shared/errors.js';
 import { isRole, type Role, ROLES } from '../../shared/roles.js';
 import { base32Decode, matchTotp } from '../../shared/totp.js';
 import type { Database } from './open-database.js';
+import { DEFAULT_TENANT_ID, tenantNotFound, type TenantGrantView, type TenantRole } from './tenants.js';
 
 export interface UserView {
   id: number;
   username: string;
+  /**
+   * admin: global. Otherwise the member's roles are its grants, and this is the one to show for
+   * it: operator when it operates any tenant, else auditor.
+   */
   role: Role;
+  /** A member's role per tenant; empty for an admin (who holds every role on every tenant). */
+  grants: TenantGrantView[];
   disabled: boolean;
   /** Set while failed logins keep the account closed. */
   lockedUntil: Date | null;
@@ -53,11 +60,21 @@ const MAX_USERNAME_LENGTH = 64;
 // No 0/o, 1/l/i: one-time passwords are read off a terminal and typed by hand.
 const PASSWORD_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';
 
+interface GrantRow {
+  tenantId: number;
+  role: string;
+  tenant: { name: string };
+}
+
+/** What every user query includes, so each UserView knows its grants. */
+export const withGrants = { grants: { include: { tenant: { select: { name: true } } }, orderBy: { tenantId: 'asc' as const } } };
+
 interface UserRow {
   id: number;
   username: string;
   passwordHash: string;
   role: string;
+  grants?: GrantRow[];
   totpSecret: string | null;
   failedLogins: number;
   lockedUntil: Date | null;
@@ -68,10 +85,14 @@ interface UserRow {
 }
 
 export function toUserView(row: UserRow, now: Date): UserView {
+  const grants: TenantGrantView[] = row.role === 'admin' ? [] : (row.grants ?? [])
+    .filter((g) => g.role === 'operator' || g.role === 'auditor')
+    .map((g) => ({ tenantId: g.tenantId, tenant: g.tenant.name, role: g.role as TenantRole }));
   return {
     id: row.id,
     username: row.username,
-    role: isRole(row.role) ? row.role : 'auditor',
+    role: row.role === 'admin' ? 'admin' : grants.some((g) => g.role === 'operator') ? 'operator' : 'auditor',
+    grants,
     disabled: row.disabled,
     lockedUntil: row.lockedUntil && row.lockedUntil > now ? row.lockedUntil : null,
     totp: row.totpSecret !== null,
@@ -80,6 +101,11 @@ export function toUserView(row: UserRow, now: Date): UserView {
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
+}
+
+/** Whether the user holds `role` anywhere: an admin holds every role, a member its grants' roles. */
+export function holdsRole(user: UserView, role: Role): boolean {
+  return user.role === 'admin' || user.grants.some((g) => g.role === role);
 }
 
 /** A one-time password: 20 characters (about 99 bits) in groups of five. */
@@ -129,9 +155,11 @@ export class UserStore {
     return this.db.prisma;
   }
 
-  async create(input: { username: string; role: string; password?: string }): Promise<{ user: UserView; password: string; generated: boolean }> {
+  /** A new user; an operator or auditor gets that role on `tenant` (the default tenant unless named). */
+  async create(input: { username: string; role: string; password?: string; tenant?: string }): Promise<{ user: UserView; password: string; generated: boolean }> {
     checkUsername(input.username);
     const role = checkRole(input.role);
+    const tenantId = role === 'admin' ? undefined : await this.tenantId(input.tenant);
     const generated = input.password === undefined;
     const password = input.password ?? generatePassword();
     checkPassword(password, input.username);
@@ -139,7 +167,11 @@ export class UserStore {
       throw new HaulError('UserExists', `a user named ${JSON.stringify(input.username)} already exists; choose another name, or change that user's password instead.`);
     }
     const row = await this.prisma.user.create({
-      data: { username: input.username, role, passwordHash: await this.hash(password), mustChangePassword: generated },
+      data: {
+        username: input.username, role: role === 'admin' ? 'admin' : 'member', passwordHash: await this.hash(password), mustChangePassword: generated,
+        ...(tenantId === undefined ? {} : { grants: { create: { tenantId, role } } }),
+      },
+      include: withGrants,
     }).catch((err: unknown) => {
       if (/Unique constraint/.test(String(err))) throw new HaulError('UserExists', `a user named ${JSON.stringify(input.username)} already exists; choose another name, or change that user's password instead.`);
       throw err;
@@ -149,11 +181,11 @@ export class UserStore {
 
   async list(): Promise<UserView[]> {
     const now = this.now();
-    return (await this.prisma.user.findMany({ orderBy: { username: 'asc' } })).map((r) => toUserView(r, now));
+    return (await this.prisma.user.findMany({ orderBy: { username: 'asc' }, include: withGrants })).map((r) => toUserView(r, now));
   }
 
   async find(username: string): Promise<UserView | undefined> {
-    const row = await this.prisma.user.findUnique({ where: { username } });
+    const row = await this.prisma.user.findUnique({ where: { username }, include: withGrants });
     return row ? toUserView(row, this.now()) : undefined;
   }
 
@@ -164,7 +196,7 @@ export class UserStore {
   }
 
   async byId(id: number): Promise<UserView | undefined> {
-    const row = await this.prisma.user.findUnique({ where: { id } });
+    const row = await this.prisma.user.findUnique({ where: { id }, include: withGrants });
     return row ? toUserView(row, this.now()) : undefined;
   }
 
@@ -174,17 +206,42 @@ export class UserStore {
     await this.prisma.user.delete({ where: { id: user.id } });
   }
 
+  /**
+   * admin: global, its grants dropped. operator or auditor: a member with that role on every
+   * tenant it has a grant on (on the default tenant when it has none); `haul user grant` is the
+   * finer tool.
+   */
   async setRole(username: string, role: string): Promise<UserView> {
     const user = await this.get(username);
     const wanted = checkRole(role);
-    if (wanted !== 'admin') await this.keepAnAdmin(user, `make ${wanted}`);
-    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { role: wanted } }), this.now());
+    if (wanted === 'admin') {
+      await this.prisma.$transaction([
+        this.prisma.tenantGrant.deleteMany({ where: { userId: user.id } }),
+        this.prisma.user.update({ where: { id: user.id }, data: { role: 'admin' } }),
+      ]);
+    } else {
+      await this.keepAnAdmin(user, `make ${wanted}`);
+      const tenantIds = user.grants.length > 0 ? user.grants.map((g) => g.tenantId) : [DEFAULT_TENANT_ID];
+      await this.prisma.$transaction([
+        this.prisma.tenantGrant.deleteMany({ where: { userId: user.id } }),
+        this.prisma.tenantGrant.createMany({ data: tenantIds.map((tenantId) => ({ userId: user.id, tenantId, role: wanted })) }),
+        this.prisma.user.update({ where: { id: user.id }, data: { role: 'member' } }),
+      ]);
+    }
+    return this.get(username);
+  }
+
+  private async tenantId(name: string | undefined): Promise<number> {
+    if (name === undefined) return DEFAULT_TENANT_ID;
+    const row = await this.prisma.tenant.findUnique({ where: { name }, select: { id: true } });
+    if (!row) throw tenantNotFound(name);
+    return row.id;
   }
 
   async setDisabled(username: string, disabled: boolean): Promise<UserView> {
     const user = await this.get(username);
     if (disabled) await this.keepAnAdmin(user, 'disable');
-    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { disabled } }), this.now());
+    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { disabled }, include: withGrants }), this.now());
   }
 
   /**
@@ -199,6 +256,7 @@ export class UserStore {
     const row = await this.prisma.user.update({
       where: { id: user.id },
       data: { passwordHash: await this.hash(next), mustChangePassword: generated, failedLogins: 0, lockedUntil: null },
+      include: withGrants,
     });
     return { user: toUserView(row, this.now()), password: next, generated };
   }
@@ -216,7 +274,7 @@ export class UserStore {
     const row = await this.confirmPassword(userId, current);
     checkPassword(next, row.username);
     if (next === current) throw new HaulError('InvalidArgument', 'the new password is the current one; choose another.');
-    const updated = await this.prisma.user.update({ where: { id: userId }, data: { passwordHash: await this.hash(next), mustChangePassword: false } });
+    const updated = await this.prisma.user.update({ where: { id: userId }, data: { passwordHash: await this.hash(next), mustChangePassword: false }, include: withGrants });
     return toUserView(updated, this.now());
   }
 
@@ -230,18 +288,18 @@ export class UserStore {
     const step = matchTotp(secret, code, this.now().getTime() / 1000);
     if (step === undefined) throw new HaulError('LoginFailed', 'that code does not match the secret; check the clock of the device with the authenticator app and enter the current code.');
     this.usedTotpSteps.set(userId, step);
-    return toUserView(await this.prisma.user.update({ where: { id: userId }, data: { totpSecret: secret } }), this.now());
+    return toUserView(await this.prisma.user.update({ where: { id: userId }, data: { totpSecret: secret }, include: withGrants }), this.now());
   }
 
   async disableTotp(username: string): Promise<UserView> {
     const user = await this.get(username);
-    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { totpSecret: null } }), this.now());
+    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { totpSecret: null }, include: withGrants }), this.now());
   }
 
   /** Checks a login attempt and records its outcome (failure count, lockout). */
   async login(username: string, password: string, totpCode?: string): Promise<LoginResult> {
     const now = this.now();
-    const row = await this.prisma.user.findUnique({ where: { username } });
+    const row = await this.prisma.user.findUnique({ where: { username }, include: withGrants });
     if (!row) {
       // The same argon2 work as for a real account, so timing does not reveal which names exist.
       await argon2.verify(await this.dummy(), password);
@@ -257,7 +315,7 @@ export class UserStore {
       if (step === undefined || step <= (this.usedTotpSteps.get(row.id) ?? -1)) return { ok: false, reason: 'totp-wrong', user, ...(await this.recordFailure(row.id, now)) };
       this.usedTotpSteps.set(row.id, step);
     }
-    const updated = await this.prisma.user.update({ where: { id: row.id }, data: { failedLogins: 0, lockedUntil: null } });
+    const updated = await this.prisma.user.update({ where: { id: row.id }, data: { failedLogins: 0, lockedUntil: null }, include: withGrants });
     return { ok: true, user: toUserView(updated, now) };
   }
 

@@ -54,8 +54,8 @@ export function registerDaemonHandlers(bus: BusServer, daemon: Daemon): void {
     const count = await daemon.database.prisma.client.count();
     return { clients: count, message: `reloaded ${count} client(s): ${result.scheduled.length} scheduled; time zone ${result.timeZone}, at most ${result.maxConcurrentJobs} job(s) at once${result.blackout.length ? `, blackout ${result.blackout.join(', ')}` : ''}` };
   });
-  bus.handle('add-client', async ({ name, address, paths, excludes, schedule }) => {
-    const added = await clients.add({ name, ...parseAddress(address), paths, excludes, oneFileSystem: false, schedule, retention: null, enabled: true });
+  bus.handle('add-client', async ({ name, address, paths, excludes, schedule, tenant }) => {
+    const added = await clients.add({ name, ...parseAddress(address), paths, excludes, oneFileSystem: false, schedule, retention: null, enabled: true }, tenant === undefined ? {} : { tenant });
     // A schedule takes effect only once the scheduler reads the client table again.
     if (schedule !== null) await daemon.reload();
     return { client: added.name, address: formatAddress(added), authorizedKeysLine: authorizedKeysLine(daemon.identity) };

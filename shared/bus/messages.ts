@@ -275,6 +275,8 @@ export const commands = {
       excludes: z.array(z.string().min(1).max(4096)).max(256).default([]),
       /** A cron expression, or null to back it up only when asked. */
       schedule: z.string().max(200).nullable().default(null),
+      /** The tenant it joins; the default tenant when absent. */
+      tenant: z.string().min(1).max(63).optional(),
     }),
     /** The line the operator appends to the client's authorized_keys, with the daemon's public key. */
     result: z.object({ client: ClientName, address: Text(300), authorizedKeysLine: Text(2048) }),

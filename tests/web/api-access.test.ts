@@ -15,6 +15,10 @@ const tokens: Partial<Record<Role, string>> = {};
 
 beforeAll(async () => {
   web = await startTestConsole();
+  // The socket events name client web1 and job 1: they exist (in the default tenant, where the
+  // operator and auditor hold their roles), so an allowed event reaches the daemon link.
+  const web1 = await web.server.services.clients.add({ name: 'web1', host: 'web1.example.net', port: 22, user: 'backup', paths: ['/srv'], excludes: [], oneFileSystem: true, schedule: null, retention: null, enabled: true });
+  expect((await web.db.prisma.job.create({ data: { clientId: web1.id, clientName: 'web1', kind: 'backup', state: 'queued', trigger: 'manual' } })).id).toBe(1);
   for (const role of ROLES) {
     await web.addUser(`the-${role}`, role);
     const client = new ApiClient(web.url);

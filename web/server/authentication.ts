@@ -7,6 +7,7 @@ import type { UserView } from '../../daemon/database/users.js';
 import { HaulError } from '../../shared/errors.js';
 import type { Role } from '../../shared/roles.js';
 import type { ConsoleServices } from './console-services.js';
+import { TenantScope } from './tenant-scope.js';
 
 export const SESSION_COOKIE = 'haul_session';
 
@@ -14,6 +15,8 @@ export interface Caller {
   user: UserView;
   /** The role this request acts with (a token's own role, else the user's). */
   role: Role;
+  /** The tenants this request reaches, and the role on each (tenant-scope.ts). */
+  scope: TenantScope;
   via: 'session' | 'token';
   session?: ActiveSession;
   sessionSecret?: string;
@@ -43,13 +46,13 @@ export async function identify(services: ConsoleServices, headers: { cookie?: st
     if (!m) throw new HaulError('Unauthenticated', 'the Authorization header must be "Bearer haul_…" with an API token; create one on the Account page.');
     const found = await services.tokens.authenticate(m[1]!);
     if (!found) throw new HaulError('Unauthenticated', 'the API token is unknown or revoked, or its user is disabled or no longer has its role; create a new token on the Account page.');
-    return { user: found.user, role: found.role, via: 'token', tokenName: found.tokenName };
+    return { user: found.user, role: found.role, scope: TenantScope.of(found.user, found.role), via: 'token', tokenName: found.tokenName };
   }
   const secret = readCookie(headers.cookie, SESSION_COOKIE);
   if (secret === undefined || secret === '') return undefined;
   const session = await services.sessions.authenticate(secret);
   if (!session) return undefined;
-  return { user: session.user, role: session.user.role, via: 'session', session, sessionSecret: secret };
+  return { user: session.user, role: session.user.role, scope: TenantScope.of(session.user), via: 'session', session, sessionSecret: secret };
 }
 
 export function authentication(services: ConsoleServices) {

@@ -2,7 +2,8 @@
 // timeline, the snapshot listing and the numbers behind the statistics. The database is the
 // source of truth for history (the daemon writes every job and snapshot there), so these pages
 // read it directly and keep working while the daemon restarts; anything that acts, or touches
-// repository data, goes to the daemon over the bus instead.
+// repository data, goes to the daemon over the bus instead. Every listing takes the caller's
+// tenants (undefined: all), so rows of other tenants are never read, let alone counted.
 import type { PrismaClient } from '../../daemon/database/open-database.js';
 import { HaulError } from '../../shared/errors.js';
 import type { ClientSummary, JobDetail, JobQuery, JobSummary, SnapshotSummary, StatisticsPoint } from './daemon-link.js';
@@ -45,17 +46,23 @@ export function jobSummary(row: JobRow): JobSummary {
   };
 }
 
+/** A where-clause on rows that point at a client: only those tenants' clients. */
+function ofTenants(tenantIds: number[] | undefined) {
+  return tenantIds === undefined ? {} : { client: { tenantId: { in: tenantIds } } };
+}
+
 export class BackupRecords {
   constructor(private readonly prisma: PrismaClient) {}
 
-  async clients(): Promise<ClientSummary[]> {
-    const rows = await this.prisma.client.findMany({ orderBy: { name: 'asc' } });
+  async clients(tenantIds?: number[]): Promise<ClientSummary[]> {
+    const rows = await this.prisma.client.findMany({ where: tenantIds === undefined ? {} : { tenantId: { in: tenantIds } }, orderBy: { name: 'asc' }, include: { tenant: { select: { name: true } } } });
     const out: ClientSummary[] = [];
     for (const row of rows) {
       const last = await this.prisma.job.findFirst({ where: { clientId: row.id, kind: 'backup' }, orderBy: { id: 'desc' } });
       const lastGood = await this.prisma.snapshot.findFirst({ where: { clientId: row.id }, orderBy: { time: 'desc' } });
       out.push({
         name: row.name,
+        tenant: row.tenant.name,
         address: `${row.sshUser}@${row.host}${row.port === 22 ? '' : `:${row.port}`}`,
         enabled: row.enabled,
         hostKeyPinned: row.hostKey !== null,
@@ -78,6 +85,7 @@ export class BackupRecords {
         ...(query.state ? { state: query.state } : {}),
         ...(query.kind ? { kind: query.kind } : {}),
         ...(query.beforeId ? { id: { lt: query.beforeId } } : {}),
+        ...ofTenants(query.tenantIds),
       },
       orderBy: { id: 'desc' },
       take: query.limit,
@@ -95,8 +103,8 @@ export class BackupRecords {
     };
   }
 
-  async snapshots(client?: string): Promise<SnapshotSummary[]> {
-    const rows = await this.prisma.snapshot.findMany({ where: client ? { clientName: client } : {}, orderBy: { time: 'desc' }, take: 1000 });
+  async snapshots(client?: string, tenantIds?: number[]): Promise<SnapshotSummary[]> {
+    const rows = await this.prisma.snapshot.findMany({ where: { ...(client ? { clientName: client } : {}), ...ofTenants(tenantIds) }, orderBy: { time: 'desc' }, take: 1000 });
     return rows.map((s) => ({ id: s.id, client: s.clientName, time: s.time.toISOString(), paths: jsonList(s.paths), files: Number(s.files), bytes: Number(s.bytes) }));
   }
 
@@ -105,8 +113,8 @@ export class BackupRecords {
    * on the wire live on the job that made the snapshot (null for a snapshot no job row names,
    * e.g. one made by `haul backup` on the command line).
    */
-  async statistics(client?: string): Promise<StatisticsPoint[]> {
-    const rows = await this.prisma.snapshot.findMany({ where: client ? { clientName: client } : {}, orderBy: { time: 'asc' }, take: 5000 });
+  async statistics(client?: string, tenantIds?: number[]): Promise<StatisticsPoint[]> {
+    const rows = await this.prisma.snapshot.findMany({ where: { ...(client ? { clientName: client } : {}), ...ofTenants(tenantIds) }, orderBy: { time: 'asc' }, take: 5000 });
     const jobs = await this.prisma.job.findMany({ where: { snapshotId: { in: rows.map((s) => s.id) } }, select: { snapshotId: true, bytesOnWire: true } });
     const onWire = new Map(jobs.map((j) => [j.snapshotId, Number(j.bytesOnWire)]));
     return rows.map((s) => ({

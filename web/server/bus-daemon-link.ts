@@ -9,7 +9,7 @@ import type { BusEvent, DaemonStatus as BusDaemonStatus } from '../../shared/bus
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { BackupRecords } from './backup-records.js';
 import type { Database } from '../../daemon/database/open-database.js';
-import type { DaemonEvent, DaemonLink, DaemonStatus, JobQuery, NewClient, RestoreRequest } from './daemon-link.js';
+import type { DaemonEvent, DaemonLink, DaemonStatus, InTenants, JobQuery, NewClient, RestoreRequest } from './daemon-link.js';
 
 export interface BusDaemonLinkOptions {
   /** The daemon's commands endpoint (ipc:// in its state directory, or tcp:// with `curve`). */
@@ -144,15 +144,15 @@ export class BusDaemonLink implements DaemonLink {
     }
   }
 
-  listClients() {
-    return this.records.clients();
+  listClients(query: InTenants = {}) {
+    return this.records.clients(query.tenantIds);
   }
 
   addClient(client: NewClient) {
     return this.ask((bus) => bus.request('add-client', { ...client }));
   }
 
-  pinHostKey(request: { client: string }) {
+  pinHostKey(request: { client: string; fingerprint?: string }) {
     // Connecting over SSH can take longer than a quick question: the daemon's own connect timeout decides.
     return this.ask((bus) => bus.request('repin-host-key', request, { timeoutMs: 60_000 }));
   }
@@ -165,12 +165,12 @@ export class BusDaemonLink implements DaemonLink {
     return this.records.job(id);
   }
 
-  listSnapshots(query: { client?: string }) {
-    return this.records.snapshots(query.client);
+  listSnapshots(query: { client?: string } & InTenants) {
+    return this.records.snapshots(query.client, query.tenantIds);
   }
 
-  statistics(query: { client?: string }) {
-    return this.records.statistics(query.client);
+  statistics(query: { client?: string } & InTenants) {
+    return this.records.statistics(query.client, query.tenantIds);
   }
 
   async runJob(request: { client: string; requestedBy: string }): Promise<{ jobId: number }> {
@@ -204,11 +204,6 @@ export class BusDaemonLink implements DaemonLink {
   async reloadConfig(): Promise<{ message: string }> {
     const { message } = await this.ask((bus) => bus.request('reload-config', {}));
     return { message };
-  }
-
-  async repinHostKey(request: { client: string; fingerprint?: string }): Promise<{ previous: string | null; fingerprint: string }> {
-    const { previous, fingerprint } = await this.ask((bus) => bus.request('repin-host-key', request, { timeoutMs: 30_000 }));
-    return { previous, fingerprint };
   }
 
   subscribe(listener: Listener): () => void {

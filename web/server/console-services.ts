@@ -4,9 +4,11 @@ import type { ApiTokenStore } from '../../daemon/database/api-tokens.js';
 import type { AuditTrail } from '../../daemon/database/audit-trail.js';
 import type { ClientStore } from '../../daemon/database/client-store.js';
 import type { SessionStore } from '../../daemon/database/sessions.js';
+import type { TenantStore } from '../../daemon/database/tenants.js';
 import type { UserStore } from '../../daemon/database/users.js';
 import type { DaemonLink } from './daemon-link.js';
 import type { LoginRateLimiter } from './login-rate-limiter.js';
+import type { ScopedObjects } from './scoped-objects.js';
 
 export interface ConsoleServices {
   users: UserStore;
@@ -15,6 +17,9 @@ export interface ConsoleServices {
   audit: AuditTrail;
   /** Client settings, which the console edits in the database (the daemon then reloads them). */
   clients: ClientStore;
+  tenants: TenantStore;
+  /** Every object a route names is looked up through this, inside the caller's tenant scope. */
+  scoped: ScopedObjects;
   daemon: DaemonLink;
   loginLimiter: LoginRateLimiter;
   /** Whether session cookies get the Secure flag regardless of how the request arrived. */

@@ -19,6 +19,7 @@ export interface DaemonStatus {
 
 export interface ClientSummary {
   name: string;
+  tenant: string;
   address: string;
   enabled: boolean;
   hostKeyPinned: boolean;
@@ -58,7 +59,12 @@ export interface JobDetail extends JobSummary {
   timeline: { state: string; at: string; detail: string | null }[];
 }
 
-export interface JobQuery {
+/** Rows only of these tenants' clients (a member's scope); absent: every row. */
+export interface InTenants {
+  tenantIds?: number[];
+}
+
+export interface JobQuery extends InTenants {
   client?: string;
   state?: string;
   kind?: string;
@@ -97,6 +103,8 @@ export interface NewClient {
   paths: string[];
   excludes: string[];
   schedule: string | null;
+  /** The tenant it joins (the default tenant when absent). */
+  tenant?: string;
 }
 export type SnapshotDiff = CommandResult<'diff-snapshots'>;
 
@@ -118,15 +126,15 @@ export interface DaemonEvent {
 
 export interface DaemonLink {
   status(): DaemonStatus;
-  listClients(): Promise<ClientSummary[]>;
+  listClients(query?: InTenants): Promise<ClientSummary[]>;
   /** Registers a client with the daemon; answers with the authorized_keys line to install on it. */
   addClient(client: NewClient): Promise<AddedClient>;
-  /** Connects to the client now (a connection test) and pins the host key it shows. */
-  pinHostKey(request: { client: string }): Promise<PinnedHostKey>;
+  /** Connects to the client now (a connection test) and pins the host key it shows, or confirms the given fingerprint. */
+  pinHostKey(request: { client: string; fingerprint?: string }): Promise<PinnedHostKey>;
   listJobs(query: JobQuery): Promise<JobSummary[]>;
   getJob(id: number): Promise<JobDetail>;
-  listSnapshots(query: { client?: string }): Promise<SnapshotSummary[]>;
-  statistics(query: { client?: string }): Promise<StatisticsPoint[]>;
+  listSnapshots(query: { client?: string } & InTenants): Promise<SnapshotSummary[]>;
+  statistics(query: { client?: string } & InTenants): Promise<StatisticsPoint[]>;
   /** Queues a backup of a client now; resolves with the new job's ID. */
   runJob(request: { client: string; requestedBy: string }): Promise<{ jobId: number }>;
   cancelJob(request: { jobId: number; requestedBy: string }): Promise<void>;
@@ -137,8 +145,6 @@ export interface DaemonLink {
   restore(request: RestoreRequest): Promise<{ jobId: number }>;
   /** Makes the daemon read the clients' settings again after the console changed them. */
   reloadConfig(): Promise<{ message: string }>;
-  /** Pins the host key the client shows now (or the given fingerprint), through the daemon, which connects to it. */
-  repinHostKey(request: { client: string; fingerprint?: string }): Promise<{ previous: string | null; fingerprint: string }>;
   /** Subscribes to live events and status changes; returns the unsubscribe function. */
   subscribe(listener: { event(e: DaemonEvent): void; status(s: DaemonStatus): void }): () => void;
   close(): Promise<void>;
@@ -200,10 +206,6 @@ export class DisconnectedDaemonLink implements DaemonLink {
   }
 
   reloadConfig(): Promise<{ message: string }> {
-    return Promise.resolve().then(() => this.refuse());
-  }
-
-  repinHostKey(): Promise<{ previous: string | null; fingerprint: string }> {
     return Promise.resolve().then(() => this.refuse());
   }
 

@@ -34,7 +34,7 @@ export interface RouteReply {
   status?: number;
   body?: unknown;
   /** For the audit entry: what the action was about. `actor` only where there is no caller yet (login). */
-  audit?: { actor?: string; target?: string | null; detail?: Record<string, unknown> };
+  audit?: { actor?: string; target?: string | null; detail?: Record<string, unknown>; /** The tenant the action concerns (its auditors see the entry). */ tenantId?: number | null };
   /** The handler wrote the response itself (a download streamed as it arrives). */
   streamed?: boolean;
 }
@@ -92,6 +92,11 @@ export function forbidden(caller: Caller, summary: string, access: readonly Role
   return new HaulError('Forbidden', `${who} may not ${summary}; that needs the ${access.join(' or ')} role. Ask an admin if you need it.`);
 }
 
+/** Whether the caller holds one of `access` on some tenant; which objects it reaches is checked per object (scoped-objects.ts). */
+export function mayUse(caller: Caller, access: readonly Role[]): boolean {
+  return caller.scope.roles().some((r) => access.includes(r));
+}
+
 export function checkAccess(route: RouteDefinition, req: Request, caller: Caller | undefined): void {
   // Changes come only from our own pages; a browser always sends Origin on such requests.
   const origin = req.get('origin');
@@ -110,7 +115,7 @@ export function checkAccess(route: RouteDefinition, req: Request, caller: Caller
   if (caller.via === 'session' && caller.user.mustChangePassword && !route.beforePasswordChange) {
     throw new HaulError('PasswordChangeRequired', 'change your one-time password first (Account page, or POST /api/me/password); until then nothing else is allowed.');
   }
-  if (!route.access.includes(caller.role)) throw forbidden(caller, route.summary, route.access);
+  if (!mayUse(caller, route.access)) throw forbidden(caller, route.summary, route.access);
 }
 
 export function mountRoutes(app: Express, routes: readonly RouteDefinition[], services: ConsoleServices): void {
@@ -134,6 +139,7 @@ export function mountRoutes(app: Express, routes: readonly RouteDefinition[], se
           actor,
           action: route.audit,
           target: reply.audit?.target ?? null,
+          tenantId: reply.audit?.tenantId ?? null,
           detail: { ...reply.audit?.detail, address: req.ip, ...(caller ? { via: viaOf(caller) } : {}) },
         });
       }

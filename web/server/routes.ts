@@ -6,6 +6,7 @@ import * as audit from './api/audit.js';
 import * as backups from './api/backups.js';
 import * as clients from './api/clients.js';
 import * as daemon from './api/daemon.js';
+import * as tenants from './api/tenants.js';
 import * as tokens from './api/tokens.js';
 import * as users from './api/users.js';
 import type { RouteDefinition } from './route-definition.js';
@@ -34,6 +35,14 @@ export const routes: readonly RouteDefinition[] = [
   { method: 'patch', path: '/api/users/:username', summary: 'change a user', access: ADMIN, effect: 'system', audit: 'user.change', action: users.changeUser },
   { method: 'post', path: '/api/users/:username/password', summary: "reset a user's password", access: ADMIN, effect: 'system', audit: 'user.password-reset', action: users.resetUserPassword },
   { method: 'delete', path: '/api/users/:username', summary: 'remove a user', access: ADMIN, effect: 'system', audit: 'user.remove', action: users.removeUser },
+  { method: 'post', path: '/api/users/:username/grants', summary: 'give a user a role on a tenant', access: ADMIN, effect: 'system', audit: 'user.grant', action: tenants.grantRole },
+  { method: 'delete', path: '/api/users/:username/grants/:tenant', summary: "take a user's role on a tenant away", access: ADMIN, effect: 'system', audit: 'user.revoke', action: tenants.revokeRole },
+
+  // Tenants
+  { method: 'get', path: '/api/tenants', summary: 'list tenants', access: ADMIN, effect: 'none', action: tenants.listTenants },
+  { method: 'post', path: '/api/tenants', summary: 'add a tenant', access: ADMIN, effect: 'system', audit: 'tenant.add', action: tenants.addTenant },
+  { method: 'patch', path: '/api/tenants/:name', summary: 'change a tenant', access: ADMIN, effect: 'system', audit: 'tenant.edit', action: tenants.editTenant },
+  { method: 'delete', path: '/api/tenants/:name', summary: 'remove a tenant', access: ADMIN, effect: 'system', audit: 'tenant.remove', action: tenants.removeTenant },
 
   // The audit trail
   { method: 'get', path: '/api/audit', summary: 'read the audit trail', access: AUDIT_READERS, effect: 'none', action: audit.listAudit },
@@ -43,9 +52,8 @@ export const routes: readonly RouteDefinition[] = [
   { method: 'get', path: '/api/status', summary: 'see the daemon status', access: EVERYONE, effect: 'none', action: daemon.status },
   { method: 'get', path: '/api/clients', summary: 'list clients', access: EVERYONE, effect: 'none', action: daemon.listClients },
   { method: 'patch', path: '/api/clients/:name', summary: 'change a client', access: OPERATORS, effect: 'system', audit: 'client.change', action: clients.changeClient },
-  { method: 'post', path: '/api/clients/:name/host-key', summary: "pin a client's host key", access: OPERATORS, effect: 'system', audit: 'client.repin', action: clients.repinHostKey },
+  { method: 'post', path: '/api/clients/:name/host-key', summary: 'test the connection to a client and pin its host key', access: OPERATORS, effect: 'system', audit: 'client.pin-host-key', action: clients.pinHostKey },
   { method: 'post', path: '/api/clients', summary: 'add a client', access: OPERATORS, effect: 'system', audit: 'client.add', action: daemon.addClient },
-  { method: 'post', path: '/api/clients/:name/pin-host-key', summary: "test the connection to a client and pin its host key", access: OPERATORS, effect: 'system', audit: 'client.pin-host-key', action: daemon.pinHostKey },
   { method: 'get', path: '/api/jobs', summary: 'list jobs', access: EVERYONE, effect: 'none', action: backups.listJobs },
   { method: 'get', path: '/api/jobs/:id', summary: 'see a job and its state timeline', access: EVERYONE, effect: 'none', action: backups.getJob },
   { method: 'get', path: '/api/jobs/:id/log', summary: "read a job's log", access: EVERYONE, effect: 'none', action: backups.jobLog },

@@ -2,7 +2,8 @@
 // Every event a client may emit is declared in one table with the roles allowed, exactly like
 // the REST routes, and the caller is re-checked on every event (a session may have ended since
 // the socket connected). The handshake needs the session cookie and its CSRF token, or an API
-// token, and must come from our own origin.
+// token, and must come from our own origin. Live events reach a socket only when its caller's
+// tenant scope covers the job's client (tenant-fan-out.ts).
 import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import { z } from 'zod';
@@ -10,8 +11,9 @@ import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { Role } from '../../shared/roles.js';
 import { cancelJob, cancelJobRequest, runJob, runJobRequest } from './api/daemon.js';
 import { identify, type Caller } from './authentication.js';
+import { DASHBOARD_ROOM, TenantFanOut, jobRoom, type SocketAuth } from './tenant-fan-out.js';
 import type { ConsoleServices } from './console-services.js';
-import { describeIssues, forbidden, sameToken, type Effect } from './route-definition.js';
+import { describeIssues, forbidden, mayUse, sameToken, type Effect } from './route-definition.js';
 
 export interface SocketEventDefinition {
   event: string;
@@ -20,12 +22,9 @@ export interface SocketEventDefinition {
   effect: Effect;
   audit?: string;
   payload?: z.ZodType;
-  handle(ctx: { services: ConsoleServices; caller: Caller; socket: Socket; payload: never }): Promise<{ result: unknown; audit?: { target?: string | null; detail?: Record<string, unknown> } }>;
+  handle(ctx: { services: ConsoleServices; caller: Caller; socket: Socket; payload: never }): Promise<{ result: unknown; audit?: { target?: string | null; detail?: Record<string, unknown>; tenantId?: number | null } }>;
 }
 
-export const DASHBOARD_ROOM = 'dashboard';
-/** One job's page: its log lines go only here, so the dashboard is not flooded with every job's log. */
-export const jobRoom = (jobId: number) => `job:${jobId}`;
 const watchJobRequest = z.object({ jobId: z.number().int().positive() }).strict();
 
 export const socketEvents: readonly SocketEventDefinition[] = [
@@ -62,12 +61,6 @@ export const socketEvents: readonly SocketEventDefinition[] = [
 ];
 
 export type SocketReply = { ok: true; result: unknown } | { error: { code: string; message: string } };
-
-interface SocketAuth {
-  caller: Caller;
-  /** How to check the caller again: the cookie and token the handshake carried. */
-  headers: { cookie?: string; authorization?: string };
-}
 
 /** The host:port an Origin header names; undefined for `null` or anything unparsable. */
 function originHost(origin: string): string | undefined {
@@ -126,12 +119,14 @@ export function attachSocketServer(httpServer: HttpServer, services: ConsoleServ
         try {
           const { headers } = socket.data as SocketAuth;
           const caller = await identify(services, headers);
+          // Live events are filtered by the scope the socket last showed: a changed grant counts from the next event it sends.
+          if (caller) (socket.data as SocketAuth).caller = caller;
           if (!caller) {
             reply(errorReply(new HaulError('Unauthenticated', 'your session has ended; log in again.')));
             socket.disconnect(true);
             return;
           }
-          if (!def.access.includes(caller.role)) throw forbidden(caller, def.summary, def.access);
+          if (!mayUse(caller, def.access)) throw forbidden(caller, def.summary, def.access);
           let parsed: unknown = undefined;
           if (def.payload) {
             const r = def.payload.safeParse(payload ?? {});
@@ -141,7 +136,7 @@ export function attachSocketServer(httpServer: HttpServer, services: ConsoleServ
           const { result, audit } = await def.handle({ services, caller, socket, payload: parsed as never });
           if (def.audit) {
             await services.audit.append({
-              actor: caller.user.username, action: def.audit, target: audit?.target ?? null,
+              actor: caller.user.username, action: def.audit, target: audit?.target ?? null, tenantId: audit?.tenantId ?? null,
               detail: { ...audit?.detail, address: socket.handshake.address, via: caller.via === 'token' ? `socket, token ${caller.tokenName}` : 'socket' },
             });
           }
@@ -154,16 +149,8 @@ export function attachSocketServer(httpServer: HttpServer, services: ConsoleServ
     }
   });
 
-  const unsubscribe = services.daemon.subscribe({
-    event: (e) => {
-      const jobId = typeof e['jobId'] === 'number' ? e['jobId'] : (e['job'] as { id?: number } | undefined)?.id;
-      if (e.type === 'job-log') {
-        if (jobId !== undefined) io.to(jobRoom(jobId)).emit('daemon:event', e);
-      } else if (jobId !== undefined) io.to([DASHBOARD_ROOM, jobRoom(jobId)]).emit('daemon:event', e);
-      else io.to(DASHBOARD_ROOM).emit('daemon:event', e);
-    },
-    status: (s) => io.to(DASHBOARD_ROOM).emit('daemon:status', s),
-  });
+  const fanOut = new TenantFanOut(io, services, log);
+  const unsubscribe = services.daemon.subscribe({ event: (e) => fanOut.event(e), status: (s) => fanOut.status(s) });
   return {
     io,
     close: async () => {

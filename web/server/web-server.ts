@@ -12,6 +12,7 @@ import { AuditTrail } from '../../daemon/database/audit-trail.js';
 import { ClientStore } from '../../daemon/database/client-store.js';
 import type { Database } from '../../daemon/database/open-database.js';
 import { SessionStore, type SessionPolicy } from '../../daemon/database/sessions.js';
+import { TenantStore } from '../../daemon/database/tenants.js';
 import { UserStore, type AccountPolicy, type PasswordHashCost } from '../../daemon/database/users.js';
 import { HaulError } from '../../shared/errors.js';
 import { authentication } from './authentication.js';
@@ -22,6 +23,7 @@ import { LoginRateLimiter, defaultLoginRateLimits, type LoginRateLimits } from '
 import { openApiDocument } from './openapi.js';
 import { mountRoutes } from './route-definition.js';
 import { routes } from './routes.js';
+import { ScopedObjects } from './scoped-objects.js';
 import { securityHeaders } from './security-headers.js';
 import { attachSocketServer, type SocketServer } from './socket-events.js';
 
@@ -70,6 +72,8 @@ export function createWebServer(options: WebServerOptions): WebServer {
     tokens: new ApiTokenStore(db),
     audit: new AuditTrail(db),
     clients: new ClientStore(db.prisma),
+    tenants: new TenantStore(db.prisma),
+    scoped: new ScopedObjects(db.prisma),
     daemon: options.daemon ?? new DisconnectedDaemonLink(),
     loginLimiter: new LoginRateLimiter({ ...defaultLoginRateLimits, ...options.loginRateLimits }),
     secureCookies: options.secureCookies ?? false,

@@ -28,6 +28,11 @@ const at = (s: string) => new Date(s);
 
 async function roundTripEveryModel(db: Database): Promise<void> {
   const p = db.prisma;
+  // Tenants (0004_tenants): the default tenant exists from the start; every client belongs to one.
+  expect(await p.tenant.findMany({ select: { id: true, name: true, quotaBytes: true, retention: true, notifyEmails: true } })).toEqual([{ id: 1, name: 'default', quotaBytes: null, retention: null, notifyEmails: '[]' }]);
+  const tenant = await p.tenant.create({ data: { name: 'acme', quotaBytes: 2n ** 53n + 5n, retention: '{"keepDaily":3}', notifyEmails: '["ops@acme.example"]', createdAt: at('2026-01-01T00:00:00Z') } });
+  expect(tenant.id).toBe(2);
+  expect(await p.tenant.findUniqueOrThrow({ where: { name: 'acme' } })).toEqual(tenant);
   const client = await p.client.create({
     data: {
       name: 'web1', host: 'web1.example.org', port: 2222, sshUser: 'backup', hostKey: 'SHA256:abc',
@@ -40,8 +45,13 @@ async function roundTripEveryModel(db: Database): Promise<void> {
     id: client.id, name: 'web1', host: 'web1.example.org', port: 2222, sshUser: 'backup', hostKey: 'SHA256:abc',
     paths: '["/srv/www","/etc"]', excludes: '["*.tmp"]', oneFileSystem: false, schedule: '0 3 * * *',
     retention: '{"keepDaily":7}', enabled: false, createdAt: at('2026-01-02T03:04:05.678Z'), updatedAt: client.updatedAt,
-    quotaBytes: 2n ** 53n + 1n, overdueHours: 36, storedBytes: 2n ** 53n + 3n, storedBytesAt: at('2026-01-03T00:00:00Z'),
+    quotaBytes: 2n ** 53n + 1n, overdueHours: 36, storedBytes: 2n ** 53n + 3n, storedBytesAt: at('2026-01-03T00:00:00Z'), tenantId: 1,
   });
+  await p.client.update({ where: { id: client.id }, data: { tenantId: tenant.id } });
+  expect((await p.client.findUniqueOrThrow({ where: { id: client.id }, include: { tenant: true } })).tenant.name).toBe('acme');
+  // A client cannot point at a tenant that does not exist, and a tenant with clients cannot go.
+  await expect(p.client.update({ where: { id: client.id }, data: { tenantId: 99 } })).rejects.toThrow();
+  await expect(p.tenant.delete({ where: { id: tenant.id } })).rejects.toThrow();
   const big = 2n ** 53n + 7n; // beyond a double's exact range
   const job = await p.job.create({
     data: {
@@ -75,8 +85,11 @@ async function roundTripEveryModel(db: Database): Promise<void> {
     include: { sessions: true, apiTokens: true },
   });
   expect(await p.user.findUniqueOrThrow({ where: { username: 'alice' }, include: { sessions: true, apiTokens: true } })).toEqual(user);
+  const grant = await p.tenantGrant.create({ data: { userId: user.id, tenantId: tenant.id, role: 'auditor' } });
+  expect(await p.tenantGrant.findUniqueOrThrow({ where: { userId_tenantId: { userId: user.id, tenantId: tenant.id } } })).toEqual(grant);
+  await expect(p.tenantGrant.create({ data: { userId: user.id, tenantId: tenant.id, role: 'operator' } })).rejects.toMatchObject({ code: 'P2002' });
 
-  const audit = await p.auditEntry.create({ data: { actor: 'alice', action: 'client.add', target: 'web1', detail: '{"a":1}', prevHash: '0'.repeat(64), hash: '1'.repeat(64) } });
+  const audit = await p.auditEntry.create({ data: { actor: 'alice', action: 'client.add', target: 'web1', detail: '{"a":1}', prevHash: '0'.repeat(64), hash: '1'.repeat(64), tenantId: tenant.id } });
   expect(await p.auditEntry.findUniqueOrThrow({ where: { id: audit.id } })).toEqual(audit);
   await expect(p.auditEntry.create({ data: { actor: 'x', action: 'y', prevHash: '1'.repeat(64), hash: '1'.repeat(64) } })).rejects.toThrow(/Unique constraint/);
 
@@ -108,7 +121,8 @@ async function roundTripEveryModel(db: Database): Promise<void> {
   await p.job.delete({ where: { id: job.id } });
   expect(await p.jobTransition.count()).toBe(0);
   await p.user.delete({ where: { id: user.id } });
-  expect([await p.session.count(), await p.apiToken.count()]).toEqual([0, 0]);
+  expect([await p.session.count(), await p.apiToken.count(), await p.tenantGrant.count()]).toEqual([0, 0, 0]);
+  await p.tenant.delete({ where: { id: tenant.id } });
 }
 
 describe('the schema on SQLite', () => {

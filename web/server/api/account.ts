@@ -10,6 +10,8 @@ export function userJson(user: UserView) {
   return {
     username: user.username,
     role: user.role,
+    /** A member's roles per tenant; empty for an admin, who reaches every tenant. */
+    tenants: user.grants.map((g) => ({ tenant: g.tenant, role: g.role })),
     disabled: user.disabled,
     lockedUntil: user.lockedUntil,
     totp: user.totp,

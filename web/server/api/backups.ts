@@ -2,12 +2,16 @@
 // browsing, comparing and downloading snapshots, restores and statistics. Reads of repository
 // data and every action go to the daemon through the daemon link; the web process never opens the
 // repository. Query strings are checked like bodies, so a bad one gets a message that says which.
+// Every client, job and snapshot named goes through the caller's tenant scope first.
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { ClientName } from '../../../shared/bus/messages.js';
 import { HaulError } from '../../../shared/errors.js';
 import { describeIssues, type RouteAction, type RouteContext } from '../route-definition.js';
+import { inScope } from './daemon.js';
+
+const OPERATE: readonly ['admin', 'operator'] = ['admin', 'operator'];
 
 const SnapshotRef = z.string().regex(/^(latest|[0-9a-f]{1,64})$/, 'expected a snapshot ID (prefix) or "latest"');
 const SnapshotPath = z.string().min(1).max(4096).startsWith('/', 'expected an absolute path in the snapshot').default('/');
@@ -31,7 +35,7 @@ export const listJobs: RouteAction = {
   query: jobQuery,
   async handle(ctx) {
     const q = query(ctx, jobQuery);
-    const jobs = await ctx.services.daemon.listJobs({ limit: q.limit, ...(q.client ? { client: q.client } : {}), ...(q.state ? { state: q.state } : {}), ...(q.kind ? { kind: q.kind } : {}), ...(q.before ? { beforeId: q.before } : {}) });
+    const jobs = await ctx.services.daemon.listJobs({ limit: q.limit, ...(q.client ? { client: q.client } : {}), ...(q.state ? { state: q.state } : {}), ...(q.kind ? { kind: q.kind } : {}), ...(q.before ? { beforeId: q.before } : {}), ...inScope(ctx.caller!) });
     return { body: { jobs } };
   },
 };
@@ -39,6 +43,7 @@ export const listJobs: RouteAction = {
 export const getJob: RouteAction = {
   async handle(ctx) {
     const { id } = query(ctx, z.object({ id: JobNumber }));
+    await ctx.services.scoped.job(ctx.caller!, id);
     const { logPath: _hidden, ...job } = await ctx.services.daemon.getJob(id);
     return { body: { job } };
   },
@@ -51,6 +56,7 @@ export const jobLog: RouteAction = {
   query: logQuery,
   async handle(ctx) {
     const { id, download } = query(ctx, logQuery);
+    await ctx.services.scoped.job(ctx.caller!, id);
     const job = await ctx.services.daemon.getJob(id);
     if (!job.logPath) throw new HaulError('JobNotFound', `job ${id} has no log yet (it has not started); try again once it runs.`);
     let file: fs.ReadStream;
@@ -73,6 +79,7 @@ export const listDirectory: RouteAction = {
   query: browseQuery,
   async handle(ctx) {
     const q = query(ctx, browseQuery);
+    await ctx.services.scoped.snapshot(ctx.caller!, q.client, q.id);
     return { body: await ctx.services.daemon.listDirectory({ snapshot: q.id, client: q.client, path: q.path, offset: q.offset }) };
   },
 };
@@ -83,6 +90,8 @@ export const diffSnapshots: RouteAction = {
   query: diffQuery,
   async handle(ctx) {
     const q = query(ctx, diffQuery);
+    await ctx.services.scoped.snapshot(ctx.caller!, q.client, q.from);
+    await ctx.services.scoped.snapshot(ctx.caller!, q.client, q.to);
     return { body: await ctx.services.daemon.diffSnapshots(q) };
   },
 };
@@ -94,6 +103,7 @@ export const downloadSnapshot: RouteAction = {
   query: downloadQuery,
   async handle(ctx) {
     const q = query(ctx, downloadQuery);
+    const { tenantId } = await ctx.services.scoped.snapshot(ctx.caller!, q.client, q.id);
     const { name, body } = await ctx.services.daemon.download({ snapshot: q.id, client: q.client, path: q.path });
     const fileName = name.replace(/[^A-Za-z0-9._-]/g, '_');
     ctx.res.setHeader('Content-Type', 'application/x-tar');
@@ -104,7 +114,7 @@ export const downloadSnapshot: RouteAction = {
       // Headers are gone already: cutting the connection is how the browser learns the download failed.
       ctx.res.destroy(err as Error);
     }
-    return { streamed: true, audit: { target: `${q.client} ${q.id}`, detail: { path: q.path } } };
+    return { streamed: true, audit: { target: `${q.client} ${q.id}`, detail: { path: q.path }, tenantId } };
   },
 };
 
@@ -120,8 +130,10 @@ export const restoreRequest = z.strictObject({
 export const restore: RouteAction<z.infer<typeof restoreRequest>> = {
   body: restoreRequest,
   async handle(ctx) {
+    await ctx.services.scoped.snapshot(ctx.caller!, ctx.body.client, ctx.body.snapshot);
+    const { tenantId } = await ctx.services.scoped.client(ctx.caller!, ctx.body.toClient, OPERATE);
     const { jobId } = await ctx.services.daemon.restore({ ...ctx.body, requestedBy: ctx.caller!.user.username });
-    return { status: 202, body: { jobId }, audit: { target: ctx.body.toClient, detail: { jobId, snapshot: ctx.body.snapshot, from: ctx.body.client, path: ctx.body.path, target: ctx.body.target, overwrite: ctx.body.overwrite } } };
+    return { status: 202, body: { jobId }, audit: { target: ctx.body.toClient, detail: { jobId, snapshot: ctx.body.snapshot, from: ctx.body.client, path: ctx.body.path, target: ctx.body.target, overwrite: ctx.body.overwrite }, tenantId } };
   },
 };
 
@@ -131,6 +143,6 @@ export const statistics: RouteAction = {
   query: statisticsQuery,
   async handle(ctx) {
     const q = query(ctx, statisticsQuery);
-    return { body: { points: await ctx.services.daemon.statistics(q.client ? { client: q.client } : {}) } };
+    return { body: { points: await ctx.services.daemon.statistics({ ...(q.client ? { client: q.client } : {}), ...inScope(ctx.caller!) }) } };
   },
 };
