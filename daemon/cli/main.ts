@@ -27,6 +27,7 @@ import { registerSnapshots } from './commands/snapshots.js';
 import { registerStats } from './commands/stats.js';
 import { registerStatus } from './commands/status.js';
 import { registerWatch } from './commands/watch.js';
+import { registerTenant } from './commands/tenant.js';
 import { registerUser } from './commands/user.js';
 import { registerWeb } from './commands/web.js';
 
@@ -72,6 +73,7 @@ Exit codes:
   registerDaemon(program);
   registerJobs(program);
   registerUser(program);
+  registerTenant(program);
   registerAudit(program);
   registerWeb(program);
   program.commands.forEach(function exitOverride(c: Command) {

@@ -5,6 +5,9 @@
 // once (web/server/tenant-scope.ts); this file only keeps the records straight.
 import { HaulError } from '../../shared/errors.js';
 import { checkRetention, type RetentionPolicy } from '../clients/client-config.js';
+
+// The console reads quotas and policies through this module (web/ may import only daemon/database).
+export { parseQuota, type RetentionPolicy } from '../clients/client-config.js';
 import type { PrismaClient } from './open-database.js';
 import { isUniqueViolation } from './prisma-errors.js';
 

@@ -2,11 +2,14 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
 import { checkOverdueHours, formatAddress, parseAddress, parseQuota, parseRetention, type ClientConfig } from '../../clients/client-config.js';
+import { AuditTrail } from '../../database/audit-trail.js';
 import { ClientStore, type ClientChange } from '../../database/client-store.js';
+import { TenantStore } from '../../database/tenants.js';
 import { authorizedKeysLine, loadOrCreateServerIdentity } from '../../session/server-identity.js';
 import { repinHostKey } from '../../jobs/client-connection.js';
 import { isFingerprint } from '../../session/ssh-connection.js';
 import { globalOptions, output, stateDirectory, withDatabase } from '../context.js';
+import { cliActor } from '../database.js';
 import { formatBytes } from '../progress.js';
 
 const collect = (v: string, acc: string[] | undefined) => [...(acc ?? []), v];
@@ -74,8 +77,9 @@ export function registerClient(program: Command): void {
     .option('-x, --one-file-system', 'do not cross file-system boundaries on the client')
     .option('--schedule <cron>', 'back it up on this cron schedule when the daemon runs (5 fields, or 6 with seconds first)')
     .option('--retention <json>', 'how many snapshots prune keeps, e.g. \'{"keepDaily":7,"keepWeekly":4}\'')
+    .option('--tenant <name>', 'the tenant it belongs to (default: the tenant "default")')
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, address: string, opts: { path?: string[]; exclude?: string[]; oneFileSystem?: boolean; schedule?: string; retention?: string; json?: boolean }, cmd: Command) => {
+    .action(async (name: string, address: string, opts: { path?: string[]; exclude?: string[]; oneFileSystem?: boolean; schedule?: string; retention?: string; tenant?: string; json?: boolean }, cmd: Command) => {
       const home = stateDirectory(globalOptions(cmd));
       const { user, host, port } = parseAddress(address);
       const retention = opts.retention === undefined ? null : parseRetention(opts.retention);
@@ -87,7 +91,7 @@ export function registerClient(program: Command): void {
         schedule: opts.schedule ?? null,
         retention,
         enabled: true,
-      }));
+      }, opts.tenant === undefined ? {} : { tenant: opts.tenant }));
       const identity = loadOrCreateServerIdentity(path.join(home, 'identity'));
       const line = authorizedKeysLine(identity);
       output(opts.json, { client: added, authorizedKeysLine: line }, () =>
@@ -150,6 +154,20 @@ export function registerClient(program: Command): void {
           ? `${name}: host key ${fingerprint} was already pinned; the connection works\n`
           : `${name}: pinned ${keyType} host key ${fingerprint}${previous ? ` (replacing ${previous})` : ''}\n`);
       });
+    });
+
+  client
+    .command('move <name>')
+    .description('move a client to another tenant: from now on only that tenant\'s users see it, its jobs and its snapshots')
+    .requiredOption('--tenant <name>', 'the tenant it moves to (`haul tenant list` shows them)')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts: { tenant: string; json?: boolean }, cmd: Command) => {
+      const moved = await withDatabase(cmd, async (db) => {
+        const { from, to } = await new TenantStore(db.prisma).moveClient(name, opts.tenant);
+        await new AuditTrail(db).append({ actor: cliActor(), action: 'client.move', target: name, detail: { from, to: to.name }, tenantId: to.id });
+        return { client: name, from, to: to.name };
+      });
+      output(opts.json, moved, () => moved.from === moved.to ? `${name} is in tenant ${moved.to} already\n` : `moved client ${name} from tenant ${moved.from} to ${moved.to}\n`);
     });
 
   client

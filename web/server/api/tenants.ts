@@ -2,9 +2,7 @@
 // recipients, remove (refused while clients belong to it); and each member user's grants. The
 // same rules as `haul tenant …` and `haul user grant|revoke` (daemon/database/tenants.ts).
 import { z } from 'zod';
-import { parseQuota, type RetentionPolicy } from '../../../daemon/clients/client-config.js';
-import type { TenantSettings, TenantView } from '../../../daemon/database/tenants.js';
-import { TENANT_ROLES } from '../../../daemon/database/tenants.js';
+import { TENANT_ROLES, parseQuota, type RetentionPolicy, type TenantSettings, type TenantView } from '../../../daemon/database/tenants.js';
 import { HaulError } from '../../../shared/errors.js';
 import type { RouteAction } from '../route-definition.js';
 import { userJson } from './account.js';
