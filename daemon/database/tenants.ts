@@ -109,6 +109,12 @@ function settingsColumns(s: TenantSettings) {
   };
 }
 
+/** The tenant a client belongs to (for its retention default, quota and recipients); undefined for an unknown client. */
+export async function tenantOfClient(prisma: PrismaClient, clientId: number): Promise<TenantView | undefined> {
+  const row = await prisma.client.findUnique({ where: { id: clientId }, select: { tenant: { include: withClients } } });
+  return row ? tenantFromRow(row.tenant) : undefined;
+}
+
 export class TenantStore {
   constructor(private readonly prisma: PrismaClient) {}
 

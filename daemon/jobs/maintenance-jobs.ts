@@ -8,6 +8,7 @@ import type { JobLogLevel } from '../../shared/jobs.js';
 import { checkRepository, parseSubset } from '../checker/checker.js';
 import type { ClientConfig } from '../clients/client-config.js';
 import type { PrismaClient } from '../database/open-database.js';
+import { tenantOfClient } from '../database/tenants.js';
 import { recordPruneRecount } from '../maintenance/client-usage.js';
 import { forgetSnapshots } from '../maintenance/forget.js';
 import { formatPruneReport, pruneRepository } from '../maintenance/prune.js';
@@ -89,15 +90,18 @@ async function runPrune({ repo, prisma, settings, signal, log }: MaintenanceRun)
 }
 
 /**
- * After a backup: forgets the client's snapshots its retention policy no longer keeps (prune
- * frees their data on its own schedule). A failure here is a warning: the new snapshot is saved.
+ * After a backup: forgets the client's snapshots its retention policy (or, without one, its
+ * tenant's default) no longer keeps (prune frees their data on its own schedule). A failure here
+ * is a warning: the new snapshot is saved.
  */
 export async function applyRetentionAfterBackup(repo: Repository, prisma: PrismaClient, client: ClientConfig, log: (line: string, level?: JobLogLevel) => void): Promise<void> {
-  if (!client.retention) return;
+  const tenant = client.retention ? undefined : await tenantOfClient(prisma, client.id);
+  const policy = client.retention ?? tenant?.retention;
+  if (!policy) return;
   try {
-    const result = await forgetSnapshots(repo, { client: client.name, policy: client.retention });
+    const result = await forgetSnapshots(repo, { client: client.name, policy });
     const gone = result.decisions.filter((d) => !d.keep);
-    log(`retention ${JSON.stringify(client.retention)}: ${gone.length === 0 ? 'nothing to forget' : `forgot ${gone.length}`} of ${result.decisions.length} snapshot(s) of ${client.name}; their data is freed by the next prune`);
+    log(`retention ${JSON.stringify(policy)}${tenant ? ` (the default of tenant ${tenant.name})` : ''}: ${gone.length === 0 ? 'nothing to forget' : `forgot ${gone.length}`} of ${result.decisions.length} snapshot(s) of ${client.name}; their data is freed by the next prune`);
     for (const d of gone) log(`forgot snapshot ${shortId(d.snapshot.id)} of ${d.snapshot.time}`);
     if (result.removed.length) await prisma.snapshot.deleteMany({ where: { id: { in: result.removed } } });
   } catch (err) {

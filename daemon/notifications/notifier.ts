@@ -75,23 +75,34 @@ export class Notifier {
     return kind !== 'daily-digest' || this.config.digest;
   }
 
-  /** Delivers to every target; resolves with each target's outcome, never rejects. */
-  async notify(n: Notification): Promise<DeliveryResult[]> {
+  /**
+   * Delivers to every target; resolves with each target's outcome, never rejects. `alsoTo` (a
+   * tenant's recipients) get their own copy by email, so they never see the server's addresses.
+   */
+  async notify(n: Notification, options: { alsoTo?: string[] } = {}): Promise<DeliveryResult[]> {
     if (!this.wants(n.kind)) return [];
     const rendered = renderNotification(n);
     const results: DeliveryResult[] = [];
     if (this.transport && this.config.email) {
-      try {
-        await this.transport.sendMail({ from: this.config.email.from, to: this.config.email.to, subject: rendered.subject, text: rendered.text });
-        results.push({ target: 'email', ok: true });
-      } catch (err) {
-        const error = `email to ${this.config.email.to.join(', ')} via ${this.config.email.host}:${this.config.email.port} failed: ${(err as Error).message}. Check the SMTP settings (host, port, secure, user) and that the relay accepts the sender.`;
-        this.log(`notification "${rendered.subject}" not delivered: ${error}`);
-        results.push({ target: 'email', ok: false, error });
-      }
+      results.push(await this.mail(this.config.email.to, rendered));
+      if (options.alsoTo?.length) results.push(await this.mail(options.alsoTo, rendered));
+    } else if (options.alsoTo?.length) {
+      this.log(`notification "${rendered.subject}" not sent to ${options.alsoTo.join(', ')}: the daemon has no email settings (notifications.email), so a tenant's recipients cannot be mailed.`);
     }
     if (this.config.webhook) results.push(await this.postWebhook(n, rendered.subject, rendered.text));
     return results;
+  }
+
+  private async mail(to: string[], rendered: { subject: string; text: string }): Promise<DeliveryResult> {
+    const email = this.config.email!;
+    try {
+      await this.transport!.sendMail({ from: email.from, to, subject: rendered.subject, text: rendered.text });
+      return { target: 'email', ok: true };
+    } catch (err) {
+      const error = `email to ${to.join(', ')} via ${email.host}:${email.port} failed: ${(err as Error).message}. Check the SMTP settings (host, port, secure, user) and that the relay accepts the sender.`;
+      this.log(`notification "${rendered.subject}" not delivered: ${error}`);
+      return { target: 'email', ok: false, error };
+    }
   }
 
   private async postWebhook(n: Notification, subject: string, text: string): Promise<DeliveryResult> {

@@ -2,10 +2,11 @@
 // (a transient cause only on its last try), a verify that found damage (with the damaged files
 // and snapshots from its log), a backup stopped by its client's quota, a client with no
 // successful backup for longer than its threshold (once per overdue spell), and the daily
-// digest. Deliveries never block or fail a job; a lost one is in the daemon's log.
+// digest. Alerts about a client also go to its tenant's recipients. Deliveries never block or fail a job; a lost one is in the daemon's log.
 import schedule from 'node-schedule';
 import type { JobLogLevel } from '../../shared/jobs.js';
 import type { PrismaClient } from '../database/open-database.js';
+import { tenantOfClient } from '../database/tenants.js';
 import { transientCauses } from '../jobs/failure-cause.js';
 import type { JobRecord } from '../jobs/job-store.js';
 import { clientUsage } from '../maintenance/client-usage.js';
@@ -74,11 +75,11 @@ export class DaemonAlerts {
     if (cause === 'quota' && job.clientId !== null) {
       const client = await this.options.prisma.client.findUnique({ where: { id: job.clientId } });
       if (client?.quotaBytes != null) {
-        await this.send({ kind: 'quota-exceeded', client: client.name, usedBytes: await clientUsage(this.options.prisma, client), quotaBytes: Number(client.quotaBytes), jobId: job.id });
+        await this.send({ kind: 'quota-exceeded', client: client.name, usedBytes: await clientUsage(this.options.prisma, client), quotaBytes: Number(client.quotaBytes), jobId: job.id }, client.id);
         return;
       }
     }
-    await this.send({ kind: 'job-failed', jobId: job.id, client: job.clientId === null ? null : job.clientName, jobKind: job.kind, cause, message: job.failureMessage ?? '', finishedAt, attempt: job.attempt });
+    await this.send({ kind: 'job-failed', jobId: job.id, client: job.clientId === null ? null : job.clientName, jobKind: job.kind, cause, message: job.failureMessage ?? '', finishedAt, attempt: job.attempt }, job.clientId);
   }
 
   /** Clients whose newest successful backup is older than their threshold; each spell is told once. */
@@ -94,7 +95,7 @@ export class DaemonAlerts {
       const key = last?.toISOString() ?? 'never';
       if (this.overdueSent.get(c.id) === key) continue;
       this.overdueSent.set(c.id, key);
-      await this.send({ kind: 'client-overdue', client: c.name, lastSuccess: last?.toISOString() ?? null, thresholdHours: c.overdueHours! });
+      await this.send({ kind: 'client-overdue', client: c.name, lastSuccess: last?.toISOString() ?? null, thresholdHours: c.overdueHours! }, c.id);
     }
     return overdue;
   }
@@ -121,8 +122,10 @@ export class DaemonAlerts {
     });
   }
 
-  private async send(n: Notification): Promise<void> {
-    const results = await this.options.notifier.notify(n);
+  /** Alerts about one client also go to its tenant's recipients. */
+  private async send(n: Notification, clientId: number | null = null): Promise<void> {
+    const alsoTo = clientId === null ? [] : (await tenantOfClient(this.options.prisma, clientId))?.notifyEmails ?? [];
+    const results = await this.options.notifier.notify(n, { alsoTo });
     for (const r of results) {
       if (r.ok) this.options.log.info({ notification: n.kind, target: r.target }, `notification ${n.kind} sent by ${r.target}`);
     }
