@@ -296,7 +296,7 @@ describe.skipIf(skip !== undefined)(`the console against a real daemon, sshd and
     const jobsBefore = await bed.db.prisma.job.count();
     const refusals = [
       ['POST', '/api/clients', { name: 'sneaky', address: `${USER}@127.0.0.1`, paths: ['/'] }, 'add a client'],
-      ['POST', `/api/clients/${CLIENT}/pin-host-key`, {}, 'test the connection to a client and pin its host key'],
+      ['POST', `/api/clients/${CLIENT}/host-key`, {}, 'test the connection to a client and pin its host key'],
       ['POST', '/api/jobs', { client: CLIENT }, 'run a backup job'],
       ['POST', `/api/jobs/${backupJobId}/cancel`, {}, 'cancel a job'],
       ['POST', '/api/restores', { snapshot: snapshotId, client: CLIENT, path: data, toClient: CLIENT, target: '/tmp' }, 'restore from a snapshot'],

@@ -246,7 +246,7 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
       await expect.poll(() => row.locator('.fingerprint').textContent()).toBe(REPINNED_KEY);
       await shot(page, 'clients-edited', 'laptop');
       const actions = (await bed.web.server.services.audit.list({ limit: 3 })).map((e) => `${e.actor} ${e.action} ${e.target}`);
-      expect(actions).toEqual(['pat client.repin db1', 'pat client.change db1', 'pat client.change db1']);
+      expect(actions).toEqual(['pat client.pin-host-key db1', 'pat client.change db1', 'pat client.change db1']);
       await row.getByRole('button', { name: 'Enable' }).click();
       await expect.poll(() => notice.textContent()).toBe('db1 is enabled.');
     } finally {

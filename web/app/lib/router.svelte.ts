@@ -1,6 +1,6 @@
 // Pages are addressed by the URL fragment (#/users), so the server serves one HTML file and a
 // reload or a bookmark lands on the same page.
-export const PAGES = ['dashboard', 'clients', 'jobs', 'snapshots', 'statistics', 'users', 'audit', 'account'] as const;
+export const PAGES = ['dashboard', 'clients', 'jobs', 'snapshots', 'statistics', 'users', 'tenants', 'audit', 'account'] as const;
 export type Page = (typeof PAGES)[number];
 
 /** `#/jobs/12` → page jobs, rest ['12']; `#/snapshots/web1/1a2b3c4d?path=%2Fetc` → query path=/etc. */

@@ -3,9 +3,13 @@ import type { Role } from '../../../shared/roles';
 
 export type { Role };
 
+export type TenantRole = 'operator' | 'auditor';
+
 export interface UserInfo {
   username: string;
   role: Role;
+  /** A member's role per tenant; empty for an admin (every tenant). */
+  tenants: { tenant: string; role: TenantRole }[];
   disabled: boolean;
   lockedUntil: string | null;
   totp: boolean;
@@ -83,8 +87,18 @@ export interface JobRow {
   snapshotId: string | null;
 }
 
+export interface TenantInfo {
+  name: string;
+  quotaBytes: number | null;
+  retention: Record<string, number> | null;
+  notifyEmails: string[];
+  clients: string[];
+  createdAt: string;
+}
+
 export interface ClientRow {
   name: string;
+  tenant: string;
   address: string;
   enabled: boolean;
   hostKeyPinned: boolean;

@@ -9,13 +9,14 @@ export const listUsers: RouteAction = {
   handle: async (ctx) => ({ body: { users: (await ctx.services.users.list()).map(userJson) } }),
 };
 
-const addBody = z.object({ username: z.string().min(1).max(64), role: z.enum(ROLES) }).strict();
+const addBody = z.object({ username: z.string().min(1).max(64), role: z.enum(ROLES), /** For an operator or auditor: the tenant of its role (default: "default"). */ tenant: z.string().min(1).max(63).optional() }).strict();
 
 export const addUser: RouteAction<z.infer<typeof addBody>> = {
   body: addBody,
   async handle(ctx) {
-    const { user, password } = await ctx.services.users.create({ username: ctx.body.username, role: ctx.body.role });
-    return { status: 201, body: { user: userJson(user), oneTimePassword: password }, audit: { target: user.username, detail: { role: user.role } } };
+    const { user, password } = await ctx.services.users.create({ username: ctx.body.username, role: ctx.body.role, ...(ctx.body.tenant === undefined || ctx.body.role === 'admin' ? {} : { tenant: ctx.body.tenant }) });
+    const grant = user.grants[0];
+    return { status: 201, body: { user: userJson(user), oneTimePassword: password }, audit: { target: user.username, detail: { role: user.role, ...(grant ? { tenant: grant.tenant } : {}) }, tenantId: grant?.tenantId ?? null } };
   },
 };
 
