@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base32Decode, generateTotpSecret, totpCode } from '../../shared/totp.js';
+import { base32Decode, totpCode } from '../../shared/totp.js';
 import { projectRoot } from '../helpers/cli.js';
 import { TEST_PASSWORD, chromiumSkipReason, launchChromium, startTestConsole, type TestConsole } from '../helpers/web.js';
 
@@ -109,9 +109,9 @@ describe.skipIf(skip)('the console in Chromium', () => {
 
   it('asks for the TOTP code after the password, and signs in with it', async () => {
     const { user } = await web.server.services.users.create({ username: 'tess', role: 'operator', password: TEST_PASSWORD });
-    const secret = generateTotpSecret();
+    const { secret } = await web.server.services.users.startTotpEnrolment(user.id);
     const key = base32Decode(secret);
-    await web.server.services.users.enableTotp(user.id, secret, totpCode(key, Date.now() / 1000));
+    await web.server.services.users.confirmTotpEnrolment(user.id, totpCode(key, Date.now() / 1000));
     const { context, page } = await open();
     try {
       await login(page, 'tess');

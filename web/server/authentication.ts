@@ -17,6 +17,8 @@ export interface Caller {
   via: 'session' | 'token';
   session?: ActiveSession;
   sessionSecret?: string;
+  /** A session whose role needs a second factor this local user has not set up yet. */
+  mustEnrolSecondFactor?: boolean;
   tokenName?: string;
 }
 
@@ -49,7 +51,8 @@ export async function identify(services: ConsoleServices, headers: { cookie?: st
   if (secret === undefined || secret === '') return undefined;
   const session = await services.sessions.authenticate(secret);
   if (!session) return undefined;
-  return { user: session.user, role: session.user.role, via: 'session', session, sessionSecret: secret };
+  const mustEnrolSecondFactor = await services.users.mustEnrolSecondFactor(session.user);
+  return { user: session.user, role: session.user.role, via: 'session', session, sessionSecret: secret, mustEnrolSecondFactor };
 }
 
 export function authentication(services: ConsoleServices) {
