@@ -1,5 +1,5 @@
-// A real OpenLDAP server for tests (Debian's slapd): on free ports of 127.0.0.1, plain LDAP (with
-// StartTLS) and LDAPS, a certificate from a CA generated for the run, an mdb database loaded with
+// A real OpenLDAP server for tests (Debian's slapd): on free ports of 127.0.0.1, LDAP (which
+// requires StartTLS before anything else) and LDAPS, a certificate from a CA generated for the run, an mdb database loaded with
 // slapadd, a service account, a few people and groupOfNames groups. Everything lives in one
 // temporary directory, removed by stop(). `slapdSkipReason()` says why a suite cannot run.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -91,6 +91,8 @@ moduleload back_mdb
 TLSCACertificateFile ${tls.ca}
 TLSCertificateFile ${tls.cert}
 TLSCertificateKeyFile ${tls.key}
+# Nothing in the clear: a client that skips StartTLS is refused, so a passing StartTLS test proves TLS.
+security tls=1
 
 database mdb
 maxsize 16777216

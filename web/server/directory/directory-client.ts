@@ -2,7 +2,7 @@
 // bind as the service account, find the user's entry with the configured filter, bind as that
 // entry with the password, then read the groups (with the service account again). Each attempt
 // uses its own connections, closed at the end, so no bind state carries over between users.
-import { Client, InvalidCredentialsError, type Entry } from 'ldapts';
+import { Client, ConfidentialityRequiredError, InvalidCredentialsError, type Entry } from 'ldapts';
 import type { DirectoryConfig } from './directory-config.js';
 
 export type DirectoryOutcome =
@@ -93,7 +93,10 @@ export class DirectoryClient {
 
   private async connect(): Promise<Client> {
     const tlsOptions = { ...(this.config.ca ? { ca: this.config.ca } : {}) };
-    const client = new Client({ url: this.config.url, timeout: this.config.timeoutMs, connectTimeout: this.config.timeoutMs, tlsOptions, strictDN: false });
+    const ldaps = this.config.url.startsWith('ldaps:');
+    // ldapts opens TLS at once whenever it is given tlsOptions, even for ldap://; StartTLS must
+    // begin in plain text, so the options go only to an ldaps:// client or to startTLS().
+    const client = new Client({ url: this.config.url, timeout: this.config.timeoutMs, connectTimeout: this.config.timeoutMs, strictDN: false, ...(ldaps ? { tlsOptions } : {}) });
     if (this.config.startTls) await client.startTLS(tlsOptions);
     return client;
   }
@@ -110,5 +113,6 @@ function describe(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'ECONNREFUSED') return 'connection refused (is the directory server running, and is the URL right?)';
   if (e?.code === 'ENOTFOUND') return 'unknown host name';
+  if (err instanceof ConfidentialityRequiredError) return 'the directory requires TLS (confidentiality required): use an ldaps:// URL or "startTls": true';
   return e?.message ?? String(err);
 }
