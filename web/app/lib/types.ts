@@ -6,6 +6,8 @@ export type { Role };
 export interface UserInfo {
   username: string;
   role: Role;
+  /** Where the password is checked: here, or in the directory (LDAP). */
+  source: 'local' | 'directory';
   disabled: boolean;
   lockedUntil: string | null;
   totp: boolean;
@@ -19,6 +21,8 @@ export interface Me {
   role: Role;
   via: 'session' | 'token';
   csrfToken: string | null;
+  /** The role requires a second factor this user has not set up yet. */
+  mustEnrolSecondFactor: boolean;
 }
 
 export interface DaemonStatus {
