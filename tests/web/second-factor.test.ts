@@ -2,6 +2,7 @@
 // confirmation, recovery codes shown once), logging in with a code, wrong and replayed codes,
 // recovery codes spent once, an admin's reset (audited), and a second factor an admin requires
 // for a role. Codes come from the RFC 6238 algorithm over the secret the console hands out.
+import { io as connectSocket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base32Decode, totpCode } from '../../shared/totp.js';
 import { ApiClient, TEST_PASSWORD, startTestConsole, type TestConsole } from '../helpers/web.js';
@@ -130,6 +131,10 @@ describe('the TOTP second factor', () => {
     const refused = await sven.request('GET', '/api/clients');
     expect([refused.status, refused.body]).toEqual([403, { error: { code: 'SecondFactorRequired', message: 'your role (operator) must sign in with a second factor: set up two-factor sign-in on the Account page (POST /api/me/totp/setup); until then nothing else is allowed.' } }]);
     expect((await sven.request('GET', '/api/tokens')).status).toBe(403);
+    // The live channel is closed too.
+    const socket = connectSocket(web.url, { transports: ['websocket'], reconnection: false, auth: { csrfToken: sven.csrfToken }, extraHeaders: { cookie: sven.cookie! } });
+    await expect(new Promise((_, reject) => socket.once('connect_error', reject))).rejects.toThrow('set up two-factor sign-in first (Account page).');
+    socket.disconnect();
     await enrol(sven);
     expect((await sven.request('GET', '/api/me')).body['mustEnrolSecondFactor']).toBe(false);
     expect((await sven.request('GET', '/api/tokens')).status).toBe(200);
