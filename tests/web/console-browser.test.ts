@@ -172,6 +172,7 @@ describe.skipIf(skip)('the console in Chromium', () => {
       await again.page.getByLabel('Authentication code').fill(recovery!);
       await again.page.getByRole('button', { name: 'Verify and sign in' }).click();
       await again.page.getByTestId('current-user').waitFor();
+      expect(await again.page.getByTestId('recovery-notice').textContent()).toContain('You signed in with a recovery code; 9 left.');
       expect(await web.server.services.users.unusedRecoveryCodes(user.id)).toBe(9);
     } finally {
       await again.context.close();

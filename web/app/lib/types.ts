@@ -23,6 +23,8 @@ export interface Me {
   csrfToken: string | null;
   /** The role requires a second factor this user has not set up yet. */
   mustEnrolSecondFactor: boolean;
+  /** Only in the answer to a login with a recovery code: how many unused ones are left. */
+  recoveryCodesLeft?: number;
 }
 
 export interface DaemonStatus {
