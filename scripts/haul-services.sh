@@ -12,7 +12,8 @@
 #
 # Settings (environment): HAUL_HOME (/var/lib/haul), HAUL_REPOSITORY ($HAUL_HOME/repository),
 # HAUL_PASSWORD_FILE ($HAUL_HOME/passphrase), HAUL_WEB_LISTEN (127.0.0.1:8080),
-# HAUL_HTTP_PORT (the daemon's /healthz and /metrics, 7460; "off" for none).
+# HAUL_HTTP_PORT (the daemon's /healthz and /metrics, 7460; "off" for none), HAUL_DIRECTORY_FILE
+# (the console's directory login config, none by default).
 set -euo pipefail
 # Logs and pid files are for the daemon's user and group only.
 umask 027
@@ -46,7 +47,7 @@ mode() {
 service_args() {
   case "$1" in
     daemon) echo "daemon --log-file $LOG_DIR/daemon.log" ;;
-    web) echo "web --listen $HAUL_WEB_LISTEN" ;;
+    web) echo "web --listen $HAUL_WEB_LISTEN${HAUL_DIRECTORY_FILE:+ --directory $HAUL_DIRECTORY_FILE}" ;;
   esac
 }
 

@@ -1,12 +1,16 @@
-// Console accounts: argon2id password hashes, roles, lockout after repeated failures and an
-// optional TOTP second factor. The web server and `haul user` both work through this store.
+// Console accounts: argon2id password hashes, roles, lockout after repeated failures, an optional
+// TOTP second factor with recovery codes, and accounts whose password the directory (LDAP)
+// checks. The web server and `haul user` both work through this store.
 import { randomInt } from 'node:crypto';
 import argon2 from 'argon2';
 import { HaulError } from '../../shared/errors.js';
 import { isRole, type Role, ROLES } from '../../shared/roles.js';
-import { base32Decode, matchTotp } from '../../shared/totp.js';
+import { generateTotpSecret, matchTotp } from '../../shared/totp.js';
 import type { Database } from './open-database.js';
 import { DEFAULT_TENANT_ID, tenantNotFound, type TenantGrantView, type TenantRole } from './tenants.js';
+import { SecretBox } from './secret-box.js';
+
+export type AccountSource = 'local' | 'directory';
 
 export interface UserView {
   id: number;
@@ -18,6 +22,8 @@ export interface UserView {
   role: Role;
   /** A member's role per tenant; empty for an admin (who holds every role on every tenant). */
   grants: TenantGrantView[];
+  /** Where the password is checked: here (argon2id) or in the directory (LDAP). */
+  source: AccountSource;
   disabled: boolean;
   /** Set while failed logins keep the account closed. */
   lockedUntil: Date | null;
@@ -42,7 +48,18 @@ export type LoginResult =
   | { ok: false; reason: 'locked'; user: UserView; lockedUntil: Date }
   | { ok: false; reason: 'disabled'; user: UserView }
   | { ok: false; reason: 'totp-required'; user: UserView }
-  | { ok: false; reason: 'totp-wrong'; user: UserView; lockedNow?: Date };
+  | { ok: false; reason: 'totp-wrong'; user: UserView; lockedNow?: Date }
+  | { ok: false; reason: 'directory-account'; user: UserView };
+
+/** How a successful login passed the second factor, for the audit trail. */
+export type SecondFactorUsed = 'none' | 'totp' | 'recovery-code';
+
+export const RECOVERY_CODE_COUNT = 10;
+/** Two groups of five from the one-time password alphabet: about 49 bits each. */
+const RECOVERY_CODE_PATTERN = /^[a-z2-9]{5}-[a-z2-9]{5}$/;
+const SECOND_FACTOR_ROLES_SETTING = 'secondFactorRoles';
+/** Stored for directory accounts: not a PHC string, so no password can ever match it. */
+const NO_LOCAL_PASSWORD = '!directory';
 
 export interface PasswordHashCost {
   /** KiB of memory per hash. */
@@ -75,6 +92,7 @@ interface UserRow {
   passwordHash: string;
   role: string;
   grants?: GrantRow[];
+  source: string;
   totpSecret: string | null;
   failedLogins: number;
   lockedUntil: Date | null;
@@ -93,6 +111,7 @@ export function toUserView(row: UserRow, now: Date): UserView {
     username: row.username,
     role: row.role === 'admin' ? 'admin' : grants.some((g) => g.role === 'operator') ? 'operator' : 'auditor',
     grants,
+    source: row.source === 'directory' ? 'directory' : 'local',
     disabled: row.disabled,
     lockedUntil: row.lockedUntil && row.lockedUntil > now ? row.lockedUntil : null,
     totp: row.totpSecret !== null,
@@ -108,10 +127,18 @@ export function holdsRole(user: UserView, role: Role): boolean {
   return user.role === 'admin' || user.grants.some((g) => g.role === role);
 }
 
+function randomGroups(groups: number): string {
+  const chars = Array.from({ length: groups * 5 }, () => PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)]);
+  return Array.from({ length: groups }, (_, i) => chars.slice(i * 5, i * 5 + 5).join('')).join('-');
+}
+
 /** A one-time password: 20 characters (about 99 bits) in groups of five. */
 export function generatePassword(): string {
-  const chars = Array.from({ length: 20 }, () => PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)]);
-  return [0, 5, 10, 15].map((i) => chars.slice(i, i + 5).join('')).join('-');
+  return randomGroups(4);
+}
+
+export function isRecoveryCode(text: string): boolean {
+  return RECOVERY_CODE_PATTERN.test(text.trim().toLowerCase());
 }
 
 export function checkUsername(username: string): void {
@@ -138,13 +165,19 @@ export class UserStore {
   private readonly now: () => Date;
   private readonly hashOptions: argon2.HashOptions;
   private dummyHash: Promise<string> | undefined;
-  /** TOTP steps already used per user: a code seen once is refused within its window. */
-  private readonly usedTotpSteps = new Map<number, number>();
+  /** Seals TOTP secrets; only the console needs one (`haul user` only turns second factors off). */
+  private readonly secrets: SecretBox | undefined;
 
-  constructor(private readonly db: Database, options: { policy?: Partial<AccountPolicy>; now?: () => Date; hashCost?: PasswordHashCost } = {}) {
+  constructor(private readonly db: Database, options: { policy?: Partial<AccountPolicy>; now?: () => Date; hashCost?: PasswordHashCost; secrets?: SecretBox } = {}) {
     this.policy = { ...defaultAccountPolicy, ...options.policy };
     this.now = options.now ?? (() => new Date());
     this.hashOptions = { type: argon2.argon2id, parallelism: 1, ...(options.hashCost ?? defaultPasswordHashCost) };
+    this.secrets = options.secrets;
+  }
+
+  private get secretBox(): SecretBox {
+    if (!this.secrets) throw new HaulError('Internal', 'this process has no console key, so it cannot read or write TOTP secrets; use the web console.');
+    return this.secrets;
   }
 
   private hash(password: string): Promise<string> {
@@ -214,6 +247,9 @@ export class UserStore {
   async setRole(username: string, role: string): Promise<UserView> {
     const user = await this.get(username);
     const wanted = checkRole(role);
+    if (user.source === 'directory') {
+      throw new HaulError('DirectoryAccount', `the role of ${JSON.stringify(username)} comes from its directory groups and is set again at each login; change its group membership or the console's group mapping instead.`);
+    }
     if (wanted === 'admin') {
       await this.prisma.$transaction([
         this.prisma.tenantGrant.deleteMany({ where: { userId: user.id } }),
@@ -250,6 +286,7 @@ export class UserStore {
    */
   async resetPassword(username: string, password?: string): Promise<{ user: UserView; password: string; generated: boolean }> {
     const user = await this.get(username);
+    if (user.source === 'directory') throw directoryPassword(username);
     const generated = password === undefined;
     const next = password ?? generatePassword();
     checkPassword(next, username);
@@ -265,6 +302,7 @@ export class UserStore {
   async confirmPassword(userId: number, password: string): Promise<{ username: string }> {
     const row = await this.prisma.user.findUnique({ where: { id: userId } });
     if (!row) throw new HaulError('UserNotFound', 'your account no longer exists; ask an administrator.');
+    if (row.source === 'directory') throw directoryPassword(row.username);
     if (!(await argon2.verify(row.passwordHash, password))) throw new HaulError('LoginFailed', 'the current password is wrong; nothing was changed.');
     return row;
   }
@@ -278,26 +316,122 @@ export class UserStore {
     return toUserView(updated, this.now());
   }
 
-  /** Turns the second factor on once the user proves their app produces codes for `secret`. */
-  async enableTotp(userId: number, secret: string, code: string): Promise<UserView> {
-    try {
-      if (base32Decode(secret).length < 10) throw new Error('too short');
-    } catch {
-      throw new HaulError('InvalidArgument', 'the TOTP secret is not valid base32 of at least 80 bits; start the setup again.');
+  /**
+   * Starts setting up a second factor: a new secret, kept (sealed) as pending until the user
+   * proves their app produces its codes. Starting again replaces it.
+   */
+  async startTotpEnrolment(userId: number): Promise<{ secret: string; username: string }> {
+    const row = await this.prisma.user.findUnique({ where: { id: userId } });
+    if (!row) throw new HaulError('UserNotFound', 'your account no longer exists; ask an administrator.');
+    if (row.source === 'directory') {
+      throw new HaulError('DirectoryAccount', 'your account signs in through the directory; a second factor there is up to the directory, the console keeps TOTP for local accounts only.');
     }
-    const step = matchTotp(secret, code, this.now().getTime() / 1000);
-    if (step === undefined) throw new HaulError('LoginFailed', 'that code does not match the secret; check the clock of the device with the authenticator app and enter the current code.');
-    this.usedTotpSteps.set(userId, step);
-    return toUserView(await this.prisma.user.update({ where: { id: userId }, data: { totpSecret: secret }, include: withGrants }), this.now());
+    if (row.totpSecret !== null) throw new HaulError('InvalidArgument', 'two-factor sign-in is already on; turn it off first (or ask an admin to reset it) to set up a new authenticator.');
+    const secret = generateTotpSecret();
+    await this.prisma.user.update({ where: { id: userId }, data: { totpPendingSecret: this.secretBox.seal(secret) } });
+    return { secret, username: row.username };
   }
 
+  /**
+   * Turns the second factor on when `code` matches the pending secret; returns the recovery
+   * codes, shown once (only their argon2id hashes are stored).
+   */
+  async confirmTotpEnrolment(userId: number, code: string): Promise<{ user: UserView; recoveryCodes: string[] }> {
+    const row = await this.prisma.user.findUnique({ where: { id: userId } });
+    if (!row?.totpPendingSecret) throw new HaulError('InvalidArgument', 'there is no second factor being set up; start the setup again (Account page).');
+    const secret = this.secretBox.open(row.totpPendingSecret);
+    const step = matchTotp(secret, code.replace(/\s/g, ''), this.now().getTime() / 1000);
+    if (step === undefined) throw new HaulError('LoginFailed', 'that code does not match the secret; check the clock of the device with the authenticator app and enter the current code.');
+    const recoveryCodes = Array.from({ length: RECOVERY_CODE_COUNT }, () => randomGroups(2));
+    const hashes = await Promise.all(recoveryCodes.map((c) => this.hash(c)));
+    const updated = await this.prisma.$transaction(async (tx) => {
+      await tx.recoveryCode.deleteMany({ where: { userId } });
+      await tx.recoveryCode.createMany({ data: hashes.map((codeHash) => ({ userId, codeHash })) });
+      return tx.user.update({ where: { id: userId }, data: { totpSecret: row.totpPendingSecret, totpPendingSecret: null, totpLastStep: step }, include: withGrants });
+    });
+    return { user: toUserView(updated, this.now()), recoveryCodes };
+  }
+
+  /** Turns the second factor off (the user with their password, or an admin's reset) and spends its recovery codes. */
   async disableTotp(username: string): Promise<UserView> {
     const user = await this.get(username);
-    return toUserView(await this.prisma.user.update({ where: { id: user.id }, data: { totpSecret: null }, include: withGrants }), this.now());
+    const row = await this.prisma.$transaction(async (tx) => {
+      await tx.recoveryCode.deleteMany({ where: { userId: user.id } });
+      return tx.user.update({ where: { id: user.id }, data: { totpSecret: null, totpPendingSecret: null, totpLastStep: null }, include: withGrants });
+    });
+    return toUserView(row, this.now());
+  }
+
+  async unusedRecoveryCodes(userId: number): Promise<number> {
+    return this.prisma.recoveryCode.count({ where: { userId, usedAt: null } });
+  }
+
+  /** The roles whose local accounts must have a second factor (an admin's setting). */
+  async secondFactorRoles(): Promise<Role[]> {
+    const row = await this.prisma.setting.findUnique({ where: { key: SECOND_FACTOR_ROLES_SETTING } });
+    const parsed: unknown = row ? JSON.parse(row.value) : [];
+    return Array.isArray(parsed) ? parsed.filter(isRole) : [];
+  }
+
+  async setSecondFactorRoles(roles: readonly Role[]): Promise<Role[]> {
+    const value = JSON.stringify(ROLES.filter((r) => roles.includes(r)));
+    await this.prisma.setting.upsert({ where: { key: SECOND_FACTOR_ROLES_SETTING }, create: { key: SECOND_FACTOR_ROLES_SETTING, value }, update: { value } });
+    return this.secondFactorRoles();
+  }
+
+  /** Whether this user must set up a second factor before doing anything else. */
+  async mustEnrolSecondFactor(user: UserView): Promise<boolean> {
+    if (user.totp || user.source !== 'local') return false;
+    const roles = await this.secondFactorRoles();
+    // A member with roles on several tenants needs it when any of them requires it.
+    return user.role === 'admin' ? roles.includes('admin') : user.grants.some((g) => roles.includes(g.role));
+  }
+
+  /** Where a login for this name goes: a local account, a directory account, or none yet. */
+  async sourceOf(username: string): Promise<AccountSource | undefined> {
+    const row = await this.prisma.user.findUnique({ where: { username }, select: { source: true } });
+    return row ? (row.source === 'directory' ? 'directory' : 'local') : undefined;
+  }
+
+  /**
+   * Creates or refreshes the account of a user the directory just authenticated, with the rights
+   * their groups give: global admin, or a role per tenant (`*` stands for every tenant that exists
+   * now; a tenant the mapping names that does not exist gives nothing). A failure count is
+   * cleared as after any successful login. Undefined when the groups give no right at all.
+   */
+  async saveDirectoryUser(username: string, rights: { admin: boolean; grants: readonly { tenant: string; role: TenantRole }[] }): Promise<UserView | undefined> {
+    checkUsername(username);
+    if ((await this.sourceOf(username)) === 'local') throw new HaulError('UserExists', `${JSON.stringify(username)} is a local account; local accounts take precedence over the directory.`);
+    const tenants = await this.prisma.tenant.findMany({ select: { id: true, name: true } });
+    const byTenant = new Map<number, TenantRole>();
+    for (const g of rights.admin ? [] : rights.grants) {
+      for (const t of g.tenant === '*' ? tenants : tenants.filter((t) => t.name === g.tenant)) {
+        // Operator wins where the groups give both roles on one tenant.
+        if (byTenant.get(t.id) !== 'operator') byTenant.set(t.id, g.role);
+      }
+    }
+    if (!rights.admin && byTenant.size === 0) return undefined;
+    const role = rights.admin ? 'admin' : 'member';
+    const row = await this.prisma.user.upsert({
+      where: { username },
+      create: { username, role, source: 'directory', passwordHash: NO_LOCAL_PASSWORD },
+      update: { role, failedLogins: 0, lockedUntil: null },
+      select: { id: true },
+    });
+    await this.prisma.$transaction([
+      this.prisma.tenantGrant.deleteMany({ where: { userId: row.id } }),
+      this.prisma.tenantGrant.createMany({ data: [...byTenant].map(([tenantId, r]) => ({ userId: row.id, tenantId, role: r })) }),
+    ]);
+    return this.byId(row.id);
+  }
+
+  /** Counts a failed login toward the lockout (the directory's wrong passwords count too). */
+  async recordFailedLogin(userId: number): Promise<{ lockedNow?: Date }> {
+    return this.recordFailure(userId, this.now());
   }
 
   /** Checks a login attempt and records its outcome (failure count, lockout). */
-  async login(username: string, password: string, totpCode?: string): Promise<LoginResult> {
+  async login(username: string, password: string, secondFactor?: string): Promise<LoginResult & { secondFactor?: SecondFactorUsed }> {
     const now = this.now();
     const row = await this.prisma.user.findUnique({ where: { username }, include: withGrants });
     if (!row) {
@@ -306,17 +440,39 @@ export class UserStore {
       return { ok: false, reason: 'wrong-password' };
     }
     const user = toUserView(row, now);
+    if (row.source === 'directory') return { ok: false, reason: 'directory-account', user };
     if (user.lockedUntil) return { ok: false, reason: 'locked', user, lockedUntil: user.lockedUntil };
     if (!(await argon2.verify(row.passwordHash, password))) return { ok: false, reason: 'wrong-password', user, ...(await this.recordFailure(row.id, now)) };
     if (user.disabled) return { ok: false, reason: 'disabled', user };
+    let used: SecondFactorUsed = 'none';
     if (row.totpSecret !== null) {
-      if (totpCode === undefined || totpCode === '') return { ok: false, reason: 'totp-required', user };
-      const step = matchTotp(row.totpSecret, totpCode.replace(/\s/g, ''), now.getTime() / 1000);
-      if (step === undefined || step <= (this.usedTotpSteps.get(row.id) ?? -1)) return { ok: false, reason: 'totp-wrong', user, ...(await this.recordFailure(row.id, now)) };
-      this.usedTotpSteps.set(row.id, step);
+      if (secondFactor === undefined || secondFactor.trim() === '') return { ok: false, reason: 'totp-required', user };
+      used = await this.checkSecondFactor(row.id, row.totpSecret, secondFactor, now);
+      if (used === 'none') return { ok: false, reason: 'totp-wrong', user, ...(await this.recordFailure(row.id, now)) };
     }
-    const updated = await this.prisma.user.update({ where: { id: row.id }, data: { failedLogins: 0, lockedUntil: null }, include: withGrants });
-    return { ok: true, user: toUserView(updated, now) };
+    // A secret written before sealing existed is sealed now that the console has a key.
+    const reseal = row.totpSecret !== null && !SecretBox.isSealed(row.totpSecret) && this.secrets ? { totpSecret: this.secrets.seal(row.totpSecret) } : {};
+    const updated = await this.prisma.user.update({ where: { id: row.id }, data: { failedLogins: 0, lockedUntil: null, ...reseal }, include: withGrants });
+    return { ok: true, user: toUserView(updated, now), secondFactor: used };
+  }
+
+  /** A TOTP code (each time step once) or an unused recovery code (spent now). */
+  private async checkSecondFactor(userId: number, sealedSecret: string, input: string, now: Date): Promise<SecondFactorUsed> {
+    const text = input.trim().toLowerCase();
+    if (isRecoveryCode(text)) {
+      for (const code of await this.prisma.recoveryCode.findMany({ where: { userId, usedAt: null } })) {
+        if (!(await argon2.verify(code.codeHash, text))) continue;
+        // Spent at most once even when two logins race with the same code.
+        const spent = await this.prisma.recoveryCode.updateMany({ where: { id: code.id, usedAt: null }, data: { usedAt: now } });
+        return spent.count === 1 ? 'recovery-code' : 'none';
+      }
+      return 'none';
+    }
+    const step = matchTotp(this.secretBox.open(sealedSecret), text.replace(/\s/g, ''), now.getTime() / 1000);
+    if (step === undefined) return 'none';
+    // Replay: only a step later than the last accepted one, checked and written in one statement.
+    const taken = await this.prisma.user.updateMany({ where: { id: userId, OR: [{ totpLastStep: null }, { totpLastStep: { lt: step } }] }, data: { totpLastStep: step } });
+    return taken.count === 1 ? 'totp' : 'none';
   }
 
   private async recordFailure(userId: number, now: Date): Promise<{ lockedNow?: Date }> {
@@ -333,12 +489,18 @@ export class UserStore {
     return this.dummyHash;
   }
 
-  /** Refuses to take away the last enabled admin: nobody could manage users any more. */
+  /** Refuses to take away the last enabled local admin: nobody could manage users any more. */
   private async keepAnAdmin(user: UserView, what: string): Promise<void> {
     if (user.role !== 'admin' || user.disabled) return;
-    const admins = await this.prisma.user.count({ where: { role: 'admin', disabled: false } });
+    // Only local admins count: they can still log in while the directory is down.
+    if (user.source !== 'local') return;
+    const admins = await this.prisma.user.count({ where: { role: 'admin', disabled: false, source: 'local' } });
     if (admins <= 1) {
       throw new HaulError('LastAdmin', `cannot ${what} ${JSON.stringify(user.username)}: it is the only enabled admin, and without one nobody can manage users. Add another admin first (\`haul user add NAME --role admin\`).`);
     }
   }
+}
+
+function directoryPassword(username: string): HaulError {
+  return new HaulError('DirectoryAccount', `${JSON.stringify(username)} signs in through the directory; its password is changed there, not in Haul.`);
 }

@@ -1,5 +1,6 @@
 // The console in real headless Chromium against a real server on real SQLite: logging in and
-// out, the messages a person sees, lockout, TOTP, first login with a one-time password, what an
+// out, the messages a person sees, lockout, TOTP (login, required setup with QR code and recovery
+// codes), first login with a one-time password, what an
 // auditor is offered, names with markup shown as text, the audit trail's verify button finding a
 // changed row, no CSP violation anywhere, and screenshots of every page at laptop and phone size
 // (tests/web/screenshots/, not committed).
@@ -7,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base32Decode, generateTotpSecret, totpCode } from '../../shared/totp.js';
+import { base32Decode, totpCode } from '../../shared/totp.js';
 import { projectRoot } from '../helpers/cli.js';
 import { TEST_PASSWORD, chromiumSkipReason, launchChromium, startTestConsole, type TestConsole } from '../helpers/web.js';
 
@@ -109,9 +110,9 @@ describe.skipIf(skip)('the console in Chromium', () => {
 
   it('asks for the TOTP code after the password, and signs in with it', async () => {
     const { user } = await web.server.services.users.create({ username: 'tess', role: 'operator', password: TEST_PASSWORD });
-    const secret = generateTotpSecret();
+    const { secret } = await web.server.services.users.startTotpEnrolment(user.id);
     const key = base32Decode(secret);
-    await web.server.services.users.enableTotp(user.id, secret, totpCode(key, Date.now() / 1000));
+    await web.server.services.users.confirmTotpEnrolment(user.id, totpCode(key, Date.now() / 1000));
     const { context, page } = await open();
     try {
       await login(page, 'tess');
@@ -124,6 +125,57 @@ describe.skipIf(skip)('the console in Chromium', () => {
       expect(await page.locator('h1').textContent()).toBe('Dashboard');
     } finally {
       await context.close();
+    }
+  });
+
+  it('sends a user whose role requires a second factor to set it up (QR code, recovery codes shown once), then signs in with a recovery code', async () => {
+    await web.addUser('vera', 'operator');
+    await web.server.services.users.setSecondFactorRoles(['operator']);
+    let recovery: string | undefined;
+    const first = await open();
+    try {
+      await login(first.page, 'vera');
+      await expect.poll(() => first.page.locator('h1').textContent()).toBe('Set up two-factor sign-in');
+      await first.page.getByRole('button', { name: 'Set up two-factor sign-in' }).click();
+      const qr = first.page.getByTestId('totp-qr');
+      await qr.waitFor();
+      // The QR code is an image Chromium could decode, not markup inserted into the page.
+      await expect.poll(() => qr.evaluate((img) => (img as unknown as { complete: boolean; naturalWidth: number }).complete && (img as unknown as { naturalWidth: number }).naturalWidth > 0)).toBe(true);
+      expect(await first.page.locator('svg[viewBox] path[stroke="#000000"]').count()).toBe(0);
+      const secret = (await first.page.getByTestId('totp-secret').textContent())!.replace(/\s/g, '');
+      await shot(first.page, 'totp-setup', 'laptop');
+      await first.page.getByLabel('Code from the app').fill(totpCode(base32Decode(secret), Date.now() / 1000));
+      await first.page.getByRole('button', { name: 'Turn on' }).click();
+      const codes = first.page.getByTestId('recovery-codes').locator('li');
+      await expect.poll(() => codes.count()).toBe(10);
+      recovery = (await codes.first().textContent())!.trim();
+      expect(recovery).toMatch(/^[a-z2-9]{5}-[a-z2-9]{5}$/);
+      await shot(first.page, 'totp-recovery-codes', 'laptop');
+      await first.page.getByRole('button', { name: 'I have saved them' }).click();
+      await first.page.getByTestId('current-user').waitFor();
+      expect(await first.page.locator('h1').textContent()).toBe('Dashboard');
+    } finally {
+      await first.context.close();
+      await web.server.services.users.setSecondFactorRoles([]);
+    }
+    expect(await web.server.services.users.get('vera')).toMatchObject({ totp: true });
+    const again = await open('phone');
+    try {
+      await login(again.page, 'vera');
+      await again.page.getByLabel('Authentication code').waitFor();
+      expect(await again.page.getByText('Lost your phone? Type one of your recovery codes (xxxxx-xxxxx) instead.').count()).toBe(1);
+      await shot(again.page, 'login-totp', 'phone');
+      await again.page.getByLabel('Authentication code').fill('wrong-codes');
+      await again.page.getByRole('button', { name: 'Verify and sign in' }).click();
+      await expect.poll(() => again.page.getByTestId('login-error').textContent()).toBe(' Wrong or already used code; enter the current 6-digit code from your authenticator app, or one of your unused recovery codes.');
+      const user = await web.server.services.users.get('vera');
+      await again.page.getByLabel('Authentication code').fill(recovery!);
+      await again.page.getByRole('button', { name: 'Verify and sign in' }).click();
+      await again.page.getByTestId('current-user').waitFor();
+      expect(await again.page.getByTestId('recovery-notice').textContent()).toContain('You signed in with a recovery code; 9 left.');
+      expect(await web.server.services.users.unusedRecoveryCodes(user.id)).toBe(9);
+    } finally {
+      await again.context.close();
     }
   });
 

@@ -20,8 +20,8 @@ describe('login', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('set-cookie')).toMatch(/^haul_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200$/);
     expect(res.body).toEqual({
-      user: { username: 'alice', role: 'admin', disabled: false, lockedUntil: null, totp: false, mustChangePassword: false, failedLogins: 0, createdAt: expect.any(String) },
-      role: 'admin', via: 'session', csrfToken: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      user: { username: 'alice', role: 'admin', source: 'local', disabled: false, lockedUntil: null, totp: false, mustChangePassword: false, failedLogins: 0, createdAt: expect.any(String) },
+      role: 'admin', via: 'session', csrfToken: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), mustEnrolSecondFactor: false,
     });
     expect((await client.request('GET', '/api/me')).body).toMatchObject({ user: { username: 'alice' }, csrfToken: res.body['csrfToken'] });
   });
@@ -54,17 +54,17 @@ describe('login', () => {
     await web.addUser('carol', 'auditor');
     const client = new ApiClient(web.url);
     await client.login('carol', TEST_PASSWORD);
-    const { secret } = (await client.request<{ secret: string; uri: string }>('GET', '/api/me/totp/new-secret')).body;
+    const { secret } = (await client.request<{ secret: string; uri: string }>('POST', '/api/me/totp/setup', {})).body;
     const key = base32Decode(secret);
     const now = () => Date.now() / 1000;
-    expect((await client.request('POST', '/api/me/totp', { secret, code: totpCode(key, now()) })).body).toMatchObject({ user: { totp: true } });
+    expect((await client.request('POST', '/api/me/totp', { code: totpCode(key, now()) })).body).toMatchObject({ user: { totp: true } });
     await client.request('POST', '/api/logout', {});
 
     const again = new ApiClient(web.url);
     const asked = await again.login('carol', TEST_PASSWORD);
     expect([asked.status, asked.body]).toEqual([401, { error: { code: 'TotpRequired', message: 'enter the 6-digit code from your authenticator app.' } }]);
     const wrong = await again.login('carol', TEST_PASSWORD, '000000');
-    expect([wrong.status, wrong.body]).toEqual([401, { error: { code: 'LoginFailed', message: 'wrong or already used code; enter the current 6-digit code from your authenticator app.' } }]);
+    expect([wrong.status, wrong.body]).toEqual([401, { error: { code: 'LoginFailed', message: 'wrong or already used code; enter the current 6-digit code from your authenticator app, or one of your unused recovery codes.' } }]);
     // The enabling code was used; the next time step gives a fresh one.
     const ok = await again.login('carol', TEST_PASSWORD, totpCode(key, now() + 30));
     expect(ok.status).toBe(200);

@@ -20,6 +20,8 @@ export interface Caller {
   via: 'session' | 'token';
   session?: ActiveSession;
   sessionSecret?: string;
+  /** A session whose role needs a second factor this local user has not set up yet. */
+  mustEnrolSecondFactor?: boolean;
   tokenName?: string;
 }
 
@@ -52,7 +54,8 @@ export async function identify(services: ConsoleServices, headers: { cookie?: st
   if (secret === undefined || secret === '') return undefined;
   const session = await services.sessions.authenticate(secret);
   if (!session) return undefined;
-  return { user: session.user, role: session.user.role, scope: TenantScope.of(session.user), via: 'session', session, sessionSecret: secret };
+  const mustEnrolSecondFactor = await services.users.mustEnrolSecondFactor(session.user);
+  return { user: session.user, role: session.user.role, scope: TenantScope.of(session.user), via: 'session', session, sessionSecret: secret, mustEnrolSecondFactor };
 }
 
 export function authentication(services: ConsoleServices) {

@@ -12,6 +12,9 @@ const statusOf: Partial<Record<ErrorCode, number>> = {
   CsrfRejected: 403,
   AccountDisabled: 403,
   PasswordChangeRequired: 403,
+  SecondFactorRequired: 403,
+  DirectoryNoRole: 403,
+  DirectoryAccount: 409,
   UserNotFound: 404,
   JobNotFound: 404,
   ClientNotFound: 404,
@@ -31,6 +34,7 @@ const statusOf: Partial<Record<ErrorCode, number>> = {
   RateLimited: 429,
   DaemonNotConnected: 503,
   DatabaseUnavailable: 503,
+  DirectoryUnavailable: 503,
 };
 
 export function httpStatusOf(err: HaulError): number {

@@ -1,6 +1,7 @@
 // The shape of one API route and the checks every route passes before its handler runs, in this
 // order: logged in (unless public), request from our own origin, CSRF token (session callers,
-// every method but GET), one-time password changed, role allowed, body valid. Afterwards, a
+// every method but GET), one-time password changed, second factor set up where an admin requires
+// it, role allowed, body valid. Afterwards, a
 // successful route that changes anything is written to the audit trail. Routes declare; this file
 // enforces, so no handler can forget a check.
 import { timingSafeEqual } from 'node:crypto';
@@ -59,6 +60,8 @@ export interface RouteDefinition {
   audit?: string;
   /** Reachable while the caller still has to change a one-time password. */
   beforePasswordChange?: boolean;
+  /** Reachable while the caller still has to set up the second factor their role requires. */
+  beforeSecondFactor?: boolean;
   /** Only from a console login, never with an API token. */
   sessionOnly?: boolean;
   action: AnyRouteAction;
@@ -114,6 +117,9 @@ export function checkAccess(route: RouteDefinition, req: Request, caller: Caller
   if (route.sessionOnly && caller.via !== 'session') throw new HaulError('Forbidden', `an API token may not ${route.summary}; log in to the console for that.`);
   if (caller.via === 'session' && caller.user.mustChangePassword && !route.beforePasswordChange) {
     throw new HaulError('PasswordChangeRequired', 'change your one-time password first (Account page, or POST /api/me/password); until then nothing else is allowed.');
+  }
+  if (caller.mustEnrolSecondFactor && !route.beforeSecondFactor) {
+    throw new HaulError('SecondFactorRequired', `your role (${caller.role}) must sign in with a second factor: set up two-factor sign-in on the Account page (POST /api/me/totp/setup); until then nothing else is allowed.`);
   }
   if (!mayUse(caller, route.access)) throw forbidden(caller, route.summary, route.access);
 }

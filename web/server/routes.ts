@@ -19,11 +19,11 @@ const AUDIT_READERS: readonly Role[] = ['admin', 'auditor'];
 export const routes: readonly RouteDefinition[] = [
   // The caller's own session and account
   { method: 'post', path: '/api/login', summary: 'log in', access: 'public', effect: 'own-account', audit: 'login', action: account.login },
-  { method: 'post', path: '/api/logout', summary: 'log out', access: EVERYONE, effect: 'own-account', audit: 'logout', beforePasswordChange: true, sessionOnly: true, action: account.logout },
-  { method: 'get', path: '/api/me', summary: 'see who is logged in', access: EVERYONE, effect: 'none', beforePasswordChange: true, action: account.me },
-  { method: 'post', path: '/api/me/password', summary: 'change your own password', access: EVERYONE, effect: 'own-account', audit: 'user.password-changed', beforePasswordChange: true, sessionOnly: true, action: account.changePassword },
-  { method: 'get', path: '/api/me/totp/new-secret', summary: 'start setting up a second factor', access: EVERYONE, effect: 'none', sessionOnly: true, action: account.newTotpSecret },
-  { method: 'post', path: '/api/me/totp', summary: 'turn on your second factor', access: EVERYONE, effect: 'own-account', audit: 'user.totp-enabled', sessionOnly: true, action: account.enableTotp },
+  { method: 'post', path: '/api/logout', summary: 'log out', access: EVERYONE, effect: 'own-account', audit: 'logout', beforePasswordChange: true, beforeSecondFactor: true, sessionOnly: true, action: account.logout },
+  { method: 'get', path: '/api/me', summary: 'see who is logged in', access: EVERYONE, effect: 'none', beforePasswordChange: true, beforeSecondFactor: true, action: account.me },
+  { method: 'post', path: '/api/me/password', summary: 'change your own password', access: EVERYONE, effect: 'own-account', audit: 'user.password-changed', beforePasswordChange: true, beforeSecondFactor: true, sessionOnly: true, action: account.changePassword },
+  { method: 'post', path: '/api/me/totp/setup', summary: 'start setting up a second factor', access: EVERYONE, effect: 'own-account', audit: 'user.totp-setup-started', beforeSecondFactor: true, sessionOnly: true, action: account.startTotpSetup },
+  { method: 'post', path: '/api/me/totp', summary: 'turn on your second factor', access: EVERYONE, effect: 'own-account', audit: 'user.totp-enabled', beforeSecondFactor: true, sessionOnly: true, action: account.enableTotp },
   { method: 'delete', path: '/api/me/totp', summary: 'turn off your second factor', access: EVERYONE, effect: 'own-account', audit: 'user.totp-disabled', sessionOnly: true, action: account.disableTotp },
   { method: 'get', path: '/api/tokens', summary: 'list API tokens', access: EVERYONE, effect: 'none', action: tokens.listTokens },
   { method: 'post', path: '/api/tokens', summary: 'create an API token', access: EVERYONE, effect: 'own-account', audit: 'token.create', sessionOnly: true, action: tokens.createToken },
@@ -43,6 +43,8 @@ export const routes: readonly RouteDefinition[] = [
   { method: 'post', path: '/api/tenants', summary: 'add a tenant', access: ADMIN, effect: 'system', audit: 'tenant.add', action: tenants.addTenant },
   { method: 'patch', path: '/api/tenants/:name', summary: 'change a tenant', access: ADMIN, effect: 'system', audit: 'tenant.edit', action: tenants.editTenant },
   { method: 'delete', path: '/api/tenants/:name', summary: 'remove a tenant', access: ADMIN, effect: 'system', audit: 'tenant.remove', action: tenants.removeTenant },
+  { method: 'get', path: '/api/settings/second-factor', summary: 'see which roles need a second factor', access: ADMIN, effect: 'none', action: users.secondFactorPolicy },
+  { method: 'patch', path: '/api/settings/second-factor', summary: 'choose which roles need a second factor', access: ADMIN, effect: 'system', audit: 'settings.second-factor', action: users.setSecondFactorPolicy },
 
   // The audit trail
   { method: 'get', path: '/api/audit', summary: 'read the audit trail', access: AUDIT_READERS, effect: 'none', action: audit.listAudit },

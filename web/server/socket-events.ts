@@ -101,6 +101,7 @@ export function attachSocketServer(httpServer: HttpServer, services: ConsoleServ
           throw new HaulError('CsrfRejected', 'the connection has no valid CSRF token; reload the page.');
         }
         if (caller.user.mustChangePassword) throw new HaulError('PasswordChangeRequired', 'change your one-time password first.');
+        if (caller.mustEnrolSecondFactor) throw new HaulError('SecondFactorRequired', 'set up two-factor sign-in first (Account page).');
       }
       socket.data = { caller, headers } satisfies SocketAuth;
       next();

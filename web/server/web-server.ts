@@ -11,6 +11,7 @@ import { ApiTokenStore } from '../../daemon/database/api-tokens.js';
 import { AuditTrail } from '../../daemon/database/audit-trail.js';
 import { ClientStore } from '../../daemon/database/client-store.js';
 import type { Database } from '../../daemon/database/open-database.js';
+import { SecretBox } from '../../daemon/database/secret-box.js';
 import { SessionStore, type SessionPolicy } from '../../daemon/database/sessions.js';
 import { TenantStore } from '../../daemon/database/tenants.js';
 import { UserStore, type AccountPolicy, type PasswordHashCost } from '../../daemon/database/users.js';
@@ -18,6 +19,8 @@ import { HaulError } from '../../shared/errors.js';
 import { authentication } from './authentication.js';
 import type { ConsoleServices } from './console-services.js';
 import { DisconnectedDaemonLink, type DaemonLink } from './daemon-link.js';
+import type { DirectoryConfig } from './directory/directory-config.js';
+import { DirectoryLogin } from './directory/directory-login.js';
 import { errorBody, errorHandler } from './http-errors.js';
 import { LoginRateLimiter, defaultLoginRateLimits, type LoginRateLimits } from './login-rate-limiter.js';
 import { openApiDocument } from './openapi.js';
@@ -41,6 +44,10 @@ export interface WebServerOptions {
   accountPolicy?: Partial<AccountPolicy>;
   sessionPolicy?: Partial<SessionPolicy>;
   passwordHashCost?: PasswordHashCost;
+  /** Seals TOTP secrets in the database; `haul web` passes the key file's. Default: a key for this process only. */
+  secrets?: SecretBox;
+  /** Directory (LDAP) logins; without it every account is local. */
+  directory?: DirectoryConfig;
   log?: (message: string) => void;
 }
 
@@ -66,8 +73,13 @@ const SESSION_PURGE_EVERY_MS = 10 * 60_000;
 export function createWebServer(options: WebServerOptions): WebServer {
   const log = options.log ?? ((m: string) => process.stderr.write(`haul web: ${m}\n`));
   const db = options.database;
+  const users = new UserStore(db, {
+    secrets: options.secrets ?? SecretBox.random(),
+    ...(options.accountPolicy ? { policy: options.accountPolicy } : {}),
+    ...(options.passwordHashCost ? { hashCost: options.passwordHashCost } : {}),
+  });
   const services: ConsoleServices = {
-    users: new UserStore(db, { ...(options.accountPolicy ? { policy: options.accountPolicy } : {}), ...(options.passwordHashCost ? { hashCost: options.passwordHashCost } : {}) }),
+    users,
     sessions: new SessionStore(db, options.sessionPolicy ? { policy: options.sessionPolicy } : {}),
     tokens: new ApiTokenStore(db),
     audit: new AuditTrail(db),
@@ -77,6 +89,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     daemon: options.daemon ?? new DisconnectedDaemonLink(),
     loginLimiter: new LoginRateLimiter({ ...defaultLoginRateLimits, ...options.loginRateLimits }),
     secureCookies: options.secureCookies ?? false,
+    ...(options.directory ? { directory: new DirectoryLogin(options.directory, users, log) } : {}),
   };
   const staticDir = options.staticDir ?? defaultStaticDirectory();
 

@@ -22,11 +22,12 @@ function userPassword(cmd: Command, file: string | undefined): string | undefine
 function status(u: UserView): string {
   if (u.disabled) return 'disabled';
   if (u.lockedUntil) return `locked until ${u.lockedUntil.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  if (u.source === 'directory') return 'active (directory)';
   return u.mustChangePassword ? 'active (one-time password)' : 'active';
 }
 
 function userJson(u: UserView) {
-  return { username: u.username, role: u.role, tenants: u.grants.map((g) => ({ tenant: g.tenant, role: g.role })), disabled: u.disabled, lockedUntil: u.lockedUntil, totp: u.totp, mustChangePassword: u.mustChangePassword, createdAt: u.createdAt };
+  return { username: u.username, role: u.role, tenants: u.grants.map((g) => ({ tenant: g.tenant, role: g.role })), source: u.source, disabled: u.disabled, lockedUntil: u.lockedUntil, totp: u.totp, mustChangePassword: u.mustChangePassword, createdAt: u.createdAt };
 }
 
 /** "admin", or each tenant with the role on it: "operator of acme, auditor of beta". */

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
 import { openDatabase } from '../../database/open-database.js';
+import { loadConsoleKey } from '../../database/secret-box.js';
 import { UserStore } from '../../database/users.js';
 import { readCurveClientKeyFile } from '../../../shared/bus/curve-keys.js';
 import { addBusOptions, busEndpoint, type BusOptions } from '../bus.js';
@@ -24,20 +25,27 @@ export function registerWeb(program: Command): void {
     .description('run the web console (HTTP); put it behind a TLS reverse proxy before exposing it beyond this machine')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
     .option('--trust-proxy', 'a reverse proxy on this machine forwards requests: use its X-Forwarded-For (rate limits, audit) and X-Forwarded-Proto')
-    .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)');
+    .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)')
+    .option('--directory <file>', 'check the passwords of directory accounts with LDAP, as this JSON file says (docs/operations.md, Directory login); default: $HAUL_DIRECTORY_FILE');
   addBusOptions(web)
-    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean } & BusOptions, cmd: Command) => {
+    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean; directory?: string } & BusOptions, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
+      const directoryFile = opts.directory ?? (process.env['HAUL_DIRECTORY_FILE'] || undefined);
       // Loaded here, not at the top: every other command starts faster without Express and socket.io.
       const { createWebServer } = await import('../../../web/server/web-server.js');
       const { BusDaemonLink } = await import('../../../web/server/bus-daemon-link.js');
-      const database = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
+      const { loadDirectoryConfig } = await import('../../../web/server/directory/directory-config.js');
+      // Checked before anything starts: a broken directory config stops the console with its field.
+      const directory = directoryFile ? loadDirectoryConfig(directoryFile) : undefined;
+      const stateDir = stateDirectory(globalOptions(cmd));
+      const secrets = loadConsoleKey(stateDir);
+      const database = await openDatabase({ stateDir });
       const keyFile = opts.busKey ?? (process.env['HAUL_BUS_KEY'] || undefined);
       const log = (m: string) => process.stderr.write(`haul web: ${m}\n`);
       // The console starts whether or not the daemon runs; the link keeps trying and the pages say so.
       const daemon = new BusDaemonLink({ endpoint: busEndpoint(cmd, opts), ...(keyFile ? { curve: readCurveClientKeyFile(keyFile) } : {}), database, log });
       await daemon.start();
-      const server = createWebServer({ database, daemon, log, trustProxy: Boolean(opts.trustProxy), secureCookies: Boolean(opts.secureCookies) });
+      const server = createWebServer({ database, daemon, log, secrets, ...(directory ? { directory } : {}), trustProxy: Boolean(opts.trustProxy), secureCookies: Boolean(opts.secureCookies) });
       let url: string;
       try {
         url = await server.listen(host, port);
@@ -48,8 +56,9 @@ export function registerWeb(program: Command): void {
       }
       const users = await new UserStore(database).list();
       process.stdout.write(`Haul console on ${url} (database ${database.location.display})\n`);
-      if (!users.some((u) => u.role === 'admin' && !u.disabled)) {
-        process.stdout.write('No admin can log in yet: create one with `haul user add NAME --role admin`.\n');
+      if (directory) process.stdout.write(`Directory accounts sign in through ${directory.url}; local accounts sign in as before\n`);
+      if (!users.some((u) => u.role === 'admin' && !u.disabled && u.source === 'local')) {
+        process.stdout.write('No local admin can log in yet (the one who can while the directory is down): create one with `haul user add NAME --role admin`.\n');
       }
       await new Promise<void>((resolve) => {
         const stop = () => resolve();

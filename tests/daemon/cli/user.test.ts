@@ -40,13 +40,16 @@ describe('haul user', () => {
     fs.writeFileSync(path.join(dir, 'pw'), 'bob has a long password\n');
     const bob = await run('user', 'add', '<b>ob', '--role', 'operator', '--user-password-file', path.join(dir, 'pw'), '--json');
     expect(bob.status).toBe(0);
-    expect(JSON.parse(bob.stdout)).toEqual({ user: { username: '<b>ob', role: 'operator', disabled: false, lockedUntil: null, totp: false, mustChangePassword: false, createdAt: expect.any(String) } });
+    expect(JSON.parse(bob.stdout)).toEqual({ user: { username: '<b>ob', role: 'operator', source: 'local', disabled: false, lockedUntil: null, totp: false, mustChangePassword: false, createdAt: expect.any(String) } });
     expect(await withDb((db) => new UserStore(db).login('<b>ob', 'bob has a long password'))).toMatchObject({ ok: true });
 
+    await withDb((db) => new UserStore(db).saveDirectoryUser('dirk', { admin: false, grants: [{ tenant: 'default', role: 'auditor' }] }));
     const list = await run('user', 'list');
     expect(list.stdout).toBe(
       `${'<b>ob'.padEnd(20)} operator        active\n` +
-      `${'alice'.padEnd(20)} admin           active (one-time password)\n`);
+      `${'alice'.padEnd(20)} admin           active (one-time password)\n` +
+      `${'dirk'.padEnd(20)} auditor         active (directory)\n`);
+    await withDb((db) => new UserStore(db).remove('dirk'));
   });
 
   it('refuses what it cannot do, saying what to do instead', async () => {
@@ -143,5 +146,33 @@ describe('haul web', () => {
     expect(stdout.endsWith('Haul console stopped\n')).toBe(true);
     const bad = await run('web', '--listen', '8080');
     expect([bad.status, bad.stderr]).toEqual([2, 'haul: error: --listen "8080" is not HOST:PORT; for example 127.0.0.1:8080, or [::1]:8080.\n']);
+  });
+
+  it('creates the console key in the state directory, mode 600', () => {
+    const key = path.join(dir, 'console.key');
+    expect(fs.statSync(key).mode & 0o777).toBe(0o600);
+    expect(Buffer.from(fs.readFileSync(key, 'utf8').trim(), 'base64')).toHaveLength(32);
+  });
+
+  it('checks the directory config before it starts, and says which directory it uses', async () => {
+    const config = path.join(dir, 'directory.json');
+    fs.writeFileSync(config, JSON.stringify({ url: 'ldap://ldap.example.org', startTls: true, bindDn: 'cn=haul', bindPassword: 'x', searchBase: 'dc=example', groupSearchBase: 'dc=example', groups: [{ group: 'admins', role: 'admin' }] }));
+    const bad = await run('web', '--listen', `127.0.0.1:${port}`, '--directory', config);
+    expect([bad.status, bad.stdout, bad.stderr]).toEqual([2, '', `haul: error: the directory config ${config} is not valid (groups.0.role: Invalid option: expected one of "operator"|"auditor"); see docs/operations.md (Directory login) for its fields.\n`]);
+    fs.writeFileSync(config, JSON.stringify({ url: 'ldap://ldap.example.org', startTls: true, bindDn: 'cn=haul', bindPassword: 'x', searchBase: 'dc=example', groupSearchBase: 'dc=example', groups: [{ group: 'admins', admin: true }] }));
+    const keyBefore = fs.readFileSync(path.join(dir, 'console.key'), 'utf8');
+    const child = spawn(testNode, [haulBin, 'web', '--listen', `127.0.0.1:${port}`], { env: { ...env, HAUL_DIRECTORY_FILE: config }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      await expect.poll(() => stdout, { timeout: 30_000 }).toContain('local accounts sign in as before\n');
+      expect(stdout.split('\n')[1]).toBe('Directory accounts sign in through ldap://ldap.example.org; local accounts sign in as before');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    // A second start keeps the key: the TOTP secrets sealed under it stay readable.
+    expect(fs.readFileSync(path.join(dir, 'console.key'), 'utf8')).toBe(keyBefore);
   });
 });

@@ -1,10 +1,11 @@
 // Users, sessions and API tokens on a real SQLite file and a real PostgreSQL database: argon2id
-// hashes, lockout, TOTP, the last-admin rule, session expiry and idle timeout, hashed secrets,
+// hashes, lockout, TOTP with sealed secrets and recovery codes, the last-admin rule, session expiry and idle timeout, hashed secrets,
 // token scoping and revocation. A settable clock stands in for waiting.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiTokenStore } from '../../../daemon/database/api-tokens.js';
 import type { Database } from '../../../daemon/database/open-database.js';
+import { SecretBox } from '../../../daemon/database/secret-box.js';
 import { SessionStore, sessionId } from '../../../daemon/database/sessions.js';
 import { UserStore } from '../../../daemon/database/users.js';
 import { base32Decode, generateTotpSecret, totpCode } from '../../../shared/totp.js';
@@ -20,11 +21,12 @@ describe.each(backends)('console accounts on $name', (backend) => {
   let users: UserStore;
   let sessions: SessionStore;
   let tokens: ApiTokenStore;
+  const secrets = SecretBox.random();
 
   beforeAll(async () => {
     if (backend.skip) return;
     db = await backend.open();
-    users = new UserStore(db, { now: clock, hashCost: testPasswordHashCost });
+    users = new UserStore(db, { now: clock, hashCost: testPasswordHashCost, secrets });
     sessions = new SessionStore(db, { now: clock });
     tokens = new ApiTokenStore(db, { now: clock });
   });
@@ -105,22 +107,59 @@ describe.each(backends)('console accounts on $name', (backend) => {
 
     it('asks for a TOTP code once one is set up, refuses a wrong or reused code and counts it as a failure', async () => {
       const { user } = await users.create({ username: 'frank', role: 'operator', password: 'frank password 1' });
-      const secret = generateTotpSecret();
+      const { secret } = await users.startTotpEnrolment(user.id);
       const key = base32Decode(secret);
       const seconds = () => now.getTime() / 1000;
-      expect((await failure(users.enableTotp(user.id, secret, '000000'))).message).toBe('that code does not match the secret; check the clock of the device with the authenticator app and enter the current code.');
-      expect(await users.enableTotp(user.id, secret, totpCode(key, seconds()))).toMatchObject({ totp: true });
+      expect((await failure(users.confirmTotpEnrolment(user.id, '000000'))).message).toBe('that code does not match the secret; check the clock of the device with the authenticator app and enter the current code.');
+      const enrolled = await users.confirmTotpEnrolment(user.id, totpCode(key, seconds()));
+      expect(enrolled.user).toMatchObject({ totp: true });
+      expect(enrolled.recoveryCodes).toHaveLength(10);
+      // The database holds the secret sealed, never as the base32 text.
+      const row = await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+      expect(row.totpSecret).toMatch(/^v1:/);
+      expect(row.totpSecret).not.toContain(secret);
+      expect(row.totpPendingSecret).toBeNull();
       advance(30_000);
       expect(await users.login('frank', 'frank password 1')).toMatchObject({ ok: false, reason: 'totp-required' });
       expect(await users.login('frank', 'frank password 1', '123456')).toMatchObject({ ok: false, reason: 'totp-wrong' });
       expect((await users.get('frank')).failedLogins).toBe(1);
       const code = totpCode(key, seconds());
-      expect(await users.login('frank', 'frank password 1', code)).toMatchObject({ ok: true });
+      expect(await users.login('frank', 'frank password 1', code)).toMatchObject({ ok: true, secondFactor: 'totp' });
       expect(await users.login('frank', 'frank password 1', code)).toMatchObject({ ok: false, reason: 'totp-wrong' });
+      // The used step is in the database: another console process refuses the code too.
+      const other = new UserStore(db, { now: clock, hashCost: testPasswordHashCost, secrets });
+      expect(await other.login('frank', 'frank password 1', code)).toMatchObject({ ok: false, reason: 'totp-wrong' });
       advance(30_000);
       expect(await users.login('frank', 'frank password 1', totpCode(key, seconds()))).toMatchObject({ ok: true });
       await users.disableTotp('frank');
       expect(await users.login('frank', 'frank password 1')).toMatchObject({ ok: true });
+      expect(await db.prisma.recoveryCode.count({ where: { userId: user.id } })).toBe(0);
+    });
+
+    it('takes each recovery code once instead of a TOTP code, and stores only their argon2id hashes', async () => {
+      const { user } = await users.create({ username: 'gwen', role: 'auditor', password: 'gwen password 1' });
+      const { secret } = await users.startTotpEnrolment(user.id);
+      const { recoveryCodes } = await users.confirmTotpEnrolment(user.id, totpCode(base32Decode(secret), now.getTime() / 1000));
+      expect(new Set(recoveryCodes).size).toBe(10);
+      for (const c of recoveryCodes) expect(c).toMatch(/^[a-z2-9]{5}-[a-z2-9]{5}$/);
+      const stored = await db.prisma.recoveryCode.findMany({ where: { userId: user.id } });
+      expect(stored.map((r) => r.codeHash.startsWith('$argon2id$'))).toEqual(Array(10).fill(true));
+      expect(await users.login('gwen', 'gwen password 1', recoveryCodes[3]!.toUpperCase())).toMatchObject({ ok: true, secondFactor: 'recovery-code' });
+      expect(await users.unusedRecoveryCodes(user.id)).toBe(9);
+      expect(await users.login('gwen', 'gwen password 1', recoveryCodes[3]!)).toMatchObject({ ok: false, reason: 'totp-wrong' });
+      expect(await users.login('gwen', 'gwen password 1', 'aaaaa-bbbbb')).toMatchObject({ ok: false, reason: 'totp-wrong' });
+      expect((await users.get('gwen')).failedLogins).toBe(2);
+    });
+
+    it('seals a TOTP secret written before version 5 at its next login', async () => {
+      const { user } = await users.create({ username: 'heidi', role: 'auditor', password: 'heidi password 1' });
+      const secret = generateTotpSecret();
+      await db.prisma.user.update({ where: { id: user.id }, data: { totpSecret: secret } });
+      advance(60_000);
+      expect(await users.login('heidi', 'heidi password 1', totpCode(base32Decode(secret), now.getTime() / 1000))).toMatchObject({ ok: true });
+      const row = await db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+      expect(row.totpSecret).toMatch(/^v1:/);
+      expect(secrets.open(row.totpSecret!)).toBe(secret);
     });
 
     it('never removes, disables or demotes the last enabled admin', async () => {
@@ -136,6 +175,27 @@ describe.each(backends)('console accounts on $name', (backend) => {
       await users.remove('grace');
       expect((await users.list()).filter((u) => u.role === 'admin').map((u) => u.username)).toEqual(['alice']);
       expect((await failure(users.remove('grace'))).message).toBe('there is no user named "grace"; `haul user list` shows the users.');
+    });
+    it('keeps directory accounts without a local password, counts only local admins as the last admin, and leaves their roles to the directory', async () => {
+      const asAdmin = { admin: true, grants: [] };
+      const dir = (await users.saveDirectoryUser('dora', asAdmin))!;
+      expect(dir).toMatchObject({ username: 'dora', source: 'directory', role: 'admin', grants: [] });
+      expect(await users.login('dora', '!directory')).toMatchObject({ ok: false, reason: 'directory-account' });
+      // Groups map to roles per tenant: '*' is every tenant, an unknown tenant gives nothing.
+      expect(await users.saveDirectoryUser('dora', { admin: false, grants: [{ tenant: '*', role: 'auditor' }, { tenant: 'no-such-tenant', role: 'operator' }] }))
+        .toMatchObject({ id: dir.id, role: 'auditor', grants: [{ tenant: 'default', role: 'auditor' }] });
+      expect(await users.saveDirectoryUser('dora', { admin: false, grants: [{ tenant: 'no-such-tenant', role: 'operator' }] })).toBeUndefined();
+      expect(await users.saveDirectoryUser('dora', { admin: false, grants: [{ tenant: '*', role: 'auditor' }, { tenant: 'default', role: 'operator' }] }))
+        .toMatchObject({ role: 'operator', grants: [{ tenant: 'default', role: 'operator' }] });
+      expect((await failure(users.setRole('dora', 'operator'))).code).toBe('DirectoryAccount');
+      expect((await failure(users.resetPassword('dora'))).message).toBe('"dora" signs in through the directory; its password is changed there, not in Haul.');
+      expect((await failure(users.startTotpEnrolment(dir.id))).code).toBe('DirectoryAccount');
+      expect((await failure(users.saveDirectoryUser('alice', asAdmin))).message).toBe('"alice" is a local account; local accounts take precedence over the directory.');
+      expect((await users.get('alice')).source).toBe('local');
+      // A directory admin does not make the last local admin removable: it could not log in while the directory is down.
+      await users.saveDirectoryUser('dora', asAdmin);
+      expect((await failure(users.setDisabled('alice', true))).code).toBe('LastAdmin');
+      await users.remove('dora');
     });
   });
 

@@ -78,13 +78,15 @@ async function roundTripEveryModel(db: Database): Promise<void> {
   const user = await p.user.create({
     data: {
       username: 'alice', passwordHash: '$argon2id$v=19$m=65536,t=3,p=1$x$y', role: 'operator', totpSecret: 'JBSWY3DPEHPK3PXP',
+      source: 'directory', totpPendingSecret: 'v1:abc', totpLastStep: 58_000_000,
       failedLogins: 2, lockedUntil: at('2026-03-02T00:00:00Z'), disabled: true, mustChangePassword: true,
       sessions: { create: { id: 'h'.repeat(64), csrfToken: 'c'.repeat(43), expiresAt: at('2026-03-03T00:00:00Z') } },
       apiTokens: { create: { name: 'ci', tokenHash: 't'.repeat(64), role: 'auditor', lastUsedAt: at('2026-03-01T12:00:00Z'), revokedAt: null } },
+      recoveryCodes: { create: [{ codeHash: '$argon2id$v=19$m=1$r$1' }, { codeHash: '$argon2id$v=19$m=1$r$2', usedAt: at('2026-03-01T13:00:00Z') }] },
     },
-    include: { sessions: true, apiTokens: true },
+    include: { sessions: true, apiTokens: true, recoveryCodes: true },
   });
-  expect(await p.user.findUniqueOrThrow({ where: { username: 'alice' }, include: { sessions: true, apiTokens: true } })).toEqual(user);
+  expect(await p.user.findUniqueOrThrow({ where: { username: 'alice' }, include: { sessions: true, apiTokens: true, recoveryCodes: true } })).toEqual(user);
   const grant = await p.tenantGrant.create({ data: { userId: user.id, tenantId: tenant.id, role: 'auditor' } });
   expect(await p.tenantGrant.findUniqueOrThrow({ where: { userId_tenantId: { userId: user.id, tenantId: tenant.id } } })).toEqual(grant);
   await expect(p.tenantGrant.create({ data: { userId: user.id, tenantId: tenant.id, role: 'operator' } })).rejects.toMatchObject({ code: 'P2002' });
@@ -121,7 +123,7 @@ async function roundTripEveryModel(db: Database): Promise<void> {
   await p.job.delete({ where: { id: job.id } });
   expect(await p.jobTransition.count()).toBe(0);
   await p.user.delete({ where: { id: user.id } });
-  expect([await p.session.count(), await p.apiToken.count(), await p.tenantGrant.count()]).toEqual([0, 0, 0]);
+  expect([await p.session.count(), await p.apiToken.count(), await p.tenantGrant.count(), await p.recoveryCode.count()]).toEqual([0, 0, 0, 0]);
   await p.tenant.delete({ where: { id: tenant.id } });
 }
 

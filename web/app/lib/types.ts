@@ -10,6 +10,8 @@ export interface UserInfo {
   role: Role;
   /** A member's role per tenant; empty for an admin (every tenant). */
   tenants: { tenant: string; role: TenantRole }[];
+  /** Where the password is checked: here, or in the directory (LDAP). */
+  source: 'local' | 'directory';
   disabled: boolean;
   lockedUntil: string | null;
   totp: boolean;
@@ -23,6 +25,10 @@ export interface Me {
   role: Role;
   via: 'session' | 'token';
   csrfToken: string | null;
+  /** The role requires a second factor this user has not set up yet. */
+  mustEnrolSecondFactor: boolean;
+  /** Only in the answer to a login with a recovery code: how many unused ones are left. */
+  recoveryCodesLeft?: number;
 }
 
 export interface DaemonStatus {

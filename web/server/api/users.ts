@@ -1,5 +1,5 @@
 // User management for admins: list, add (with a one-time password), change role, disable,
-// reset the password or the second factor, remove.
+// reset the password or the second factor, remove; which roles must use a second factor.
 import { z } from 'zod';
 import { ROLES } from '../../../shared/roles.js';
 import type { RouteAction } from '../route-definition.js';
@@ -41,6 +41,7 @@ export const changeUser: RouteAction<z.infer<typeof changeBody>> = {
     if (ctx.body.resetTotp && user.totp) {
       user = await users.disableTotp(name);
       changed['totp'] = false;
+      changed['recoveryCodesRevoked'] = true;
     }
     return { body: { user: userJson(user) }, audit: { target: user.username, detail: changed } };
   },
@@ -59,5 +60,19 @@ export const removeUser: RouteAction = {
     const name = ctx.params['username']!;
     await ctx.services.users.remove(name);
     return { body: { ok: true }, audit: { target: name } };
+  },
+};
+
+const secondFactorBody = z.object({ roles: z.array(z.enum(ROLES)).max(ROLES.length) }).strict();
+
+export const secondFactorPolicy: RouteAction = {
+  handle: async (ctx) => ({ body: { roles: await ctx.services.users.secondFactorRoles() } }),
+};
+
+export const setSecondFactorPolicy: RouteAction<z.infer<typeof secondFactorBody>> = {
+  body: secondFactorBody,
+  async handle(ctx) {
+    const roles = await ctx.services.users.setSecondFactorRoles(ctx.body.roles);
+    return { body: { roles }, audit: { detail: { roles } } };
   },
 };
