@@ -131,6 +131,19 @@ describe.skipIf(skip !== undefined)(`directory logins against a real slapd${skip
     expect((limited.body['error'] as { code: string }).code).toBe('RateLimited');
   });
 
+  it('reads the groups from the memberOf attribute instead of searching them, when told to', async () => {
+    const viaMemberOf = await consoleFor(config(slapd.ldapsUrl, slapd.caFile, { groupSearchBase: undefined, memberOfAttribute: 'memberOf' }));
+    try {
+      for (const [uid, role] of [['alice', 'admin'], ['bob', 'operator'], ['erin', 'auditor']] as const) {
+        const res = await new ApiClient(viaMemberOf.web.url).login(uid, passwordOf(uid));
+        expect([uid, res.status, res.body['role']]).toEqual([uid, 200, role]);
+      }
+      expect((await new ApiClient(viaMemberOf.web.url).login('dave', passwordOf('dave'))).status).toBe(403);
+    } finally {
+      await viaMemberOf.web.close();
+    }
+  });
+
   it('signs in over LDAPS with the test CA, and refuses to trust the server without it', async () => {
     const good = await consoleFor(config(slapd.ldapsUrl, slapd.caFile));
     const untrusted = await consoleFor(config(slapd.ldapsUrl, undefined));
