@@ -186,7 +186,7 @@ export async function startSlapd(): Promise<TestSlapd> {
   } catch (err) {
     child.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
-    throw new Error(`adding the test groups to slapd failed: ${(err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message}`);
+    throw new Error(`adding the test groups to slapd failed: ${(err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message}`, { cause: err });
   }
   return {
     url, ldapsUrl, caFile: tls.ca, dir,
