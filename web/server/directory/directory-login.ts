@@ -16,9 +16,12 @@ export type DirectoryLoginResult =
 /**
  * Saves what the directory's groups give. For now that is one console role: admin, else the
  * strongest granted role (operator before auditor).
- * TODO(tenants): write `roles.grants` to the per-tenant grant table of 0004_tenants (user x tenant
- * x role; ALL_TENANTS means every tenant) and keep only `admin` as the global role; until then a
- * grant for one tenant acts on every tenant.
+ * TODO(tenants): with 0004_tenants merged, write `roles.grants` to `TenantGrant` (userId,
+ * tenantId, role) in one transaction with the user row: admin -> User.role 'admin' and no grants;
+ * otherwise User.role 'member' and the grants replaced, each tenant name resolved to its id (a name
+ * the console does not know is skipped and logged; ALL_TENANTS means a grant on every tenant, or
+ * is refused if the tenant model has no such notion). Until then a grant for one tenant acts on
+ * every tenant, as docs/security.md (Known gaps) says.
  */
 export async function applyDirectoryRoles(users: UserStore, username: string, roles: DirectoryRoles): Promise<UserView | undefined> {
   const role = consoleRoleOf(roles);
