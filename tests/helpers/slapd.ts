@@ -1,7 +1,9 @@
 // A real OpenLDAP server for tests (Debian's slapd): on free ports of 127.0.0.1, LDAP (which
 // requires StartTLS before anything else) and LDAPS, a certificate from a CA generated for the run, an mdb database loaded with
 // slapadd, a service account, a few people and groupOfNames groups. Everything lives in one
-// temporary directory, removed by stop(). `slapdSkipReason()` says why a suite cannot run.
+// temporary directory, removed by stop(). The memberof overlay gives each person a memberOf
+// attribute, so both ways of finding a user's groups (search, or memberOf) can be tested.
+// `slapdSkipReason()` says why a suite cannot run.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -11,10 +13,13 @@ import { freePort } from './sshd.js';
 
 export const SLAPD = '/usr/sbin/slapd';
 const SLAPADD = '/usr/sbin/slapadd';
+const LDAPADD = '/usr/bin/ldapadd';
 
 export const BASE_DN = 'dc=haul,dc=test';
 export const SERVICE_DN = `cn=haul-reader,ou=services,${BASE_DN}`;
 export const SERVICE_PASSWORD = 'service-secret-Qx7';
+const ROOT_DN = `cn=admin,${BASE_DN}`;
+const ROOT_PASSWORD = 'admin-only-for-setup';
 
 export interface DirectoryPerson {
   uid: string;
@@ -60,7 +65,7 @@ export interface TestSlapd {
 
 export function slapdSkipReason(): string | undefined {
   if (process.platform !== 'linux') return 'slapd tests run on Linux only';
-  if (!fs.existsSync(SLAPD) || !fs.existsSync(SLAPADD)) return `${SLAPD} is missing: apt-get install -y slapd ldap-utils (scripts/ensure-test-deps.sh)`;
+  if (!fs.existsSync(SLAPD) || !fs.existsSync(SLAPADD) || !fs.existsSync(LDAPADD)) return `${SLAPD} is missing: apt-get install -y slapd ldap-utils (scripts/ensure-test-deps.sh)`;
   if (spawnSync('sh', ['-c', 'command -v openssl']).status !== 0) return 'openssl is missing: apt-get install -y openssl';
   return undefined;
 }
@@ -88,6 +93,7 @@ pidfile ${dir}/slapd.pid
 argsfile ${dir}/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload memberof
 TLSCACertificateFile ${tls.ca}
 TLSCertificateFile ${tls.cert}
 TLSCertificateKeyFile ${tls.key}
@@ -97,8 +103,8 @@ security tls=1
 database mdb
 maxsize 16777216
 suffix "${BASE_DN}"
-rootdn "cn=admin,${BASE_DN}"
-rootpw admin-not-used
+rootdn "${ROOT_DN}"
+rootpw ${ROOT_PASSWORD}
 directory ${dir}/db
 # Passwords only for binding; people read the tree only after binding (as Haul's service account does).
 access to attrs=userPassword
@@ -108,7 +114,16 @@ access to attrs=userPassword
 access to *
   by users read
   by * none
+# memberOf on each person, kept by the server as groups change (as Active Directory has it).
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
 `;
+}
+
+function groupsLdif(): string {
+  return GROUPS.map((g) => `dn: ${groupDn(g.cn)}\nobjectClass: groupOfNames\ncn: ${g.cn}\n${g.members.map((m) => `member: ${userDn(m)}`).join('\n')}`).join('\n\n') + '\n';
 }
 
 function ldif(): string {
@@ -121,9 +136,6 @@ function ldif(): string {
   ];
   for (const p of PEOPLE) {
     entries.push(`dn: ${userDn(p.uid)}\nobjectClass: inetOrgPerson\nuid: ${p.uid}\ncn: ${p.uid}\nsn: ${p.uid}\nuserPassword: ${p.password}${p.disabled ? '\nemployeeType: disabled' : ''}`);
-  }
-  for (const g of GROUPS) {
-    entries.push(`dn: ${groupDn(g.cn)}\nobjectClass: groupOfNames\ncn: ${g.cn}\n${g.members.map((m) => `member: ${userDn(m)}`).join('\n')}`);
   }
   return `${entries.join('\n\n')}\n`;
 }
@@ -166,6 +178,15 @@ export async function startSlapd(): Promise<TestSlapd> {
       throw new Error(`slapd did not start: ${log.slice(-2000)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
+  }
+  // The groups go in through the running server (slapadd bypasses overlays), so memberOf is set.
+  fs.writeFileSync(path.join(dir, 'groups.ldif'), groupsLdif());
+  try {
+    execFileSync(LDAPADD, ['-x', '-H', ldapsUrl, '-D', ROOT_DN, '-w', ROOT_PASSWORD, '-f', path.join(dir, 'groups.ldif')], { stdio: 'pipe', env: { ...process.env, LDAPTLS_CACERT: tls.ca } });
+  } catch (err) {
+    child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new Error(`adding the test groups to slapd failed: ${(err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message}`, { cause: err });
   }
   return {
     url, ldapsUrl, caFile: tls.ca, dir,

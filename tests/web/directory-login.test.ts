@@ -55,6 +55,9 @@ describe.skipIf(skip !== undefined)(`directory logins against a real slapd${skip
   beforeAll(async () => {
     slapd = await startSlapd();
     ({ web, logLines } = await consoleFor(config(slapd.url, slapd.caFile, { startTls: true })));
+    // Two tenants: the all-tenants operator group reaches both, acme-auditors only acme.
+    await web.server.services.tenants.add('acme');
+    await web.server.services.tenants.add('globex');
   }, 60_000);
   afterAll(async () => {
     await web?.close();
@@ -80,6 +83,10 @@ describe.skipIf(skip !== undefined)(`directory logins against a real slapd${skip
     const erin = await new ApiClient(web.url).login('erin', passwordOf('erin'));
     expect([erin.status, erin.body['role']]).toEqual([200, 'auditor']);
     expect((await web.server.services.users.list()).filter((u) => u.source === 'directory').map((u) => [u.username, u.role])).toEqual([['alice', 'admin'], ['bob', 'operator'], ['erin', 'auditor']]);
+    // The rights land in the tenant grants: bob operates every tenant, erin audits acme alone.
+    const grants = async (name: string) => (await web.server.services.users.get(name)).grants.map((g) => `${g.role} of ${g.tenant}`);
+    expect(await grants('bob')).toEqual(['operator of default', 'operator of acme', 'operator of globex']);
+    expect(await grants('erin')).toEqual(['auditor of acme']);
   });
 
   it('refuses a user whose groups map to no role, with a message that says so, and creates no account', async () => {
@@ -129,6 +136,19 @@ describe.skipIf(skip !== undefined)(`directory logins against a real slapd${skip
     const limited = await new ApiClient(web.url).login('zoe', 'one more guess');
     expect(limited.status).toBe(429);
     expect((limited.body['error'] as { code: string }).code).toBe('RateLimited');
+  });
+
+  it('reads the groups from the memberOf attribute instead of searching them, when told to', async () => {
+    const viaMemberOf = await consoleFor(config(slapd.ldapsUrl, slapd.caFile, { groupSearchBase: undefined, memberOfAttribute: 'memberOf' }));
+    try {
+      for (const [uid, role] of [['alice', 'admin'], ['bob', 'operator'], ['erin', 'auditor']] as const) {
+        const res = await new ApiClient(viaMemberOf.web.url).login(uid, passwordOf(uid));
+        expect([uid, res.status, res.body['role']]).toEqual([uid, 200, role]);
+      }
+      expect((await new ApiClient(viaMemberOf.web.url).login('dave', passwordOf('dave'))).status).toBe(403);
+    } finally {
+      await viaMemberOf.web.close();
+    }
   });
 
   it('signs in over LDAPS with the test CA, and refuses to trust the server without it', async () => {
