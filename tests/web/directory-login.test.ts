@@ -140,6 +140,7 @@ describe.skipIf(skip !== undefined)(`directory logins against a real slapd${skip
 
   it('reads the groups from the memberOf attribute instead of searching them, when told to', async () => {
     const viaMemberOf = await consoleFor(config(slapd.ldapsUrl, slapd.caFile, { groupSearchBase: undefined, memberOfAttribute: 'memberOf' }));
+    await viaMemberOf.web.server.services.tenants.add('acme');
     try {
       for (const [uid, role] of [['alice', 'admin'], ['bob', 'operator'], ['erin', 'auditor']] as const) {
         const res = await new ApiClient(viaMemberOf.web.url).login(uid, passwordOf(uid));

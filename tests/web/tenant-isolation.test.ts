@@ -104,7 +104,7 @@ const cases: Record<string, ObjectCase | ListCase | OwnCase> = {
     expected: (b) => expect((b['user'] as { tenants: unknown }).tenants).toEqual([{ tenant: 'beta', role: 'operator' }]),
   },
   'post /api/me/password': own("the caller's own password"),
-  'get /api/me/totp/new-secret': own("the caller's own second factor"),
+  'post /api/me/totp/setup': own("the caller's own second factor"),
   'post /api/me/totp': own("the caller's own second factor"),
   'delete /api/me/totp': own("the caller's own second factor"),
   'get /api/tokens': {
@@ -120,6 +120,8 @@ const cases: Record<string, ObjectCase | ListCase | OwnCase> = {
   'delete /api/users/:username': obj('bob', ['ann', 'nobody'], (u) => ['DELETE', `/api/users/${u}`]),
   'post /api/users/:username/grants': obj('bob', ['alpha', 'nope'], (t) => ['POST', '/api/users/bob/grants', { tenant: t, role: 'operator' }]),
   'delete /api/users/:username/grants/:tenant': obj('bob', ['alpha', 'nope'], (t) => ['DELETE', `/api/users/ann/grants/${t}`]),
+  'get /api/settings/second-factor': obj('bob', ['', ''], () => ['GET', '/api/settings/second-factor']),
+  'patch /api/settings/second-factor': obj('bob', ['', ''], () => ['PATCH', '/api/settings/second-factor', { roles: ['operator'] }]),
   'get /api/tenants': obj('bob', ['', ''], () => ['GET', '/api/tenants']),
   'post /api/tenants': obj('bob', ['alpha', 'nope'], (t) => ['POST', '/api/tenants', { name: t }]),
   'patch /api/tenants/:name': obj('bob', ['alpha', 'nope'], (t) => ['PATCH', `/api/tenants/${t}`, { quota: '1G' }]),
