@@ -1,6 +1,5 @@
 // Which console rights a directory user's groups give: a pure function of the groups and the
 // configured rules, so every case (tenants included) is tested without a directory.
-import type { Role } from '../../../shared/roles.js';
 
 export type TenantRole = 'operator' | 'auditor';
 
