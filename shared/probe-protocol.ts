@@ -1,7 +1,7 @@
-// The probe protocol, version 1: message types, limits and frame encoding, defined once for the
+// The probe protocol, version 2: message types, limits and frame encoding, defined once for the
 // daemon (and for tests that play a probe). Normative text: docs/probe-protocol.md.
 
-export const protocolVersion = 1;
+export const protocolVersion = 2;
 export const helloMagic = 'HAULPRB1';
 
 /** A frame's length field counts type + body; anything above this ends the session. */
@@ -17,6 +17,8 @@ export const ProbeMessage = {
   chunkKnown: 0x22,
   fileEnd: 0x23,
   chunkGone: 0x24,
+  /** The same bytes as an earlier CHUNK_NEW of this walk, named by its number (from 0). */
+  chunkRepeat: 0x25,
   warn: 0x30,
   walkDone: 0x31,
   done: 0x3f,

@@ -31,6 +31,7 @@ import type { Repository } from '../repository/repository.js';
 import type { Snapshot, SnapshotStats, StoredSnapshot } from '../repository/snapshot.js';
 import { encodeBytes, nameBytes, type NodeType, type Tree, type TreeNode } from '../repository/tree.js';
 import { copyProbeDiagnostics } from './probe-diagnostics.js';
+import { SentChunks } from './sent-chunks.js';
 
 export interface ProbeTransport {
   /** The probe's stdin. */
@@ -185,6 +186,8 @@ export class PullBackupSession {
   private readonly previousFiles = new Map<string, TreeNode>();
   private readonly previousIds = new Set<string>();
   private readonly uploadedIds = new Set<string>();
+  /** CHUNK_NEW frames of this walk, by number: what a CHUNK_REPEAT may name. */
+  private readonly sentChunks = new SentChunks();
   private parent: StoredSnapshot | undefined;
   private lastProgress = 0;
   private readonly requested: Buffer[];
@@ -377,6 +380,7 @@ export class PullBackupSession {
             case ProbeMessage.entry: return await this.onEntry(r);
             case ProbeMessage.chunkNew: return await this.onChunkNew(r);
             case ProbeMessage.chunkKnown: return this.onChunkKnown(r);
+            case ProbeMessage.chunkRepeat: return this.onChunkRepeat(r);
             case ProbeMessage.fileEnd: return this.onFileEnd(r);
             case ProbeMessage.warn: return this.onWarn(r);
             case ProbeMessage.walkDone: return await this.onWalkDone(r);
@@ -584,6 +588,7 @@ export class PullBackupSession {
     const file = this.currentFile('a chunk');
     if (file.offset + rawLength > Number.MAX_SAFE_INTEGER) throw violation(`${displayBytes(file.path)} is larger than 2^53 bytes`);
     const id = await this.verifyAndStore(compression, rawLength, sha, data, displayBytes(file.path));
+    this.sentChunks.add(id, rawLength);
     file.content.push(id.toString('hex'));
     file.fingerprints.push(this.fingerprint(sha));
     file.offset += rawLength;
@@ -602,15 +607,44 @@ export class PullBackupSession {
     // Only this client's own chunks count, and only if the repository still has them; the
     // global index is never consulted on a client's word.
     const own = this.previousIds.has(hex) || this.uploadedIds.has(hex);
-    if (own && this.repo.hasBlob(id)) {
-      file.content.push(hex);
-    } else {
-      if (this.needs.size >= this.limits.maxNeeds) throw violation(`more than ${this.limits.maxNeeds} chunks claimed known that the server cannot confirm`);
-      const need: Need = { id: ++this.needIds, file, slot: file.content.length, offset: file.offset, length: rawLength, sha };
-      this.needs.set(need.id, need);
-      file.content.push('');
-      file.pendingNeeds++;
+    if (own && this.repo.hasBlob(id)) file.content.push(hex);
+    else this.askAgain(file, rawLength, sha);
+    this.advance(file, rawLength, sha);
+  }
+
+  /** "The same bytes as chunk number N of this walk": accepted only for a chunk this session verified. */
+  private onChunkRepeat(r: BodyReader): void {
+    const index = r.u32();
+    const rawLength = r.u32();
+    const sha = Buffer.from(r.bytes(32));
+    r.end();
+    this.checkRawLength(rawLength);
+    const file = this.currentFile('a repeated-chunk claim');
+    const earlier = this.sentChunks.get(index);
+    if (!earlier) {
+      throw violation(`a chunk of ${displayBytes(file.path)} was claimed to repeat chunk ${index} of this run, but the probe has sent only ${this.sentChunks.size} chunk(s) so far`);
     }
+    const id = blobIdFromHash(this.repo.keys, sha);
+    if (id.equals(earlier.id)) {
+      if (rawLength !== earlier.rawLength) throw violation(`a chunk of ${displayBytes(file.path)} repeats chunk ${index} but claims ${rawLength} bytes, that chunk has ${earlier.rawLength}`);
+      file.content.push(id.toString('hex'));
+    } else {
+      // The probe's table of sent chunks keeps truncated fingerprints: a rare false match
+      // names the wrong chunk. Not an error: the bytes are asked for, as for an unconfirmed KNOWN.
+      this.askAgain(file, rawLength, sha);
+    }
+    this.advance(file, rawLength, sha);
+  }
+
+  private askAgain(file: OpenFile, rawLength: number, sha: Buffer): void {
+    if (this.needs.size >= this.limits.maxNeeds) throw violation(`more than ${this.limits.maxNeeds} chunks claimed known that the server cannot confirm`);
+    const need: Need = { id: ++this.needIds, file, slot: file.content.length, offset: file.offset, length: rawLength, sha };
+    this.needs.set(need.id, need);
+    file.content.push('');
+    file.pendingNeeds++;
+  }
+
+  private advance(file: OpenFile, rawLength: number, sha: Buffer): void {
     file.fingerprints.push(this.fingerprint(sha));
     file.offset += rawLength;
     this.stats.bytesRead += rawLength;

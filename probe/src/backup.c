@@ -29,6 +29,11 @@
 #define PREVIOUS_RECORD 40u
 #define NEED_MAX_BODY (4 + 2 + HAUL_MAX_PATH + 8 + 4 + HAUL_SHA256_LEN)
 #define FLUSH_AFTER_MS 100
+/* Chunks sent in this run, remembered for CHUNK_REPEAT: 2^19 slots of 8 bytes
+ * (4 MiB, whatever the data), in buckets of 4. A full bucket forgets its
+ * oldest entry, which costs at most a second copy of that chunk on the wire. */
+#define SENT_SLOTS (1u << 19)
+#define SENT_WAYS 4u
 
 enum { KIND_FILE = 1, KIND_DIR, KIND_SYMLINK, KIND_FIFO, KIND_CHR, KIND_BLK, KIND_SOCK };
 enum { FLAG_UNCHANGED = 1, FLAG_ANCESTOR = 2 };
@@ -64,6 +69,13 @@ typedef struct {
     size_t nprev;
     uint64_t *known;
     size_t nknown;
+
+    /* Per slot: the fingerprint's high 32 bits, and 1 + the chunk's number
+     * among this walk's CHUNK_NEW frames (0: empty). A tag can match a
+     * different chunk; the server then sees a SHA-256 that is not the one of
+     * the chunk named and asks for the bytes with NEED. */
+    uint64_t *sent;
+    uint32_t nsent;
 
     uint64_t entries, bytes_read;
     uint64_t file_bytes; /* of the file being chunked */
@@ -136,6 +148,36 @@ static int known(const session *s, uint64_t fp)
             hi = mid;
     }
     return lo < s->nknown && s->known[lo] == fp;
+}
+
+/* The number of the CHUNK_NEW this run sent with fingerprint fp, or -1. */
+static int64_t sent_earlier(const session *s, uint64_t fp)
+{
+    const uint64_t *b = s->sent + ((uint32_t)fp & (SENT_SLOTS - 1) & ~(SENT_WAYS - 1));
+    uint32_t tag = (uint32_t)(fp >> 32);
+    for (unsigned i = 0; i < SENT_WAYS; i++)
+        if (b[i] && (uint32_t)(b[i] >> 32) == tag)
+            return (int64_t)(uint32_t)b[i] - 1;
+    return -1;
+}
+
+static void remember_sent(session *s, uint64_t fp)
+{
+    if (s->nsent == UINT32_MAX - 1)
+        return; /* numbers must fit the frame; later chunks are simply sent again */
+    uint64_t *b = s->sent + ((uint32_t)fp & (SENT_SLOTS - 1) & ~(SENT_WAYS - 1));
+    unsigned way = 0;
+    while (way < SENT_WAYS && b[way])
+        way++;
+    if (way == SENT_WAYS) {
+        /* Full: the oldest entry (the lowest chunk number) goes. */
+        way = 0;
+        for (unsigned i = 1; i < SENT_WAYS; i++)
+            if ((uint32_t)b[i] < (uint32_t)b[way])
+                way = i;
+    }
+    b[way] = (uint64_t)(fp >> 32) << 32 | (s->nsent + 1u);
+    s->nsent++;
 }
 
 /* ---- frames to the server ---------------------------------------------- */
@@ -244,13 +286,22 @@ static int on_chunk(void *arg, const uint8_t *chunk, size_t len)
     haul_hmac_sha256_ctx h = s->fp_keyed;
     haul_hmac_sha256_update(&h, sha, sizeof sha);
     haul_hmac_sha256_final(&h, mac);
-    if (known(s, first_u64(mac))) {
+    uint64_t fp = first_u64(mac);
+    int64_t earlier;
+    if (known(s, fp)) {
         uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_CHUNK_KNOWN, 36, 36);
         p = haul_put_u32(p, (uint32_t)len);
         haul_put_bytes(p, sha, sizeof sha);
         haul_out_commit(&s->out, 36);
+    } else if ((earlier = sent_earlier(s, fp)) >= 0) {
+        uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_CHUNK_REPEAT, 40, 40);
+        p = haul_put_u32(p, (uint32_t)earlier);
+        p = haul_put_u32(p, (uint32_t)len);
+        haul_put_bytes(p, sha, sizeof sha);
+        haul_out_commit(&s->out, 40);
     } else {
         send_chunk_new(s, 0, chunk, len, sha);
+        remember_sent(s, fp);
     }
     /* The walk ticked just before the file's first chunk. */
     if (s->file_bytes > 0)
@@ -434,6 +485,9 @@ static void read_backup(session *s)
     free(body);
 
     haul_hmac_sha256_init(&s->fp_keyed, s->key, sizeof s->key);
+    s->sent = calloc(SENT_SLOTS, sizeof *s->sent);
+    if (!s->sent)
+        haul_fatal(HAUL_EXIT_INTERNAL, "cannot allocate the table of sent chunks");
     s->chunkbuf_size = haul_gear_buffer_size(&s->gear);
     s->chunkbuf = malloc(s->chunkbuf_size ? s->chunkbuf_size : 1);
     if (!s->chunkbuf)
@@ -686,6 +740,7 @@ int haul_serve_main(int argc, char **argv)
     free(s->excludes);
     free(s->prev);
     free(s->known);
+    free(s->sent);
     free(s->chunkbuf);
     free(s->zbuf);
     haul_compressor_free(s->cz);

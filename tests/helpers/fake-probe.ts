@@ -12,6 +12,7 @@ import {
   ServerMessage,
   encodeFrame,
   helloMagic,
+  protocolVersion,
   type Frame,
 } from '../../shared/probe-protocol.js';
 import type { ProbeTransport } from '../../daemon/session/probe-session.js';
@@ -97,7 +98,7 @@ export class FakeProbe {
     return new Promise((resolve) => (this.waiting = resolve));
   }
 
-  hello(version = 1): void {
+  hello(version = protocolVersion): void {
     this.send(ProbeMessage.hello, new BodyWriter().bytes(Buffer.from(helloMagic)).u16(version).bytes16('fake 1.0').bytes16('x86_64').u32(0).done());
   }
 
@@ -161,6 +162,11 @@ export class FakeProbe {
 
   chunkKnown(data: Buffer): void {
     this.send(ProbeMessage.chunkKnown, new BodyWriter().u32(data.length).bytes(sha(data)).done());
+  }
+
+  /** "The same bytes as CHUNK_NEW number `index` of this walk" (numbered from 0). */
+  chunkRepeat(index: number, data: Buffer): void {
+    this.send(ProbeMessage.chunkRepeat, new BodyWriter().u32(index).u32(data.length).bytes(sha(data)).done());
   }
 
   fileEnd(bytes: number): void {

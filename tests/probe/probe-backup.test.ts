@@ -30,7 +30,7 @@ const ELOOP = 40;
 
 // ---- playing the server -------------------------------------------------------------------
 
-interface Chunk { kind: 'new' | 'known'; length: number; sha: Buffer; compression?: number; data?: Buffer }
+interface Chunk { kind: 'new' | 'known' | 'repeat'; length: number; sha: Buffer; compression?: number; data?: Buffer }
 interface Entry {
   kind: number; flags: number; path: Buffer; mode: number; uid: number; gid: number; size: bigint;
   mtimeNs: bigint; ctimeNs: bigint; inode: bigint; dev: bigint; nlink: number; rdev: bigint; target: Buffer;
@@ -47,6 +47,8 @@ class ProbeProcess {
   readonly child: ChildProcessWithoutNullStreams;
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr = '';
+  /** Everything the probe wrote to stdout, in bytes. */
+  bytesOut = 0;
   private readonly decoder = new FrameDecoder();
   private readonly frames: Frame[] = [];
   private wake: (() => void) | undefined;
@@ -58,6 +60,7 @@ class ProbeProcess {
     this.child.stdin.on('error', () => undefined); // EPIPE once the probe has gone
     this.child.stderr.on('data', (d: Buffer) => { this.stderr += d.toString(); });
     this.child.stdout.on('data', (d: Buffer) => {
+      this.bytesOut += d.length;
       for (const f of this.decoder.push(d)) {
         this.onFrame?.(f);
         this.frames.push(f);
@@ -157,6 +160,8 @@ interface BackupResult {
   stderr: string;
   code: number | null;
   peakRssKiB: number;
+  /** Bytes the probe wrote during the walk (HELLO to WALK_DONE). */
+  walkBytes: number;
 }
 
 function backupBody(o: BackupOptions): Buffer {
@@ -198,6 +203,7 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
   const warns: Warn[] = [];
   let open: Entry | undefined; // a file whose FILE_END has not come yet
   let walkDone: BackupResult['walkDone'] | undefined;
+  const sent: Chunk[] = []; // this walk's CHUNK_NEW, by number: what a CHUNK_REPEAT names
   while (!walkDone) {
     const f = await p.next();
     const r = new BodyReader(f.body);
@@ -213,7 +219,22 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
         expect(open, 'CHUNK_NEW outside a file').toBeDefined();
         const c = parseChunkNew(f.body);
         expect(c.need).toBe(0);
-        open!.chunks.push({ kind: 'new', length: c.length, sha: c.sha, compression: c.compression, data: c.data });
+        const chunk: Chunk = { kind: 'new', length: c.length, sha: c.sha, compression: c.compression, data: c.data };
+        open!.chunks.push(chunk);
+        sent.push(chunk);
+        break;
+      }
+      case ProbeMessage.chunkRepeat: {
+        expect(open, 'CHUNK_REPEAT outside a file').toBeDefined();
+        const index = r.u32();
+        const length = r.u32();
+        const sha = Buffer.from(r.bytes(32));
+        r.end();
+        const earlier = sent[index];
+        expect(earlier, `CHUNK_REPEAT of chunk ${index}, only ${sent.length} sent`).toBeDefined();
+        // A false match of the probe's truncated fingerprints is possible but, at these sizes, never seen.
+        expect(earlier!.sha).toEqual(sha);
+        open!.chunks.push({ kind: 'repeat', length, sha, data: earlier!.data! });
         break;
       }
       case ProbeMessage.chunkKnown: {
@@ -248,6 +269,7 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
   }
   // The walk is over and the probe waits for NEED/FINISH: its peak memory is final by now.
   const peakRssKiB = p.peakRssKiB();
+  const walkBytes = p.bytesOut;
   for (const n of o.needs ?? []) {
     p.send(ServerMessage.need, new BodyWriter().u32(n.id).bytes16(n.path).u64(n.offset).u32(n.length).bytes(n.sha).done());
   }
@@ -271,7 +293,7 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
     }
   }
   const { code } = await p.exit;
-  return { hello, entries, warns, walkDone, replies, stderr: p.stderr, code, peakRssKiB };
+  return { hello, entries, warns, walkDone, replies, stderr: p.stderr, code, peakRssKiB, walkBytes };
 }
 
 // ---- the file system side -----------------------------------------------------------------
@@ -453,7 +475,7 @@ describe('haul-probe --serve: backup session', () => {
       for (const e of regular) {
         const want = files.get(e.path.toString('latin1'))!;
         expect(e.end).toEqual({ bytes: BigInt(want.length), status: 0, errno: 0 });
-        expect(e.chunks.every((c) => c.kind === 'new')).toBe(true);
+        expect(e.chunks.every((c) => c.kind !== 'known')).toBe(true);
         const got = Buffer.concat(e.chunks.map((c) => c.data!));
         expect(got.equals(want)).toBe(true);
         for (const c of e.chunks) expect(c.sha).toEqual(sha256(c.data!));
@@ -524,6 +546,32 @@ describe('haul-probe --serve: backup session', () => {
     expect(e.chunks.map((c) => c.sha)).toEqual(chunks.map((c) => c.sha));
     expect(e.chunks.map((c) => c.length)).toEqual(chunks.map((c) => c.length));
     expect(e.end!.bytes).toBe(BigInt(big.length));
+  });
+
+  it('sends each chunk once per run: 40 copies of a 1 MiB file and a file of it 8 times put about one copy on the wire', async () => {
+    const dir = path.join(tmp, 'copies');
+    fs.mkdirSync(dir);
+    const block = pseudoRandom('one copy on the wire', MiB);
+    for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(dir, `copy-${String(i).padStart(2, '0')}`), block);
+    const repeated = Buffer.concat(Array.from({ length: 8 }, () => block));
+    fs.writeFileSync(path.join(dir, 'repeated'), repeated);
+    const r = await backup({ paths: [dir] });
+    expect(r.code).toBe(0);
+    const regular = r.entries.filter((e) => e.kind === EntryKind.file);
+    expect(regular.length).toBe(41);
+    for (const e of regular) {
+      const want = e.path.toString().endsWith('repeated') ? repeated : block;
+      expect(Buffer.concat(e.chunks.map((c) => c.data!)).equals(want)).toBe(true);
+    }
+    const chunks = regular.flatMap((e) => e.chunks);
+    const newBytes = chunks.filter((c) => c.kind === 'new').reduce((n, c) => n + c.length, 0);
+    // One copy of the block, plus the few chunks cut across the seams of the 8 copies (at most
+    // two of at most 256 KiB per seam).
+    expect(newBytes).toBeGreaterThanOrEqual(MiB);
+    expect(newBytes).toBeLessThanOrEqual(MiB + 7 * 2 * SIZES.max);
+    expect(chunks.filter((c) => c.kind === 'repeat').length).toBeGreaterThan(40 * 10);
+    // 49 MiB of file data in: well under 5 MiB of stream out (it was over 49 MiB before repeats).
+    expect(r.walkBytes).toBeLessThan(5 * MiB);
   });
 
   it('answers NEED with the bytes of the range, or CHUNK_GONE when they differ or cannot be read', async () => {

@@ -145,6 +145,44 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     expect(fs.readFileSync(path.join(target, 'f')).equals(fresh)).toBe(true);
   });
 
+  it('takes a repeat of a chunk verified earlier in this run as that chunk, and asks for the bytes when the repeat names the wrong one', async () => {
+    const shared = pseudoRandom('repeated in one run', 400_000);
+    const other = pseudoRandom('not repeated', 100_000);
+    let needs: Awaited<ReturnType<FakeProbe['readNeeds']>> = [];
+    const s = await session('delta', async (p) => {
+      await begin(p);
+      p.file('/data/one', [shared, other]);
+      p.entry({ path: '/data/two', size: shared.length * 2 });
+      p.chunkRepeat(0, shared);
+      p.chunkRepeat(0, shared);
+      p.fileEnd(shared.length * 2);
+      // Chunk 1 is `other`: a probe whose truncated fingerprint matched by accident.
+      p.entry({ path: '/data/w-three', size: 5 });
+      p.chunkRepeat(1, Buffer.from('three'));
+      p.fileEnd(5);
+      p.walkDone();
+      needs = await p.readNeeds();
+      p.chunkNew(Buffer.from('three'), { needId: needs[0]!.id });
+      p.done();
+    });
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    expect(needs.map((n) => `${n.path.toString()} ${n.offset} ${n.length}`)).toEqual(['/data/w-three 0 5']);
+    const top = await repo.loadTree((await repo.findSnapshot('latest', 'delta')).tree);
+    const files = (await repo.loadTree(top.nodes[0]!.subtree!)).nodes;
+    const sharedId = repo.blobId(shared).toString('hex');
+    expect(files.map((n) => [n.name, n.content])).toEqual([
+      ['one', [sharedId, repo.blobId(other).toString('hex')]],
+      ['two', [sharedId, sharedId]],
+      ['w-three', [repo.blobId(Buffer.from('three')).toString('hex')]],
+    ]);
+    const target = path.join(tmp.dir, 'restore-delta');
+    await new Restorer(repo).restore(await repo.findSnapshot('latest', 'delta'), '/data', target);
+    expect(fs.readFileSync(path.join(target, 'one')).equals(Buffer.concat([shared, other]))).toBe(true);
+    expect(fs.readFileSync(path.join(target, 'two')).equals(Buffer.concat([shared, shared]))).toBe(true);
+    expect(fs.readFileSync(path.join(target, 'w-three'), 'utf8')).toBe('three');
+    await expectConsistent();
+  });
+
   const hostile: [string, (p: FakeProbe) => Promise<void>, string | RegExp, Partial<PullBackupOptions>?][] = [
     ['an oversized frame', async (p) => { await begin(p); const h = Buffer.alloc(5); h.writeUInt32LE(maxFrameLength + 1, 0); h[4] = ProbeMessage.entry; p.raw(h); }, `frame of ${maxFrameLength + 1} bytes exceeds the limit of ${maxFrameLength}`],
     ['a length that lies (body too short for an ENTRY)', async (p) => { await begin(p); p.send(ProbeMessage.entry, Buffer.from([1, 0, 5, 0])); }, /frame \d+ \(type 0x20\): body ends after 4 bytes/],
@@ -159,6 +197,9 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     ['an entry whose directory was never sent', async (p) => { await begin(p); p.entry({ path: '/data/nodir/x' }); }, '/data/nodir/x is outside the directory being walked'],
     ['duplicate paths', async (p) => { await begin(p); p.entry({ path: '/data/a', kind: EntryKind.fifo }); p.entry({ path: '/data/a', kind: EntryKind.fifo }); }, '/data/a is a duplicate or out of order'],
     ['"unchanged" for a file that did not exist', async (p) => { await begin(p); p.entry({ path: '/data/new', size: 10, flags: EntryFlag.unchanged }); }, '/data/new was claimed unchanged, but the previous snapshot has no such file'],
+    ['a repeat of a chunk it never sent in this run', async (p) => { await begin(p); p.entry({ path: '/data/x', size: a1.length }); p.chunkRepeat(0, a1); }, 'a chunk of /data/x was claimed to repeat chunk 0 of this run, but the probe has sent only 0 chunk(s) so far'],
+    ['a repeat naming a chunk number beyond those sent', async (p) => { await begin(p); p.file('/data/a', [Buffer.from('first')]); p.entry({ path: '/data/b', size: 5 }); p.chunkRepeat(1, Buffer.from('first')); }, 'a chunk of /data/b was claimed to repeat chunk 1 of this run, but the probe has sent only 1 chunk(s) so far'],
+    ['a repeat with the right hash and a wrong length', async (p) => { await begin(p); p.file('/data/a', [Buffer.from('first')]); p.entry({ path: '/data/b', size: 9 }); p.send(ProbeMessage.chunkRepeat, new BodyWriter().u32(0).u32(9).bytes(sha(Buffer.from('first'))).done()); }, 'a chunk of /data/b repeats chunk 0 but claims 9 bytes, that chunk has 5'],
     ['millions of tiny entries (limit lowered to 1000 here)', async (p) => { await begin(p); for (let i = 0; i < 1001; i++) p.entry({ path: `/data/f${String(i).padStart(5, '0')}`, kind: EntryKind.fifo }); }, 'more than 1000 entries', { limits: { maxEntries: 1000 } }],
     ['endless warnings (limit lowered to 10 here)', async (p) => { await begin(p); for (let i = 0; i < 11; i++) p.send(ProbeMessage.warn, new BodyWriter().bytes16('/data/x').i32(13).bytes16('Permission denied').done()); }, 'more than 10 warnings', { limits: { maxWarnings: 10 } }],
     ['a chunk after the walk without a NEED', async (p) => { await begin(p); p.walkDone(); await p.readNeeds(); p.chunkNew(Buffer.from('x')); }, 'a chunk without a NEED after WALK_DONE'],
