@@ -40,7 +40,8 @@ interface Warn { path: Buffer; errno: number; message: string }
 interface Hello { magic: string; version: number; probeVersion: string; arch: string; features: number }
 interface Need { id: number; path: Buffer | string; offset: number; length: number; sha: Buffer }
 type NeedReply = { id: number; gone: false; data: Buffer; sha: Buffer; compression: number } | { id: number; gone: true; errno: number };
-interface PrevRecord { path: Buffer; size: bigint; mtimeNs: bigint; ctimeNs: bigint; inode: bigint }
+/** For a directory, `size` is the number of entries in it. */
+interface PrevRecord { kind: number; path: Buffer; size: bigint; mtimeNs: bigint; ctimeNs: bigint; inode: bigint }
 
 /** The probe as a child process, its stdout cut into frames. */
 class ProbeProcess {
@@ -162,6 +163,8 @@ interface BackupResult {
   peakRssKiB: number;
   /** Bytes the probe wrote during the walk (HELLO to WALK_DONE). */
   walkBytes: number;
+  /** The walk in order: "E <path>" for an ENTRY, "U <path>" for an UNCHANGED (the record's path). */
+  order: string[];
 }
 
 function backupBody(o: BackupOptions): Buffer {
@@ -180,7 +183,7 @@ function sendSetup(p: ProbeProcess, o: BackupOptions): void {
   for (let i = 0; i < prev.length; i += previousRecordsPerFrame) {
     const w = new BodyWriter();
     for (const r of prev.slice(i, i + previousRecordsPerFrame)) {
-      w.u64(pathHash(r.path)).u64(r.size).i64(r.mtimeNs).i64(r.ctimeNs).u64(r.inode);
+      w.u64(pathHash(r.path)).u64(metadataDigest(r));
     }
     p.send(ServerMessage.previous, w.done());
   }
@@ -204,6 +207,7 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
   let open: Entry | undefined; // a file whose FILE_END has not come yet
   let walkDone: BackupResult['walkDone'] | undefined;
   const sent: Chunk[] = []; // this walk's CHUNK_NEW, by number: what a CHUNK_REPEAT names
+  const order: string[] = [];
   while (!walkDone) {
     const f = await p.next();
     const r = new BodyReader(f.body);
@@ -212,7 +216,17 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
         expect(open, 'ENTRY before the previous file ended').toBeUndefined();
         const e = parseEntry(f.body);
         entries.push(e);
-        if (e.kind === EntryKind.file && !(e.flags & EntryFlag.unchanged)) open = e;
+        if (e.kind === EntryKind.file) open = e;
+        order.push(`E ${e.path.toString('latin1')}`);
+        break;
+      }
+      case ProbeMessage.unchanged: {
+        expect(open, 'UNCHANGED before the previous file ended').toBeUndefined();
+        const index = r.u32();
+        r.end();
+        const record = o.previous?.[index];
+        expect(record, `UNCHANGED of record ${index}`).toBeDefined();
+        order.push(`U ${record!.path.toString('latin1')}`);
         break;
       }
       case ProbeMessage.chunkNew: {
@@ -293,7 +307,7 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
     }
   }
   const { code } = await p.exit;
-  return { hello, entries, warns, walkDone, replies, stderr: p.stderr, code, peakRssKiB, walkBytes };
+  return { hello, entries, warns, walkDone, replies, stderr: p.stderr, code, peakRssKiB, walkBytes, order };
 }
 
 // ---- the file system side -----------------------------------------------------------------
@@ -360,9 +374,39 @@ function chunksOf(data: Buffer, sizes = SIZES): { offset: number; length: number
   });
 }
 
-function previousFrom(entries: Entry[]): PrevRecord[] {
-  return entries.filter((e) => e.kind === EntryKind.file)
-    .map((e) => ({ path: e.path, size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, inode: e.inode }));
+/** The server's digest of a PREVIOUS record (docs/probe-protocol.md, PREVIOUS). */
+function metadataDigest(r: PrevRecord): bigint {
+  const w = new BodyWriter().u8(r.kind).u64(r.size).i64(r.mtimeNs).i64(r.ctimeNs).u64(r.inode).done();
+  return createHash('sha256').update(w).digest().readBigUInt64LE(0);
+}
+
+/** Records for the files of an earlier walk, and with `dirs` for its directories too (not ancestors). */
+function previousFrom(entries: Entry[], options: { dirs?: boolean } = {}): PrevRecord[] {
+  const parentOf = (p: Buffer) => p.subarray(0, p.lastIndexOf(0x2f)).toString('latin1');
+  const counts = new Map<string, number>();
+  for (const e of entries) if (!(e.flags & EntryFlag.ancestor)) counts.set(parentOf(e.path), (counts.get(parentOf(e.path)) ?? 0) + 1);
+  return entries
+    .filter((e) => e.kind === EntryKind.file || (options.dirs && e.kind === EntryKind.dir && !(e.flags & EntryFlag.ancestor)))
+    .map((e) => ({
+      kind: e.kind, path: e.path, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, inode: e.inode,
+      size: e.kind === EntryKind.dir ? BigInt(counts.get(e.path.toString('latin1')) ?? 0) : e.size,
+    }));
+}
+
+/** The expected walk of `p` against records of every file and directory: a directory that holds only files and directories collapses into one "U". */
+function expectedOrder(p: Buffer): string[] {
+  const onlyFilesAndDirs = (q: Buffer): boolean => {
+    const st = fs.lstatSync(q);
+    if (st.isFile()) return true;
+    if (!st.isDirectory()) return false;
+    return (fs.readdirSync(q, { encoding: 'buffer' }) as Buffer[]).every((n) => onlyFilesAndDirs(join(q, n)));
+  };
+  const st = fs.lstatSync(p);
+  if (st.isFile() || (st.isDirectory() && onlyFilesAndDirs(p))) return [`U ${p.toString('latin1')}`];
+  const out = [`E ${p.toString('latin1')}`];
+  if (!st.isDirectory()) return out;
+  for (const name of (fs.readdirSync(p, { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare)) out.push(...expectedOrder(join(p, name)));
+  return out;
 }
 
 const byPath = (entries: Entry[], p: Buffer | string): Entry | undefined => entries.find((e) => e.path.equals(Buffer.from(p)));
@@ -505,18 +549,43 @@ describe('haul-probe --serve: backup session', () => {
     expect(Buffer.concat(e.chunks.map((c) => c.data!)).equals(text)).toBe(true);
   });
 
-  it('marks every file unchanged, with no chunk frames, given the previous run\'s records', async () => {
+  it('names every file unchanged by its record, with no ENTRY and no chunk frames, given the previous run\'s records', async () => {
     const r = await backup({ paths: [data], previous: previousFrom(first.entries) });
     expect(r.code).toBe(0);
-    expect(r.entries.map((e) => e.path)).toEqual(first.entries.map((e) => e.path));
-    const regular = r.entries.filter((e) => e.kind === EntryKind.file);
-    expect(regular.length).toBe(files.size);
-    for (const e of regular) {
-      expect(e.flags).toBe(EntryFlag.unchanged);
-      expect(e.chunks).toEqual([]);
-      expect(e.end).toBeUndefined();
-    }
+    expect(r.order).toEqual(first.entries.map((e) => `${e.kind === EntryKind.file ? 'U' : 'E'} ${e.path.toString('latin1')}`));
+    expect(r.entries.filter((e) => e.kind === EntryKind.file)).toEqual([]);
+    expect(r.order.filter((o) => o.startsWith('U')).length).toBe(files.size);
     expect(r.walkDone.bytes).toBe(0n);
+  });
+
+  it('names a whole directory unchanged when everything in it is, and sends only what holds something else', async () => {
+    const previous = previousFrom(first.entries, { dirs: true });
+    const r = await backup({ paths: [data], previous });
+    expect(r.code).toBe(0);
+    expect(r.order).toEqual([...ancestors(data).map((a) => `E ${a.toString('latin1')}`), ...expectedOrder(data)]);
+    // dir/sub, dir/empty-dir, dir-x and cache collapsed; data and dir hold symlinks or a fifo.
+    expect(r.order.filter((o) => o.startsWith('U') && fs.lstatSync(Buffer.from(o.slice(2), 'latin1')).isDirectory()).length).toBe(4);
+    expect(r.walkBytes).toBeLessThan(2000);
+    expect(r.walkDone.bytes).toBe(0n);
+  });
+
+  it('sends a directory in full again when an entry was added to it, or an exclude leaves one out', async () => {
+    const top = path.join(tmp, 'collapsing');
+    fs.mkdirSync(path.join(top, 'a', 'b'), { recursive: true });
+    fs.mkdirSync(path.join(top, 'c'));
+    for (const f of ['a/1', 'a/2.tmp', 'a/b/3', 'c/4']) fs.writeFileSync(path.join(top, f), f);
+    const topB = Buffer.from(top);
+    const before = await backup({ paths: [topB] });
+    const previous = previousFrom(before.entries, { dirs: true });
+    const same = await backup({ paths: [topB], previous });
+    expect(same.order).toEqual([...ancestors(topB).map((a) => `E ${a.toString('latin1')}`), `U ${top}`]);
+    // An exclude leaves a/2.tmp out: a's count differs, so a is sent in full; b is still unchanged.
+    const excluded = await backup({ paths: [topB], previous, excludes: ['*.tmp'] });
+    expect(excluded.order.slice(ancestors(topB).length)).toEqual([`E ${top}`, `E ${top}/a`, `U ${top}/a/1`, `U ${top}/a/b`, `U ${top}/c`]);
+    fs.writeFileSync(path.join(top, 'c', '5'), 'new');
+    const added = await backup({ paths: [topB], previous });
+    expect(added.order.slice(ancestors(topB).length)).toEqual([`E ${top}`, `U ${top}/a`, `E ${top}/c`, `U ${top}/c/4`, `E ${top}/c/5`]);
+    expect(Buffer.concat(byPath(added.entries, path.join(top, 'c', '5'))!.chunks.map((c) => c.data!)).toString()).toBe('new');
   });
 
   it('reads a file again when its metadata no longer matches the previous record', async () => {
@@ -527,7 +596,8 @@ describe('haul-probe --serve: backup session', () => {
     const before = await backup({ paths: [dir] });
     fs.appendFileSync(path.join(dir, 'grows'), 'more\n');
     const after = await backup({ paths: [dir], previous: previousFrom(before.entries) });
-    expect(byPath(after.entries, path.join(dir, 'same'))!.flags).toBe(EntryFlag.unchanged);
+    expect(after.order).toContain(`U ${path.join(dir, 'same')}`);
+    expect(byPath(after.entries, path.join(dir, 'same'))).toBeUndefined();
     const grows = byPath(after.entries, path.join(dir, 'grows'))!;
     expect(grows.flags).toBe(0);
     expect(Buffer.concat(grows.chunks.map((c) => c.data!)).toString()).toBe('grows\nmore\n');
@@ -714,8 +784,8 @@ describe('haul-probe --serve: backup session', () => {
       const setup: [number, Buffer][] = [[ServerMessage.backup, okBackup], [ServerMessage.previousEnd, u64(0)], [ServerMessage.knownEnd, u64(0)]];
       const small = join(data, 'small.txt');
       const cases: { name: string; frames: [number, Buffer][]; afterWalk?: boolean; error: RegExp }[] = [
-        { name: 'PREVIOUS of 39 bytes', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previous, Buffer.alloc(39)]], error: /PREVIOUS body/ },
-        { name: 'PREVIOUS_END total wrong', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previous, Buffer.alloc(40)], [ServerMessage.previousEnd, u64(2)]], error: /PREVIOUS_END total/ },
+        { name: 'PREVIOUS of 15 bytes', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previous, Buffer.alloc(15)]], error: /PREVIOUS body/ },
+        { name: 'PREVIOUS_END total wrong', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previous, Buffer.alloc(16)], [ServerMessage.previousEnd, u64(2)]], error: /PREVIOUS_END total/ },
         { name: 'PREVIOUS_END of 9 bytes', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previousEnd, Buffer.alloc(9)]], error: /PREVIOUS_END body/ },
         { name: 'KNOWN before PREVIOUS_END', frames: [[ServerMessage.backup, okBackup], [ServerMessage.known, u64(1)]], error: /expected PREVIOUS/ },
         { name: 'KNOWN unsorted', frames: [...setup.slice(0, 2), [ServerMessage.known, Buffer.concat([u64(5), u64(4)])]], error: /not sorted/ },
