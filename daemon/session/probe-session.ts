@@ -447,7 +447,8 @@ export class PullBackupSession {
     const previous = this.previous.entries[index];
     if (!previous) throw violation(`UNCHANGED names PREVIOUS record ${index}, but the server sent ${this.previous.entries.length} record(s)`);
     const { path, node, totals } = previous;
-    if (!this.isRequested(path)) throw violation(`unchanged ${displayBytes(path)} is neither one of the paths asked for, nor above or below one`);
+    // Not above a path asked for either: an ancestor's saved tree may hold paths no longer asked for.
+    if (!this.isRequested(path, { below: true })) throw violation(`unchanged ${displayBytes(path)} is neither one of the paths asked for nor below one`);
     const dir = await this.placeEntry(path);
     // The saved tree of an unchanged directory is reused as it is: not decoded, not saved again.
     dir.children.push(node);
@@ -472,11 +473,12 @@ export class PullBackupSession {
   }
 
   /** A configured path, a directory above one, or anything below one: nothing else is stored. */
-  private isRequested(path: Buffer): boolean {
+  private isRequested(path: Buffer, only: { below?: boolean } = {}): boolean {
     const slash = Buffer.from('/');
     return this.requested.some((p) => {
       if (p.length === 1) return true;
       if (path.equals(p)) return true;
+      if (only.below && path.length < p.length) return false;
       const [shorter, longer] = path.length < p.length ? [path, p] : [p, path];
       return longer.subarray(0, shorter.length).equals(shorter) && longer.subarray(shorter.length, shorter.length + 1).equals(slash);
     });

@@ -251,6 +251,7 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     ['a directory claimed unchanged that then changes', async (p) => { p.unchanged(p.recordOf('/data/d1')); p.entry({ path: '/data/d1/new', kind: EntryKind.fifo }); }, '/data/d1/new is outside the directory being walked'],
     ['the same unchanged directory twice', async (p) => { p.unchanged(p.recordOf('/data/d1')); p.unchanged(p.recordOf('/data/d1')); }, '/data/d1 is a duplicate or out of order'],
     ['an unchanged directory outside the paths asked for now', async (p) => { p.entry({ kind: EntryKind.dir, path: '/data', flags: EntryFlag.ancestor }); p.entry({ kind: EntryKind.dir, path: '/data/d1' }); p.unchanged(p.recordOf('/data/d2')); }, 'unchanged /data/d2 is neither one of the paths asked for', { paths: ['/data/d1'] }],
+    ['an unchanged directory above the paths asked for now (its tree holds more)', async (p) => { p.unchanged(p.recordOf('/data')); }, 'unchanged /data is neither one of the paths asked for nor below one', { paths: ['/data/d1'] }],
     ['an unchanged entry inside a file', async (p) => { p.entry({ path: '/data/a', size: 1 }); p.unchanged(p.recordOf('/data/top')); }, 'an unchanged entry came before FILE_END of /data/a'],
   ];
 
