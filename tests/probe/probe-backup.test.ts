@@ -603,6 +603,18 @@ describe('haul-probe --serve: backup session', () => {
     expect(Buffer.concat(grows.chunks.map((c) => c.data!)).toString()).toBe('grows\nmore\n');
   });
 
+  it('holds back at most 65,536 unchanged references: a directory of 70,000 unchanged files is sent in full, in walk order', async () => {
+    const top = path.join(tmp, 'many');
+    fs.mkdirSync(path.join(top, 'files'), { recursive: true });
+    const names = Array.from({ length: 70_000 }, (_, i) => `f${String(i).padStart(5, '0')}`);
+    for (const n of names) fs.writeFileSync(path.join(top, 'files', n), '');
+    const topB = Buffer.from(top);
+    const before = await backup({ paths: [topB] });
+    const r = await backup({ paths: [topB], previous: previousFrom(before.entries, { dirs: true }) });
+    expect(r.code).toBe(0);
+    expect(r.order.slice(ancestors(topB).length)).toEqual([`E ${top}`, `E ${top}/files`, ...names.map((n) => `U ${top}/files/${n}`)]);
+  }, 120_000);
+
   it('sends CHUNK_KNOWN for chunks whose fingerprint the server listed', async () => {
     const chunks = chunksOf(big);
     const knownIdx = new Set(chunks.map((_, i) => i).filter((i) => i % 3 === 1));
