@@ -1,14 +1,15 @@
-// The probe protocol, version 1: message types, limits and frame encoding, defined once for the
+// The probe protocol, version 3: message types, limits and frame encoding, defined once for the
 // daemon (and for tests that play a probe). Normative text: docs/probe-protocol.md.
 
-export const protocolVersion = 1;
+export const protocolVersion = 3;
 export const helloMagic = 'HAULPRB1';
 
 /** A frame's length field counts type + body; anything above this ends the session. */
 export const maxFrameLength = 16 * 1024 * 1024 + 64 * 1024;
 export const maxPathBytes = 4096;
 export const previousRecordsPerFrame = 65536;
-export const previousRecordLength = 40;
+/** u64 path hash · u64 metadata digest. */
+export const previousRecordLength = 16;
 
 export const ProbeMessage = {
   hello: 0x01,
@@ -17,6 +18,10 @@ export const ProbeMessage = {
   chunkKnown: 0x22,
   fileEnd: 0x23,
   chunkGone: 0x24,
+  /** The same bytes as an earlier CHUNK_NEW of this walk, named by its number (from 0). */
+  chunkRepeat: 0x25,
+  /** A file or whole directory equal to a PREVIOUS record, named by its number (from 0). */
+  unchanged: 0x26,
   warn: 0x30,
   walkDone: 0x31,
   done: 0x3f,
@@ -35,7 +40,8 @@ export const ServerMessage = {
 export const EntryKind = { file: 1, dir: 2, symlink: 3, fifo: 4, chardev: 5, blockdev: 6, socket: 7 } as const;
 export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
 
-export const EntryFlag = { unchanged: 1, ancestor: 2 } as const;
+/** ENTRY flags. Bit 0 ("unchanged" in versions 1 and 2) is gone: UNCHANGED replaces it. */
+export const EntryFlag = { ancestor: 2 } as const;
 
 export const ChunkCompression = { none: 0, zstd: 1 } as const;
 

@@ -3,7 +3,7 @@
 // the trees and write the snapshot. Everything the probe sends is hostile input
 // (docs/probe-protocol.md, "What the server checks"): a violation fails this job only, and the
 // repository keeps nothing unverified.
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { displayBytes } from '../../shared/display.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
@@ -20,6 +20,7 @@ import {
   encodeFrame,
   helloMagic,
   maxPathBytes,
+  previousRecordLength,
   previousRecordsPerFrame,
   protocolVersion,
   type Frame,
@@ -29,8 +30,10 @@ import { decompressBounded } from '../repository/compression.js';
 import { blobIdFromHash, chunkerKeyFor, sha256 } from '../repository/crypto.js';
 import type { Repository } from '../repository/repository.js';
 import type { Snapshot, SnapshotStats, StoredSnapshot } from '../repository/snapshot.js';
-import { encodeBytes, nameBytes, type NodeType, type Tree, type TreeNode } from '../repository/tree.js';
+import { encodeBytes, type NodeType, type TreeNode } from '../repository/tree.js';
 import { copyProbeDiagnostics } from './probe-diagnostics.js';
+import { loadPreviousRecords, type PreviousRecords } from './previous-records.js';
+import { SentChunks } from './sent-chunks.js';
 
 export interface ProbeTransport {
   /** The probe's stdin. */
@@ -147,10 +150,6 @@ export function isSafeProbePath(path: Buffer): boolean {
   return true;
 }
 
-function pathHash(path: Buffer): bigint {
-  return createHash('sha256').update(path).digest().readBigUInt64LE(0);
-}
-
 function dirname(path: Buffer): Buffer {
   const i = path.lastIndexOf(0x2f);
   return i <= 0 ? Buffer.from('/') : path.subarray(0, i);
@@ -158,10 +157,6 @@ function dirname(path: Buffer): Buffer {
 
 function basename(path: Buffer): Buffer {
   return path.subarray(path.lastIndexOf(0x2f) + 1);
-}
-
-function joinPath(dir: Buffer, name: Buffer): Buffer {
-  return dir.length === 1 ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
 }
 
 export class PullBackupSession {
@@ -181,10 +176,11 @@ export class PullBackupSession {
   private needsAnswered = 0;
   private needIds = 0;
   private warnings = 0;
-  /** Files of the previous snapshot by raw path, and the chunk IDs it references. */
-  private readonly previousFiles = new Map<string, TreeNode>();
-  private readonly previousIds = new Set<string>();
+  /** This client's previous snapshot as told to the probe: what UNCHANGED and CHUNK_KNOWN may name. */
+  private previous: PreviousRecords = { records: Buffer.alloc(0), entries: [], ownIds: new Set(), known: new BigUint64Array(0) };
   private readonly uploadedIds = new Set<string>();
+  /** CHUNK_NEW frames of this walk, by number: what a CHUNK_REPEAT may name. */
+  private readonly sentChunks = new SentChunks();
   private parent: StoredSnapshot | undefined;
   private lastProgress = 0;
   private readonly requested: Buffer[];
@@ -200,8 +196,10 @@ export class PullBackupSession {
     await this.repo.loadIndex();
     this.copyDiagnostics();
     try {
-      const { previous, known } = await this.loadPrevious();
-      await this.receive(previous, known);
+      const snaps = await this.repo.listSnapshots({ client: this.options.client });
+      this.parent = snaps.at(-1);
+      this.previous = await loadPreviousRecords(this.repo, this.parent?.tree, (line) => this.log(line));
+      await this.receive();
       this.options.onFinalizing?.();
       await this.finishTrees();
       const treeId = await this.repo.saveTree({ nodes: this.root.children });
@@ -238,51 +236,6 @@ export class PullBackupSession {
     copyProbeDiagnostics(this.transport.diagnostics, (line) => this.log(line));
   }
 
-  // ---- what the probe is told: this client's own previous snapshot, nothing else ----
-
-  private async loadPrevious(): Promise<{ previous: Buffer[]; known: BigUint64Array }> {
-    const snaps = await this.repo.listSnapshots({ client: this.options.client });
-    this.parent = snaps.at(-1);
-    const records: Buffer[] = [];
-    const fingerprints: bigint[] = [];
-    if (this.parent) {
-      const walk = async (treeId: string, dir: Buffer) => {
-        let tree: Tree;
-        try {
-          tree = await this.repo.loadTree(treeId);
-        } catch (err) {
-          this.log(`warning: previous snapshot's directory ${displayBytes(dir)} is unreadable (${(err as Error).message}); its files are read again`);
-          return;
-        }
-        for (const node of tree.nodes) {
-          const path = joinPath(dir, nameBytes(node));
-          if (node.type === 'dir') {
-            await walk(node.subtree!, path);
-            continue;
-          }
-          if (node.type !== 'file' || !node.content) continue;
-          // Only chunks the repository still has are offered. A file with a lost chunk is read
-          // again (no "unchanged" record); of its chunks, only the lost ones travel again.
-          const present = node.content.map((c) => this.repo.hasBlob(Buffer.from(c, 'hex')));
-          const fp = node.fingerprints ? Buffer.from(node.fingerprints, 'base64') : undefined;
-          node.content.forEach((c, i) => {
-            if (!present[i]) return;
-            this.previousIds.add(c);
-            if (fp && fp.length >= (i + 1) * 8) fingerprints.push(fp.readBigUInt64LE(i * 8));
-          });
-          if (!present.every(Boolean)) continue;
-          this.previousFiles.set(path.toString('latin1'), node);
-          if (node.inode !== undefined) {
-            records.push(new BodyWriter().u64(pathHash(path)).u64(node.size ?? 0).i64(BigInt(node.mtime)).i64(BigInt(node.ctime)).u64(BigInt(node.inode)).done());
-          }
-        }
-      };
-      await walk(this.parent.tree, Buffer.from('/'));
-    }
-    const known = BigUint64Array.from(new Set(fingerprints)).sort();
-    return { previous: records, known };
-  }
-
   // ---- the frame loop ----
 
   private async send(frame: Buffer): Promise<void> {
@@ -295,7 +248,7 @@ export class PullBackupSession {
     });
   }
 
-  private async receive(previous: Buffer[], known: BigUint64Array): Promise<void> {
+  private async receive(): Promise<void> {
     const output = this.transport.output;
     let stalled = false;
     let timer: NodeJS.Timeout | undefined;
@@ -325,7 +278,7 @@ export class PullBackupSession {
           await this.handle(frame);
           if (!greeted && this.state === 'walk') {
             greeted = true;
-            await this.sendStart(previous, known);
+            await this.sendStart();
           }
           if (this.state === 'done') return;
         }
@@ -342,7 +295,9 @@ export class PullBackupSession {
     throw new HaulError('ProbeFailed', `the probe's output ended before the backup was complete (state ${this.state}, ${this.entries} entries received${this.decoder.pending ? `, stream cut inside a frame` : ''}). Run the backup again; what arrived is kept.`);
   }
 
-  private async sendStart(previous: Buffer[], known: BigUint64Array): Promise<void> {
+  /** BACKUP, then this client's own previous snapshot (PREVIOUS, KNOWN), nothing else. */
+  private async sendStart(): Promise<void> {
+    const { records, known } = this.previous;
     const { chunker } = this.repo.config;
     const w = new BodyWriter().u32(chunker.minSize).u32(chunker.avgSize).u32(chunker.maxSize).bytes(this.chunkerKey).i8(this.options.zstdLevel ?? 3).u8(this.options.oneFileSystem ? 1 : 0);
     w.u16(this.options.paths.length);
@@ -351,13 +306,14 @@ export class PullBackupSession {
     w.u16(excludes.length);
     for (const e of excludes) w.bytes16(Buffer.from(e));
     await this.send(encodeFrame(ServerMessage.backup, w.done()));
-    for (let i = 0; i < previous.length; i += previousRecordsPerFrame) {
-      await this.send(encodeFrame(ServerMessage.previous, previous.slice(i, i + previousRecordsPerFrame)));
+    const perFrame = previousRecordsPerFrame * previousRecordLength;
+    for (let i = 0; i < records.length; i += perFrame) {
+      await this.send(encodeFrame(ServerMessage.previous, records.subarray(i, i + perFrame)));
     }
-    await this.send(encodeFrame(ServerMessage.previousEnd, new BodyWriter().u64(previous.length).done()));
-    const perFrame = 1 << 20;
-    for (let i = 0; i < known.length; i += perFrame) {
-      const part = known.subarray(i, i + perFrame);
+    await this.send(encodeFrame(ServerMessage.previousEnd, new BodyWriter().u64(records.length / previousRecordLength).done()));
+    const knownPerFrame = 1 << 20;
+    for (let i = 0; i < known.length; i += knownPerFrame) {
+      const part = known.subarray(i, i + knownPerFrame);
       await this.send(encodeFrame(ServerMessage.known, Buffer.from(part.buffer, part.byteOffset, part.byteLength)));
     }
     await this.send(encodeFrame(ServerMessage.knownEnd, new BodyWriter().u64(known.length).done()));
@@ -375,8 +331,10 @@ export class PullBackupSession {
         case 'walk':
           switch (frame.type) {
             case ProbeMessage.entry: return await this.onEntry(r);
+            case ProbeMessage.unchanged: return await this.onUnchanged(r);
             case ProbeMessage.chunkNew: return await this.onChunkNew(r);
             case ProbeMessage.chunkKnown: return this.onChunkKnown(r);
+            case ProbeMessage.chunkRepeat: return this.onChunkRepeat(r);
             case ProbeMessage.fileEnd: return this.onFileEnd(r);
             case ProbeMessage.warn: return this.onWarn(r);
             case ProbeMessage.walkDone: return await this.onWalkDone(r);
@@ -434,13 +392,10 @@ export class PullBackupSession {
     if (!type) throw violation(`unknown entry kind ${kind} for ${displayBytes(path)}`);
     if (!isSafeProbePath(path)) throw violation(`unsafe path ${displayBytes(path)} (must be absolute and normalised, without NUL, at most ${maxPathBytes} bytes)`);
     if (!this.isRequested(path)) throw violation(`${displayBytes(path)} is neither one of the paths asked for, nor above or below one`);
-    if (flags & ~(EntryFlag.unchanged | EntryFlag.ancestor)) throw violation(`unknown entry flags 0x${flags.toString(16)}`);
+    if (flags & ~EntryFlag.ancestor) throw violation(`unknown entry flags 0x${flags.toString(16)}`);
     if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw violation(`size of ${displayBytes(path)} is out of range`);
-    const dir = await this.enterParent(path);
-    const name = basename(path);
-    if (dir.lastName && Buffer.compare(name, dir.lastName) <= 0) throw violation(`${displayBytes(path)} is a duplicate or out of order (entries of a directory come sorted by name)`);
-    dir.lastName = name;
-    const { text, raw } = encodeBytes(name);
+    const dir = await this.placeEntry(path);
+    const { text, raw } = encodeBytes(basename(path));
     const node: TreeNode = {
       name: text,
       ...(raw !== undefined ? { nameRaw: raw } : {}),
@@ -451,7 +406,8 @@ export class PullBackupSession {
       mtime: mtime.toString(),
       ctime: ctime.toString(),
     };
-    if (type === 'file') node.inode = inode.toString();
+    // A directory's inode lets the next run match it as a whole (PREVIOUS, docs/probe-protocol.md).
+    if (type === 'file' || type === 'dir') node.inode = inode.toString();
     if (type !== 'dir' && nlink > 1) {
       node.inode = inode.toString();
       node.device = device.toString();
@@ -467,7 +423,6 @@ export class PullBackupSession {
       throw violation(`${displayBytes(path)} is not a symlink but has a link target`);
     }
     if ((flags & EntryFlag.ancestor) && type !== 'dir') throw violation(`ancestor ${displayBytes(path)} is not a directory`);
-    if ((flags & EntryFlag.unchanged) && type !== 'file') throw violation(`only files can be unchanged (${displayBytes(path)})`);
     if (type === 'dir') {
       this.stats.dirs++;
       this.top = { path, node, children: [], lastName: undefined, pending: false, parent: dir };
@@ -480,27 +435,50 @@ export class PullBackupSession {
     node.size = Number(size);
     this.stats.files++;
     this.stats.bytes += node.size;
-    if (flags & EntryFlag.unchanged) {
-      const prev = this.previousFiles.get(path.toString('latin1'));
-      // Accepted only if it is exactly what the previous snapshot recorded for this path.
-      if (!prev || prev.size !== node.size || prev.mtime !== node.mtime || prev.ctime !== node.ctime || prev.inode !== inode.toString()) {
-        throw violation(`${displayBytes(path)} was claimed unchanged, but the previous snapshot has no such file with that size, mtime, ctime and inode`);
-      }
-      node.content = prev.content!;
-      if (prev.fingerprints !== undefined) node.fingerprints = prev.fingerprints;
-      dir.children.push(node);
-      this.progress(path);
-      return;
-    }
     this.file = { node, path, dir, offset: 0, content: [], fingerprints: [], pendingNeeds: 0, failed: false };
   }
 
+  /** UNCHANGED: the file or whole directory of PREVIOUS record `index`, taken from the previous snapshot as it is. */
+  private async onUnchanged(r: BodyReader): Promise<void> {
+    const index = r.u32();
+    r.end();
+    if (this.file) throw violation(`an unchanged entry came before FILE_END of ${displayBytes(this.file.path)}`);
+    if (++this.entries > this.limits.maxEntries) throw violation(`more than ${this.limits.maxEntries} entries`);
+    const previous = this.previous.entries[index];
+    if (!previous) throw violation(`UNCHANGED names PREVIOUS record ${index}, but the server sent ${this.previous.entries.length} record(s)`);
+    const { path, node, totals } = previous;
+    // Not above a path asked for either: an ancestor's saved tree may hold paths no longer asked for.
+    if (!this.isRequested(path, { below: true })) throw violation(`unchanged ${displayBytes(path)} is neither one of the paths asked for nor below one`);
+    const dir = await this.placeEntry(path);
+    // The saved tree of an unchanged directory is reused as it is: not decoded, not saved again.
+    dir.children.push(node);
+    if (totals) {
+      this.stats.files += totals.files;
+      this.stats.dirs += totals.dirs;
+      this.stats.bytes += totals.bytes;
+    } else {
+      this.stats.files++;
+      this.stats.bytes += node.size ?? 0;
+    }
+    this.progress(path);
+  }
+
+  /** The directory an entry goes into, once its place in the walk order is checked. */
+  private async placeEntry(path: Buffer): Promise<OpenDir> {
+    const dir = await this.enterParent(path);
+    const name = basename(path);
+    if (dir.lastName && Buffer.compare(name, dir.lastName) <= 0) throw violation(`${displayBytes(path)} is a duplicate or out of order (entries of a directory come sorted by name)`);
+    dir.lastName = name;
+    return dir;
+  }
+
   /** A configured path, a directory above one, or anything below one: nothing else is stored. */
-  private isRequested(path: Buffer): boolean {
+  private isRequested(path: Buffer, only: { below?: boolean } = {}): boolean {
     const slash = Buffer.from('/');
     return this.requested.some((p) => {
       if (p.length === 1) return true;
       if (path.equals(p)) return true;
+      if (only.below && path.length < p.length) return false;
       const [shorter, longer] = path.length < p.length ? [path, p] : [p, path];
       return longer.subarray(0, shorter.length).equals(shorter) && longer.subarray(shorter.length, shorter.length + 1).equals(slash);
     });
@@ -584,6 +562,7 @@ export class PullBackupSession {
     const file = this.currentFile('a chunk');
     if (file.offset + rawLength > Number.MAX_SAFE_INTEGER) throw violation(`${displayBytes(file.path)} is larger than 2^53 bytes`);
     const id = await this.verifyAndStore(compression, rawLength, sha, data, displayBytes(file.path));
+    this.sentChunks.add(id, rawLength);
     file.content.push(id.toString('hex'));
     file.fingerprints.push(this.fingerprint(sha));
     file.offset += rawLength;
@@ -601,16 +580,45 @@ export class PullBackupSession {
     const hex = id.toString('hex');
     // Only this client's own chunks count, and only if the repository still has them; the
     // global index is never consulted on a client's word.
-    const own = this.previousIds.has(hex) || this.uploadedIds.has(hex);
-    if (own && this.repo.hasBlob(id)) {
-      file.content.push(hex);
-    } else {
-      if (this.needs.size >= this.limits.maxNeeds) throw violation(`more than ${this.limits.maxNeeds} chunks claimed known that the server cannot confirm`);
-      const need: Need = { id: ++this.needIds, file, slot: file.content.length, offset: file.offset, length: rawLength, sha };
-      this.needs.set(need.id, need);
-      file.content.push('');
-      file.pendingNeeds++;
+    const own = this.previous.ownIds.has(hex) || this.uploadedIds.has(hex);
+    if (own && this.repo.hasBlob(id)) file.content.push(hex);
+    else this.askAgain(file, rawLength, sha);
+    this.advance(file, rawLength, sha);
+  }
+
+  /** "The same bytes as chunk number N of this walk": accepted only for a chunk this session verified. */
+  private onChunkRepeat(r: BodyReader): void {
+    const index = r.u32();
+    const rawLength = r.u32();
+    const sha = Buffer.from(r.bytes(32));
+    r.end();
+    this.checkRawLength(rawLength);
+    const file = this.currentFile('a repeated-chunk claim');
+    const earlier = this.sentChunks.get(index);
+    if (!earlier) {
+      throw violation(`a chunk of ${displayBytes(file.path)} was claimed to repeat chunk ${index} of this run, but the probe has sent only ${this.sentChunks.size} chunk(s) so far`);
     }
+    const id = blobIdFromHash(this.repo.keys, sha);
+    if (id.equals(earlier.id)) {
+      if (rawLength !== earlier.rawLength) throw violation(`a chunk of ${displayBytes(file.path)} repeats chunk ${index} but claims ${rawLength} bytes, that chunk has ${earlier.rawLength}`);
+      file.content.push(id.toString('hex'));
+    } else {
+      // The probe's table of sent chunks keeps truncated fingerprints: a rare false match
+      // names the wrong chunk. Not an error: the bytes are asked for, as for an unconfirmed KNOWN.
+      this.askAgain(file, rawLength, sha);
+    }
+    this.advance(file, rawLength, sha);
+  }
+
+  private askAgain(file: OpenFile, rawLength: number, sha: Buffer): void {
+    if (this.needs.size >= this.limits.maxNeeds) throw violation(`more than ${this.limits.maxNeeds} chunks claimed known that the server cannot confirm`);
+    const need: Need = { id: ++this.needIds, file, slot: file.content.length, offset: file.offset, length: rawLength, sha };
+    this.needs.set(need.id, need);
+    file.content.push('');
+    file.pendingNeeds++;
+  }
+
+  private advance(file: OpenFile, rawLength: number, sha: Buffer): void {
     file.fingerprints.push(this.fingerprint(sha));
     file.offset += rawLength;
     this.stats.bytesRead += rawLength;

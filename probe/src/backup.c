@@ -23,24 +23,45 @@
 #define IN_BUFFER (256u << 10)
 #define MAX_ZSTD_LEVEL 22
 #define MIN_COMPRESS 64              /* smaller chunks are sent raw */
-#define MAX_PREVIOUS (1u << 26)      /* records: 1 GiB of table at 16 bytes each */
+#define MAX_PREVIOUS (1u << 26)      /* records: 1.5 GiB of table at 24 bytes each */
 #define MAX_KNOWN (1u << 27)         /* fingerprints: 1 GiB */
 #define PREVIOUS_PER_FRAME 65536u
-#define PREVIOUS_RECORD 40u
+#define PREVIOUS_RECORD 16u
+/* UNCHANGED references held back while their directories may still collapse
+ * into one (256 KiB); beyond that they are sent and the directories in full. */
+#define HELD_REFS_MAX (1u << 16)
 #define NEED_MAX_BODY (4 + 2 + HAUL_MAX_PATH + 8 + 4 + HAUL_SHA256_LEN)
 #define FLUSH_AFTER_MS 100
+/* Chunks sent in this run, remembered for CHUNK_REPEAT: 2^19 slots of 8 bytes
+ * (4 MiB, whatever the data), in buckets of 4. A full bucket forgets its
+ * oldest entry, which costs at most a second copy of that chunk on the wire. */
+#define SENT_SLOTS (1u << 19)
+#define SENT_WAYS 4u
 
 enum { KIND_FILE = 1, KIND_DIR, KIND_SYMLINK, KIND_FIFO, KIND_CHR, KIND_BLK, KIND_SOCK };
-enum { FLAG_UNCHANGED = 1, FLAG_ANCESTOR = 2 };
+enum { FLAG_ANCESTOR = 2 };
 
-/* A PREVIOUS record as kept in memory: the path hash and a 64-bit digest of
- * (size, mtime, ctime, inode), 16 bytes instead of 40. A digest collision
- * would only make the probe claim "unchanged" for a changed file, and the
- * server checks every such claim against its own full record. */
+/* A PREVIOUS record: the path hash, the digest of (kind, size or entry count,
+ * mtime, ctime, inode), and its number, which UNCHANGED sends back. A digest
+ * collision would only make the probe claim "unchanged" for a changed entry:
+ * the client's own data, which it could send wrong anyway. */
 typedef struct {
     uint64_t path_hash;
     uint64_t meta;
+    uint32_t index;
 } prev_rec;
+
+/* A directory being walked. While "held", nothing of it has been sent: if
+ * every entry in it turns out unchanged and the count and metadata match its
+ * PREVIOUS record, one UNCHANGED replaces it all. Held directories are always
+ * the innermost ones; their references wait in session.refs, outermost first. */
+typedef struct {
+    struct stat st;
+    size_t plen;      /* its path is session.dirpath[0..plen) */
+    uint32_t count;   /* entries seen in it */
+    size_t refs_from; /* its references start at session.refs[refs_from] */
+    int held;
+} dir_level;
 
 typedef struct {
     haul_out out;
@@ -64,6 +85,19 @@ typedef struct {
     size_t nprev;
     uint64_t *known;
     size_t nknown;
+
+    /* Per slot: the fingerprint's high 32 bits, and 1 + the chunk's number
+     * among this walk's CHUNK_NEW frames (0: empty). A tag can match a
+     * different chunk; the server then sees a SHA-256 that is not the one of
+     * the chunk named and asks for the bytes with NEED. */
+    uint64_t *sent;
+    uint32_t nsent;
+
+    dir_level *levels;
+    size_t nlevels, levels_cap;
+    uint32_t *refs;
+    size_t nrefs;
+    char dirpath[HAUL_MAX_PATH + 1];
 
     uint64_t entries, bytes_read;
     uint64_t file_bytes; /* of the file being chunked */
@@ -96,10 +130,11 @@ static uint64_t path_hash(const char *path, size_t len)
     return first_u64(d);
 }
 
-static uint64_t meta_digest(uint64_t size, int64_t mtime, int64_t ctime, uint64_t inode)
+static uint64_t meta_digest(int kind, uint64_t size, int64_t mtime, int64_t ctime, uint64_t inode)
 {
-    uint8_t b[32], d[HAUL_SHA256_LEN];
-    uint8_t *p = haul_put_u64(b, size);
+    uint8_t b[33], d[HAUL_SHA256_LEN];
+    uint8_t *p = haul_put_u8(b, (uint8_t)kind);
+    p = haul_put_u64(p, size);
     p = haul_put_u64(p, (uint64_t)mtime);
     p = haul_put_u64(p, (uint64_t)ctime);
     haul_put_u64(p, inode);
@@ -115,14 +150,32 @@ static int prev_cmp(const void *a, const void *b)
     return x->meta < y->meta ? -1 : x->meta > y->meta;
 }
 
-static int unchanged(const session *s, const char *path, size_t len, const struct stat *st)
+/* The number of the PREVIOUS record with this path and metadata, or -1. */
+static int64_t previous_index(const session *s, const char *path, size_t len, int kind,
+                              uint64_t size, const struct stat *st)
 {
     if (s->nprev == 0)
-        return 0;
+        return -1;
     prev_rec want = {path_hash(path, len),
-                     meta_digest((uint64_t)st->st_size, ts_ns(&st->st_mtim), ts_ns(&st->st_ctim),
-                                 (uint64_t)st->st_ino)};
-    return bsearch(&want, s->prev, s->nprev, sizeof want, prev_cmp) != NULL;
+                     meta_digest(kind, size, ts_ns(&st->st_mtim), ts_ns(&st->st_ctim),
+                                 (uint64_t)st->st_ino), 0};
+    const prev_rec *r = bsearch(&want, s->prev, s->nprev, sizeof want, prev_cmp);
+    return r ? (int64_t)r->index : -1;
+}
+
+/* Whether any PREVIOUS record has this path: a directory worth holding back. */
+static int previous_path(const session *s, const char *path, size_t len)
+{
+    uint64_t h = path_hash(path, len);
+    size_t lo = 0, hi = s->nprev;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->prev[mid].path_hash < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nprev && s->prev[lo].path_hash == h;
 }
 
 static int known(const session *s, uint64_t fp)
@@ -138,10 +191,43 @@ static int known(const session *s, uint64_t fp)
     return lo < s->nknown && s->known[lo] == fp;
 }
 
+/* The number of the CHUNK_NEW this run sent with fingerprint fp, or -1. */
+static int64_t sent_earlier(const session *s, uint64_t fp)
+{
+    const uint64_t *b = s->sent + ((uint32_t)fp & (SENT_SLOTS - 1) & ~(SENT_WAYS - 1));
+    uint32_t tag = (uint32_t)(fp >> 32);
+    for (unsigned i = 0; i < SENT_WAYS; i++)
+        if (b[i] && (uint32_t)(b[i] >> 32) == tag)
+            return (int64_t)(uint32_t)b[i] - 1;
+    return -1;
+}
+
+static void remember_sent(session *s, uint64_t fp)
+{
+    if (s->nsent == UINT32_MAX - 1)
+        return; /* numbers must fit the frame; later chunks are simply sent again */
+    uint64_t *b = s->sent + ((uint32_t)fp & (SENT_SLOTS - 1) & ~(SENT_WAYS - 1));
+    unsigned way = 0;
+    while (way < SENT_WAYS && b[way])
+        way++;
+    if (way == SENT_WAYS) {
+        /* Full: the oldest entry (the lowest chunk number) goes. */
+        way = 0;
+        for (unsigned i = 1; i < SENT_WAYS; i++)
+            if ((uint32_t)b[i] < (uint32_t)b[way])
+                way = i;
+    }
+    b[way] = (uint64_t)(fp >> 32) << 32 | (s->nsent + 1u);
+    s->nsent++;
+}
+
 /* ---- frames to the server ---------------------------------------------- */
+
+static void release_held(session *s);
 
 static void send_warn(session *s, const char *path, size_t plen, int err, const char *msg)
 {
+    release_held(s);
     haul_send_warn(&s->out, path, plen, err, msg);
 }
 
@@ -162,8 +248,8 @@ static int kind_of(mode_t m)
     return 0;
 }
 
-static void send_entry(session *s, int kind, unsigned flags, const char *path, size_t plen,
-                       const struct stat *st, const char *target, size_t tlen)
+static void write_entry(session *s, int kind, unsigned flags, const char *path, size_t plen,
+                        const struct stat *st, const char *target, size_t tlen)
 {
     size_t body = 1 + 1 + 2 + plen + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 2 + tlen;
     uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_ENTRY, body, body);
@@ -183,6 +269,51 @@ static void send_entry(session *s, int kind, unsigned flags, const char *path, s
     haul_put_bytes16(p, target, tlen);
     haul_out_commit(&s->out, body);
     s->entries++;
+}
+
+static void write_unchanged(session *s, uint32_t index)
+{
+    uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_UNCHANGED, 4, 4);
+    haul_put_u32(p, index);
+    haul_out_commit(&s->out, 4);
+    s->entries++;
+}
+
+/* Something in the held directories differs: send them after all, in full
+ * (ENTRY, then the references held for it), outermost first. */
+static void release_held(session *s)
+{
+    for (size_t i = 0; i < s->nlevels; i++) {
+        dir_level *l = &s->levels[i];
+        if (!l->held)
+            continue;
+        write_entry(s, KIND_DIR, 0, s->dirpath, l->plen, &l->st, NULL, 0);
+        size_t end = i + 1 < s->nlevels ? s->levels[i + 1].refs_from : s->nrefs;
+        for (size_t k = l->refs_from; k < end; k++)
+            write_unchanged(s, s->refs[k]);
+        l->held = 0;
+    }
+    s->nrefs = 0;
+}
+
+static void send_entry(session *s, int kind, unsigned flags, const char *path, size_t plen,
+                       const struct stat *st, const char *target, size_t tlen)
+{
+    release_held(s);
+    write_entry(s, kind, flags, path, plen, st, target, tlen);
+}
+
+/* An unchanged file or directory: held back with its directory, or sent. */
+static void send_unchanged(session *s, uint32_t index)
+{
+    if (s->nlevels > 0 && s->levels[s->nlevels - 1].held) {
+        if (s->nrefs < HELD_REFS_MAX) {
+            s->refs[s->nrefs++] = index;
+            return;
+        }
+        release_held(s);
+    }
+    write_unchanged(s, index);
 }
 
 static void send_file_end(session *s, uint64_t bytes, int status, int err)
@@ -244,13 +375,22 @@ static int on_chunk(void *arg, const uint8_t *chunk, size_t len)
     haul_hmac_sha256_ctx h = s->fp_keyed;
     haul_hmac_sha256_update(&h, sha, sizeof sha);
     haul_hmac_sha256_final(&h, mac);
-    if (known(s, first_u64(mac))) {
+    uint64_t fp = first_u64(mac);
+    int64_t earlier;
+    if (known(s, fp)) {
         uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_CHUNK_KNOWN, 36, 36);
         p = haul_put_u32(p, (uint32_t)len);
         haul_put_bytes(p, sha, sizeof sha);
         haul_out_commit(&s->out, 36);
+    } else if ((earlier = sent_earlier(s, fp)) >= 0) {
+        uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_CHUNK_REPEAT, 40, 40);
+        p = haul_put_u32(p, (uint32_t)earlier);
+        p = haul_put_u32(p, (uint32_t)len);
+        haul_put_bytes(p, sha, sizeof sha);
+        haul_out_commit(&s->out, 40);
     } else {
         send_chunk_new(s, 0, chunk, len, sha);
+        remember_sent(s, fp);
     }
     /* The walk ticked just before the file's first chunk. */
     if (s->file_bytes > 0)
@@ -282,8 +422,9 @@ static int open_file(int dirfd, const char *name, int *noatime)
 static void backup_file(session *s, int dirfd, const char *name, const char *path, size_t plen,
                         const struct stat *st)
 {
-    if (unchanged(s, path, plen, st)) {
-        send_entry(s, KIND_FILE, FLAG_UNCHANGED, path, plen, st, NULL, 0);
+    int64_t prev = previous_index(s, path, plen, KIND_FILE, (uint64_t)st->st_size, st);
+    if (prev >= 0) {
+        send_unchanged(s, (uint32_t)prev);
         return;
     }
     int noatime;
@@ -318,11 +459,47 @@ static void backup_file(session *s, int dirfd, const char *name, const char *pat
     }
 }
 
+static void *grow(void *p, size_t *cap, size_t need, size_t elem, size_t limit);
+
+static void enter_dir(session *s, const char *path, size_t plen, const struct stat *st)
+{
+    s->levels = grow(s->levels, &s->levels_cap, s->nlevels + 1, sizeof *s->levels, SIZE_MAX);
+    int held = previous_path(s, path, plen);
+    if (!held)
+        send_entry(s, KIND_DIR, 0, path, plen, st, NULL, 0);
+    else
+        memcpy(s->dirpath, path, plen);
+    s->levels[s->nlevels++] = (dir_level){*st, plen, 0, s->nrefs, held};
+}
+
+static void on_dir_end(void *arg)
+{
+    session *s = arg;
+    dir_level *l = &s->levels[s->nlevels - 1];
+    if (l->held) {
+        int64_t prev = previous_index(s, s->dirpath, l->plen, KIND_DIR, l->count, &l->st);
+        if (prev >= 0) {
+            s->nrefs = l->refs_from;
+            s->nlevels--;
+            send_unchanged(s, (uint32_t)prev);
+            return;
+        }
+        release_held(s);
+    }
+    s->nlevels--;
+}
+
 static void on_entry(void *arg, int dirfd, const char *name, const char *path, size_t plen,
                      const struct stat *st, unsigned flags)
 {
     session *s = arg;
     int kind = kind_of(st->st_mode);
+    if (!(flags & HAUL_WALK_ANCESTOR) && s->nlevels > 0)
+        s->levels[s->nlevels - 1].count++;
+    if (kind == KIND_DIR && !(flags & HAUL_WALK_ANCESTOR)) {
+        enter_dir(s, path, plen, st);
+        return;
+    }
     if (kind == 0) {
         send_warn(s, path, plen, 0, "unknown file type; skipped");
         return;
@@ -434,6 +611,9 @@ static void read_backup(session *s)
     free(body);
 
     haul_hmac_sha256_init(&s->fp_keyed, s->key, sizeof s->key);
+    s->sent = calloc(SENT_SLOTS, sizeof *s->sent);
+    if (!s->sent)
+        haul_fatal(HAUL_EXIT_INTERNAL, "cannot allocate the table of sent chunks");
     s->chunkbuf_size = haul_gear_buffer_size(&s->gear);
     s->chunkbuf = malloc(s->chunkbuf_size ? s->chunkbuf_size : 1);
     if (!s->chunkbuf)
@@ -488,7 +668,7 @@ static void read_previous(session *s)
             haul_fatal(HAUL_EXIT_PROTOCOL, "protocol violation: expected PREVIOUS or PREVIOUS_END, "
                        "got frame type 0x%02x", type);
         if (len % PREVIOUS_RECORD || len / PREVIOUS_RECORD > PREVIOUS_PER_FRAME)
-            protocol_error("protocol violation: %s body is not n x 40 bytes with n <= 65536",
+            protocol_error("protocol violation: %s body is not n x 16 bytes with n <= 65536",
                            "PREVIOUS");
         size_t n = len / PREVIOUS_RECORD;
         if (n > MAX_PREVIOUS - s->nprev)
@@ -500,10 +680,10 @@ static void read_previous(session *s)
             haul_in_read(&s->in, batch, k * PREVIOUS_RECORD);
             for (size_t i = 0; i < k; i++) {
                 const uint8_t *r = batch + i * PREVIOUS_RECORD;
-                prev_rec *d = &s->prev[s->nprev++];
+                prev_rec *d = &s->prev[s->nprev];
                 d->path_hash = haul_get_u64le(r);
-                d->meta = meta_digest(haul_get_u64le(r + 8), (int64_t)haul_get_u64le(r + 16),
-                                      (int64_t)haul_get_u64le(r + 24), haul_get_u64le(r + 32));
+                d->meta = haul_get_u64le(r + 8);
+                d->index = (uint32_t)s->nprev++;
             }
             n -= k;
         }
@@ -664,7 +844,10 @@ int haul_serve_main(int argc, char **argv)
     read_known(s);
 
     haul_walk_opts opts = {(const char *const *)s->excludes, s->nexcludes, s->one_fs};
-    haul_walk_ops ops = {s, on_entry, on_warn, tick};
+    s->refs = malloc(HELD_REFS_MAX * sizeof *s->refs);
+    if (!s->refs)
+        haul_fatal(HAUL_EXIT_INTERNAL, "out of memory");
+    haul_walk_ops ops = {s, on_entry, on_dir_end, on_warn, tick};
     haul_walk(&opts, (const char **)s->paths, s->npaths, &ops);
 
     uint8_t *p = haul_out_frame(&s->out, HAUL_MSG_WALK_DONE, 16, 16);
@@ -686,6 +869,9 @@ int haul_serve_main(int argc, char **argv)
     free(s->excludes);
     free(s->prev);
     free(s->known);
+    free(s->sent);
+    free(s->levels);
+    free(s->refs);
     free(s->chunkbuf);
     free(s->zbuf);
     haul_compressor_free(s->cz);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HAUL_PROTOCOL_VERSION 1
+#define HAUL_PROTOCOL_VERSION 3
 #define HAUL_HELLO_MAGIC "HAULPRB1"
 
 /* A frame's length field counts type + body. */
@@ -38,6 +38,8 @@ enum {
     HAUL_MSG_CHUNK_KNOWN = 0x22,
     HAUL_MSG_FILE_END = 0x23,
     HAUL_MSG_CHUNK_GONE = 0x24,
+    HAUL_MSG_CHUNK_REPEAT = 0x25,
+    HAUL_MSG_UNCHANGED = 0x26,
     HAUL_MSG_WARN = 0x30,
     HAUL_MSG_WALK_DONE = 0x31,
     HAUL_MSG_DONE = 0x3f,

@@ -137,9 +137,11 @@ static void visit(walker *w, int dirfd, const char *name, const struct stat *st,
     w->ops->entry(w->ops->arg, dirfd, name, w->path, w->len, st, 0);
     if (!S_ISDIR(st->st_mode))
         return;
-    if (w->opts->one_file_system && st->st_dev != root_dev)
-        return; /* a mount point: its own entry only */
-    walk_dir(w, dirfd, name, st, root_dev);
+    /* A mount point (one file system) is its own entry only. */
+    if (!w->opts->one_file_system || st->st_dev == root_dev)
+        walk_dir(w, dirfd, name, st, root_dev);
+    if (w->ops->dir_end)
+        w->ops->dir_end(w->ops->arg);
 }
 
 /* Lists, sorts and visits the entries of the open directory fd (which it closes);

@@ -19,6 +19,9 @@ typedef struct {
      * after this returns. */
     void (*entry)(void *arg, int dirfd, const char *name, const char *path, size_t pathlen,
                   const struct stat *st, unsigned flags);
+    /* After a directory given to entry (not an ancestor): its contents were
+     * walked, or could not be, or were not entered (another file system). */
+    void (*dir_end)(void *arg);
     /* A problem the server should hear about (a WARN frame). */
     void (*warn)(void *arg, const char *path, size_t pathlen, int err, const char *msg);
     /* Called often between entries: poll stdin, flush output. */

@@ -12,6 +12,7 @@ import {
   ServerMessage,
   encodeFrame,
   helloMagic,
+  protocolVersion,
   type Frame,
 } from '../../shared/probe-protocol.js';
 import type { ProbeTransport } from '../../daemon/session/probe-session.js';
@@ -24,7 +25,8 @@ export interface StartMessages {
   zstdLevel: number;
   paths: string[];
   excludes: string[];
-  previous: { pathHash: bigint; size: bigint; mtime: bigint; ctime: bigint; inode: bigint }[];
+  /** PREVIOUS records in the order sent: UNCHANGED names one by its position. */
+  previous: { pathHash: bigint; digest: bigint }[];
   known: Set<bigint>;
 }
 
@@ -97,7 +99,7 @@ export class FakeProbe {
     return new Promise((resolve) => (this.waiting = resolve));
   }
 
-  hello(version = 1): void {
+  hello(version = protocolVersion): void {
     this.send(ProbeMessage.hello, new BodyWriter().bytes(Buffer.from(helloMagic)).u16(version).bytes16('fake 1.0').bytes16('x86_64').u32(0).done());
   }
 
@@ -114,7 +116,7 @@ export class FakeProbe {
       const f = (await this.next())!;
       if (f.type === ServerMessage.previousEnd) break;
       const pr = new BodyReader(f.body);
-      for (let i = 0; i < f.body.length / 40; i++) start.previous.push({ pathHash: pr.u64(), size: pr.u64(), mtime: pr.i64(), ctime: pr.i64(), inode: pr.u64() });
+      for (let i = 0; i < f.body.length / 16; i++) start.previous.push({ pathHash: pr.u64(), digest: pr.u64() });
     }
     for (;;) {
       const f = (await this.next())!;
@@ -148,6 +150,18 @@ export class FakeProbe {
     this.send(ProbeMessage.entry, w.done());
   }
 
+  /** The number of the PREVIOUS record of this path (the test knows there is one). */
+  recordOf(path: string): number {
+    const i = this.start!.previous.findIndex((r) => r.pathHash === pathHash(path));
+    if (i < 0) throw new Error(`no PREVIOUS record for ${path}`);
+    return i;
+  }
+
+  /** UNCHANGED: the file or directory of PREVIOUS record `index`. */
+  unchanged(index: number): void {
+    this.send(ProbeMessage.unchanged, new BodyWriter().u32(index).done());
+  }
+
   chunkNew(data: Buffer, options: { needId?: number; compress?: boolean; claimSha?: Buffer; claimLength?: number } = {}): void {
     let payload = data;
     let compression = 0;
@@ -161,6 +175,11 @@ export class FakeProbe {
 
   chunkKnown(data: Buffer): void {
     this.send(ProbeMessage.chunkKnown, new BodyWriter().u32(data.length).bytes(sha(data)).done());
+  }
+
+  /** "The same bytes as CHUNK_NEW number `index` of this walk" (numbered from 0). */
+  chunkRepeat(index: number, data: Buffer): void {
+    this.send(ProbeMessage.chunkRepeat, new BodyWriter().u32(index).u32(data.length).bytes(sha(data)).done());
   }
 
   fileEnd(bytes: number): void {

@@ -30,7 +30,7 @@ const ELOOP = 40;
 
 // ---- playing the server -------------------------------------------------------------------
 
-interface Chunk { kind: 'new' | 'known'; length: number; sha: Buffer; compression?: number; data?: Buffer }
+interface Chunk { kind: 'new' | 'known' | 'repeat'; length: number; sha: Buffer; compression?: number; data?: Buffer }
 interface Entry {
   kind: number; flags: number; path: Buffer; mode: number; uid: number; gid: number; size: bigint;
   mtimeNs: bigint; ctimeNs: bigint; inode: bigint; dev: bigint; nlink: number; rdev: bigint; target: Buffer;
@@ -40,13 +40,16 @@ interface Warn { path: Buffer; errno: number; message: string }
 interface Hello { magic: string; version: number; probeVersion: string; arch: string; features: number }
 interface Need { id: number; path: Buffer | string; offset: number; length: number; sha: Buffer }
 type NeedReply = { id: number; gone: false; data: Buffer; sha: Buffer; compression: number } | { id: number; gone: true; errno: number };
-interface PrevRecord { path: Buffer; size: bigint; mtimeNs: bigint; ctimeNs: bigint; inode: bigint }
+/** For a directory, `size` is the number of entries in it. */
+interface PrevRecord { kind: number; path: Buffer; size: bigint; mtimeNs: bigint; ctimeNs: bigint; inode: bigint }
 
 /** The probe as a child process, its stdout cut into frames. */
 class ProbeProcess {
   readonly child: ChildProcessWithoutNullStreams;
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr = '';
+  /** Everything the probe wrote to stdout, in bytes. */
+  bytesOut = 0;
   private readonly decoder = new FrameDecoder();
   private readonly frames: Frame[] = [];
   private wake: (() => void) | undefined;
@@ -58,6 +61,7 @@ class ProbeProcess {
     this.child.stdin.on('error', () => undefined); // EPIPE once the probe has gone
     this.child.stderr.on('data', (d: Buffer) => { this.stderr += d.toString(); });
     this.child.stdout.on('data', (d: Buffer) => {
+      this.bytesOut += d.length;
       for (const f of this.decoder.push(d)) {
         this.onFrame?.(f);
         this.frames.push(f);
@@ -157,6 +161,10 @@ interface BackupResult {
   stderr: string;
   code: number | null;
   peakRssKiB: number;
+  /** Bytes the probe wrote during the walk (HELLO to WALK_DONE). */
+  walkBytes: number;
+  /** The walk in order: "E <path>" for an ENTRY, "U <path>" for an UNCHANGED (the record's path). */
+  order: string[];
 }
 
 function backupBody(o: BackupOptions): Buffer {
@@ -175,7 +183,7 @@ function sendSetup(p: ProbeProcess, o: BackupOptions): void {
   for (let i = 0; i < prev.length; i += previousRecordsPerFrame) {
     const w = new BodyWriter();
     for (const r of prev.slice(i, i + previousRecordsPerFrame)) {
-      w.u64(pathHash(r.path)).u64(r.size).i64(r.mtimeNs).i64(r.ctimeNs).u64(r.inode);
+      w.u64(pathHash(r.path)).u64(metadataDigest(r));
     }
     p.send(ServerMessage.previous, w.done());
   }
@@ -198,6 +206,8 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
   const warns: Warn[] = [];
   let open: Entry | undefined; // a file whose FILE_END has not come yet
   let walkDone: BackupResult['walkDone'] | undefined;
+  const sent: Chunk[] = []; // this walk's CHUNK_NEW, by number: what a CHUNK_REPEAT names
+  const order: string[] = [];
   while (!walkDone) {
     const f = await p.next();
     const r = new BodyReader(f.body);
@@ -206,14 +216,39 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
         expect(open, 'ENTRY before the previous file ended').toBeUndefined();
         const e = parseEntry(f.body);
         entries.push(e);
-        if (e.kind === EntryKind.file && !(e.flags & EntryFlag.unchanged)) open = e;
+        if (e.kind === EntryKind.file) open = e;
+        order.push(`E ${e.path.toString('latin1')}`);
+        break;
+      }
+      case ProbeMessage.unchanged: {
+        expect(open, 'UNCHANGED before the previous file ended').toBeUndefined();
+        const index = r.u32();
+        r.end();
+        const record = o.previous?.[index];
+        expect(record, `UNCHANGED of record ${index}`).toBeDefined();
+        order.push(`U ${record!.path.toString('latin1')}`);
         break;
       }
       case ProbeMessage.chunkNew: {
         expect(open, 'CHUNK_NEW outside a file').toBeDefined();
         const c = parseChunkNew(f.body);
         expect(c.need).toBe(0);
-        open!.chunks.push({ kind: 'new', length: c.length, sha: c.sha, compression: c.compression, data: c.data });
+        const chunk: Chunk = { kind: 'new', length: c.length, sha: c.sha, compression: c.compression, data: c.data };
+        open!.chunks.push(chunk);
+        sent.push(chunk);
+        break;
+      }
+      case ProbeMessage.chunkRepeat: {
+        expect(open, 'CHUNK_REPEAT outside a file').toBeDefined();
+        const index = r.u32();
+        const length = r.u32();
+        const sha = Buffer.from(r.bytes(32));
+        r.end();
+        const earlier = sent[index];
+        expect(earlier, `CHUNK_REPEAT of chunk ${index}, only ${sent.length} sent`).toBeDefined();
+        // A false match of the probe's truncated fingerprints is possible but, at these sizes, never seen.
+        expect(earlier!.sha).toEqual(sha);
+        open!.chunks.push({ kind: 'repeat', length, sha, data: earlier!.data! });
         break;
       }
       case ProbeMessage.chunkKnown: {
@@ -248,6 +283,7 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
   }
   // The walk is over and the probe waits for NEED/FINISH: its peak memory is final by now.
   const peakRssKiB = p.peakRssKiB();
+  const walkBytes = p.bytesOut;
   for (const n of o.needs ?? []) {
     p.send(ServerMessage.need, new BodyWriter().u32(n.id).bytes16(n.path).u64(n.offset).u32(n.length).bytes(n.sha).done());
   }
@@ -271,7 +307,7 @@ async function backup(o: BackupOptions): Promise<BackupResult> {
     }
   }
   const { code } = await p.exit;
-  return { hello, entries, warns, walkDone, replies, stderr: p.stderr, code, peakRssKiB };
+  return { hello, entries, warns, walkDone, replies, stderr: p.stderr, code, peakRssKiB, walkBytes, order };
 }
 
 // ---- the file system side -----------------------------------------------------------------
@@ -338,9 +374,39 @@ function chunksOf(data: Buffer, sizes = SIZES): { offset: number; length: number
   });
 }
 
-function previousFrom(entries: Entry[]): PrevRecord[] {
-  return entries.filter((e) => e.kind === EntryKind.file)
-    .map((e) => ({ path: e.path, size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, inode: e.inode }));
+/** The server's digest of a PREVIOUS record (docs/probe-protocol.md, PREVIOUS). */
+function metadataDigest(r: PrevRecord): bigint {
+  const w = new BodyWriter().u8(r.kind).u64(r.size).i64(r.mtimeNs).i64(r.ctimeNs).u64(r.inode).done();
+  return createHash('sha256').update(w).digest().readBigUInt64LE(0);
+}
+
+/** Records for the files of an earlier walk, and with `dirs` for its directories too (not ancestors). */
+function previousFrom(entries: Entry[], options: { dirs?: boolean } = {}): PrevRecord[] {
+  const parentOf = (p: Buffer) => p.subarray(0, p.lastIndexOf(0x2f)).toString('latin1');
+  const counts = new Map<string, number>();
+  for (const e of entries) if (!(e.flags & EntryFlag.ancestor)) counts.set(parentOf(e.path), (counts.get(parentOf(e.path)) ?? 0) + 1);
+  return entries
+    .filter((e) => e.kind === EntryKind.file || (options.dirs && e.kind === EntryKind.dir && !(e.flags & EntryFlag.ancestor)))
+    .map((e) => ({
+      kind: e.kind, path: e.path, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, inode: e.inode,
+      size: e.kind === EntryKind.dir ? BigInt(counts.get(e.path.toString('latin1')) ?? 0) : e.size,
+    }));
+}
+
+/** The expected walk of `p` against records of every file and directory: a directory that holds only files and directories collapses into one "U". */
+function expectedOrder(p: Buffer): string[] {
+  const onlyFilesAndDirs = (q: Buffer): boolean => {
+    const st = fs.lstatSync(q);
+    if (st.isFile()) return true;
+    if (!st.isDirectory()) return false;
+    return (fs.readdirSync(q, { encoding: 'buffer' }) as Buffer[]).every((n) => onlyFilesAndDirs(join(q, n)));
+  };
+  const st = fs.lstatSync(p);
+  if (st.isFile() || (st.isDirectory() && onlyFilesAndDirs(p))) return [`U ${p.toString('latin1')}`];
+  const out = [`E ${p.toString('latin1')}`];
+  if (!st.isDirectory()) return out;
+  for (const name of (fs.readdirSync(p, { encoding: 'buffer' }) as Buffer[]).sort(Buffer.compare)) out.push(...expectedOrder(join(p, name)));
+  return out;
 }
 
 const byPath = (entries: Entry[], p: Buffer | string): Entry | undefined => entries.find((e) => e.path.equals(Buffer.from(p)));
@@ -453,7 +519,7 @@ describe('haul-probe --serve: backup session', () => {
       for (const e of regular) {
         const want = files.get(e.path.toString('latin1'))!;
         expect(e.end).toEqual({ bytes: BigInt(want.length), status: 0, errno: 0 });
-        expect(e.chunks.every((c) => c.kind === 'new')).toBe(true);
+        expect(e.chunks.every((c) => c.kind !== 'known')).toBe(true);
         const got = Buffer.concat(e.chunks.map((c) => c.data!));
         expect(got.equals(want)).toBe(true);
         for (const c of e.chunks) expect(c.sha).toEqual(sha256(c.data!));
@@ -483,18 +549,43 @@ describe('haul-probe --serve: backup session', () => {
     expect(Buffer.concat(e.chunks.map((c) => c.data!)).equals(text)).toBe(true);
   });
 
-  it('marks every file unchanged, with no chunk frames, given the previous run\'s records', async () => {
+  it('names every file unchanged by its record, with no ENTRY and no chunk frames, given the previous run\'s records', async () => {
     const r = await backup({ paths: [data], previous: previousFrom(first.entries) });
     expect(r.code).toBe(0);
-    expect(r.entries.map((e) => e.path)).toEqual(first.entries.map((e) => e.path));
-    const regular = r.entries.filter((e) => e.kind === EntryKind.file);
-    expect(regular.length).toBe(files.size);
-    for (const e of regular) {
-      expect(e.flags).toBe(EntryFlag.unchanged);
-      expect(e.chunks).toEqual([]);
-      expect(e.end).toBeUndefined();
-    }
+    expect(r.order).toEqual(first.entries.map((e) => `${e.kind === EntryKind.file ? 'U' : 'E'} ${e.path.toString('latin1')}`));
+    expect(r.entries.filter((e) => e.kind === EntryKind.file)).toEqual([]);
+    expect(r.order.filter((o) => o.startsWith('U')).length).toBe(files.size);
     expect(r.walkDone.bytes).toBe(0n);
+  });
+
+  it('names a whole directory unchanged when everything in it is, and sends only what holds something else', async () => {
+    const previous = previousFrom(first.entries, { dirs: true });
+    const r = await backup({ paths: [data], previous });
+    expect(r.code).toBe(0);
+    expect(r.order).toEqual([...ancestors(data).map((a) => `E ${a.toString('latin1')}`), ...expectedOrder(data)]);
+    // dir/sub, dir/empty-dir, dir-x and cache collapsed; data and dir hold symlinks or a fifo.
+    expect(r.order.filter((o) => o.startsWith('U') && fs.lstatSync(Buffer.from(o.slice(2), 'latin1')).isDirectory()).length).toBe(4);
+    expect(r.walkBytes).toBeLessThan(2000);
+    expect(r.walkDone.bytes).toBe(0n);
+  });
+
+  it('sends a directory in full again when an entry was added to it, or an exclude leaves one out', async () => {
+    const top = path.join(tmp, 'collapsing');
+    fs.mkdirSync(path.join(top, 'a', 'b'), { recursive: true });
+    fs.mkdirSync(path.join(top, 'c'));
+    for (const f of ['a/1', 'a/2.tmp', 'a/b/3', 'c/4']) fs.writeFileSync(path.join(top, f), f);
+    const topB = Buffer.from(top);
+    const before = await backup({ paths: [topB] });
+    const previous = previousFrom(before.entries, { dirs: true });
+    const same = await backup({ paths: [topB], previous });
+    expect(same.order).toEqual([...ancestors(topB).map((a) => `E ${a.toString('latin1')}`), `U ${top}`]);
+    // An exclude leaves a/2.tmp out: a's count differs, so a is sent in full; b is still unchanged.
+    const excluded = await backup({ paths: [topB], previous, excludes: ['*.tmp'] });
+    expect(excluded.order.slice(ancestors(topB).length)).toEqual([`E ${top}`, `E ${top}/a`, `U ${top}/a/1`, `U ${top}/a/b`, `U ${top}/c`]);
+    fs.writeFileSync(path.join(top, 'c', '5'), 'new');
+    const added = await backup({ paths: [topB], previous });
+    expect(added.order.slice(ancestors(topB).length)).toEqual([`E ${top}`, `U ${top}/a`, `E ${top}/c`, `U ${top}/c/4`, `E ${top}/c/5`]);
+    expect(Buffer.concat(byPath(added.entries, path.join(top, 'c', '5'))!.chunks.map((c) => c.data!)).toString()).toBe('new');
   });
 
   it('reads a file again when its metadata no longer matches the previous record', async () => {
@@ -505,11 +596,24 @@ describe('haul-probe --serve: backup session', () => {
     const before = await backup({ paths: [dir] });
     fs.appendFileSync(path.join(dir, 'grows'), 'more\n');
     const after = await backup({ paths: [dir], previous: previousFrom(before.entries) });
-    expect(byPath(after.entries, path.join(dir, 'same'))!.flags).toBe(EntryFlag.unchanged);
+    expect(after.order).toContain(`U ${path.join(dir, 'same')}`);
+    expect(byPath(after.entries, path.join(dir, 'same'))).toBeUndefined();
     const grows = byPath(after.entries, path.join(dir, 'grows'))!;
     expect(grows.flags).toBe(0);
     expect(Buffer.concat(grows.chunks.map((c) => c.data!)).toString()).toBe('grows\nmore\n');
   });
+
+  it('holds back at most 65,536 unchanged references: a directory of 70,000 unchanged files is sent in full, in walk order', async () => {
+    const top = path.join(tmp, 'many');
+    fs.mkdirSync(path.join(top, 'files'), { recursive: true });
+    const names = Array.from({ length: 70_000 }, (_, i) => `f${String(i).padStart(5, '0')}`);
+    for (const n of names) fs.writeFileSync(path.join(top, 'files', n), '');
+    const topB = Buffer.from(top);
+    const before = await backup({ paths: [topB] });
+    const r = await backup({ paths: [topB], previous: previousFrom(before.entries, { dirs: true }) });
+    expect(r.code).toBe(0);
+    expect(r.order.slice(ancestors(topB).length)).toEqual([`E ${top}`, `E ${top}/files`, ...names.map((n) => `U ${top}/files/${n}`)]);
+  }, 120_000);
 
   it('sends CHUNK_KNOWN for chunks whose fingerprint the server listed', async () => {
     const chunks = chunksOf(big);
@@ -524,6 +628,32 @@ describe('haul-probe --serve: backup session', () => {
     expect(e.chunks.map((c) => c.sha)).toEqual(chunks.map((c) => c.sha));
     expect(e.chunks.map((c) => c.length)).toEqual(chunks.map((c) => c.length));
     expect(e.end!.bytes).toBe(BigInt(big.length));
+  });
+
+  it('sends each chunk once per run: 40 copies of a 1 MiB file and a file of it 8 times put about one copy on the wire', async () => {
+    const dir = path.join(tmp, 'copies');
+    fs.mkdirSync(dir);
+    const block = pseudoRandom('one copy on the wire', MiB);
+    for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(dir, `copy-${String(i).padStart(2, '0')}`), block);
+    const repeated = Buffer.concat(Array.from({ length: 8 }, () => block));
+    fs.writeFileSync(path.join(dir, 'repeated'), repeated);
+    const r = await backup({ paths: [dir] });
+    expect(r.code).toBe(0);
+    const regular = r.entries.filter((e) => e.kind === EntryKind.file);
+    expect(regular.length).toBe(41);
+    for (const e of regular) {
+      const want = e.path.toString().endsWith('repeated') ? repeated : block;
+      expect(Buffer.concat(e.chunks.map((c) => c.data!)).equals(want)).toBe(true);
+    }
+    const chunks = regular.flatMap((e) => e.chunks);
+    const newBytes = chunks.filter((c) => c.kind === 'new').reduce((n, c) => n + c.length, 0);
+    // One copy of the block, plus the few chunks cut across the seams of the 8 copies (at most
+    // two of at most 256 KiB per seam).
+    expect(newBytes).toBeGreaterThanOrEqual(MiB);
+    expect(newBytes).toBeLessThanOrEqual(MiB + 7 * 2 * SIZES.max);
+    expect(chunks.filter((c) => c.kind === 'repeat').length).toBeGreaterThan(40 * 10);
+    // 49 MiB of file data in: well under 5 MiB of stream out (it was over 49 MiB before repeats).
+    expect(r.walkBytes).toBeLessThan(5 * MiB);
   });
 
   it('answers NEED with the bytes of the range, or CHUNK_GONE when they differ or cannot be read', async () => {
@@ -666,8 +796,8 @@ describe('haul-probe --serve: backup session', () => {
       const setup: [number, Buffer][] = [[ServerMessage.backup, okBackup], [ServerMessage.previousEnd, u64(0)], [ServerMessage.knownEnd, u64(0)]];
       const small = join(data, 'small.txt');
       const cases: { name: string; frames: [number, Buffer][]; afterWalk?: boolean; error: RegExp }[] = [
-        { name: 'PREVIOUS of 39 bytes', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previous, Buffer.alloc(39)]], error: /PREVIOUS body/ },
-        { name: 'PREVIOUS_END total wrong', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previous, Buffer.alloc(40)], [ServerMessage.previousEnd, u64(2)]], error: /PREVIOUS_END total/ },
+        { name: 'PREVIOUS of 15 bytes', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previous, Buffer.alloc(15)]], error: /PREVIOUS body/ },
+        { name: 'PREVIOUS_END total wrong', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previous, Buffer.alloc(16)], [ServerMessage.previousEnd, u64(2)]], error: /PREVIOUS_END total/ },
         { name: 'PREVIOUS_END of 9 bytes', frames: [[ServerMessage.backup, okBackup], [ServerMessage.previousEnd, Buffer.alloc(9)]], error: /PREVIOUS_END body/ },
         { name: 'KNOWN before PREVIOUS_END', frames: [[ServerMessage.backup, okBackup], [ServerMessage.known, u64(1)]], error: /expected PREVIOUS/ },
         { name: 'KNOWN unsorted', frames: [...setup.slice(0, 2), [ServerMessage.known, Buffer.concat([u64(5), u64(4)])]], error: /not sorted/ },

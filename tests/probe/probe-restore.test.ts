@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import zstd from 'zstd-napi/binding.js';
 import {
   BodyReader, BodyWriter, FrameDecoder, ProbeMessage, RestoreEntryFlag, RestoreFileStatus, RestoreKind, RestoreServerMessage,
-  decodeHello, decodeRestoreDone, encodeFrame, encodeRestoreEntry, encodeRestoreFileEnd, encodeRestoreStart, maxFrameLength,
+  decodeHello, decodeRestoreDone, encodeFrame, encodeRestoreEntry, encodeRestoreFileEnd, encodeRestoreStart, maxFrameLength, protocolVersion,
   restoreDataHead, type Frame, type RestoreDone, type RestoreEntry,
 } from '../../shared/probe-protocol.js';
 import { oddNames, pseudoRandom, textLike } from '../helpers/fixtures.js';
@@ -211,7 +211,7 @@ describe('haul-probe --restore', () => {
     const r = await run(target, []);
     expect(r.code).toBe(0);
     const hello = decodeHello(r.hello!.body);
-    expect(hello).toMatchObject({ magic: 'HAULPRB1', version: 1, arch });
+    expect(hello).toMatchObject({ magic: 'HAULPRB1', version: protocolVersion, arch });
     expect(r.done).toEqual(doneWith({}, process.getuid!()));
   });
 

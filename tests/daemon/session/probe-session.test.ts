@@ -82,15 +82,27 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     const s = await session('alpha', async (p) => {
       p.hello();
       const start = await p.readStart();
-      expect(start.previous.map((r) => r.pathHash).sort()).toEqual([pathHash('/data/a.bin'), pathHash('/data/sub/b.txt')].sort());
+      // Files with their chunks, and /data/sub, whose subtree is only such files; not /data,
+      // which holds a symlink.
+      expect(start.previous.map((r) => r.pathHash).sort()).toEqual([pathHash('/data/a.bin'), pathHash('/data/sub/b.txt'), pathHash('/data/sub')].sort());
       expect(start.known).toEqual(new Set([p.fingerprint(a1), p.fingerprint(a2), p.fingerprint(Buffer.from('hello\n'))]));
       p.entry({ kind: EntryKind.dir, path: '/data' });
-      p.entry({ path: '/data/a.bin', size: a1.length + a2.length, flags: EntryFlag.unchanged, inode: 11n });
+      p.unchanged(p.recordOf('/data/a.bin'));
+      p.unchanged(p.recordOf('/data/sub'));
       p.walkDone();
       await p.readNeeds();
       p.done();
     });
     expect(s.ok ? '' : String(s.error)).toBe('');
+    expect(s.result!.snapshot.stats).toMatchObject({ files: 2, dirs: 2, bytes: a1.length + a2.length + 6, bytesRead: 0 });
+    const [before, after] = (await repo.listSnapshots({ client: 'alpha' })).slice(-2);
+    const subOf = async (tree: string) => (await repo.loadTree((await repo.loadTree(tree)).nodes[0]!.subtree!)).nodes.find((n) => n.name === 'sub')!.subtree;
+    // The unchanged directory's saved tree is reused, not written again.
+    expect(await subOf(after!.tree)).toBe(await subOf(before!.tree));
+    const target = path.join(tmp.dir, 'restore-alpha-2');
+    await new Restorer(repo).restore(after!, '/data', target);
+    expect(fs.readFileSync(path.join(target, 'a.bin')).equals(Buffer.concat([a1, a2]))).toBe(true);
+    expect(fs.readFileSync(path.join(target, 'sub', 'b.txt'), 'utf8')).toBe('hello\n');
     // A new client learns nothing of alpha's data.
     const other = await session('beta', async (p) => {
       p.hello();
@@ -145,6 +157,44 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     expect(fs.readFileSync(path.join(target, 'f')).equals(fresh)).toBe(true);
   });
 
+  it('takes a repeat of a chunk verified earlier in this run as that chunk, and asks for the bytes when the repeat names the wrong one', async () => {
+    const shared = pseudoRandom('repeated in one run', 400_000);
+    const other = pseudoRandom('not repeated', 100_000);
+    let needs: Awaited<ReturnType<FakeProbe['readNeeds']>> = [];
+    const s = await session('delta', async (p) => {
+      await begin(p);
+      p.file('/data/one', [shared, other]);
+      p.entry({ path: '/data/two', size: shared.length * 2 });
+      p.chunkRepeat(0, shared);
+      p.chunkRepeat(0, shared);
+      p.fileEnd(shared.length * 2);
+      // Chunk 1 is `other`: a probe whose truncated fingerprint matched by accident.
+      p.entry({ path: '/data/w-three', size: 5 });
+      p.chunkRepeat(1, Buffer.from('three'));
+      p.fileEnd(5);
+      p.walkDone();
+      needs = await p.readNeeds();
+      p.chunkNew(Buffer.from('three'), { needId: needs[0]!.id });
+      p.done();
+    });
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    expect(needs.map((n) => `${n.path.toString()} ${n.offset} ${n.length}`)).toEqual(['/data/w-three 0 5']);
+    const top = await repo.loadTree((await repo.findSnapshot('latest', 'delta')).tree);
+    const files = (await repo.loadTree(top.nodes[0]!.subtree!)).nodes;
+    const sharedId = repo.blobId(shared).toString('hex');
+    expect(files.map((n) => [n.name, n.content])).toEqual([
+      ['one', [sharedId, repo.blobId(other).toString('hex')]],
+      ['two', [sharedId, sharedId]],
+      ['w-three', [repo.blobId(Buffer.from('three')).toString('hex')]],
+    ]);
+    const target = path.join(tmp.dir, 'restore-delta');
+    await new Restorer(repo).restore(await repo.findSnapshot('latest', 'delta'), '/data', target);
+    expect(fs.readFileSync(path.join(target, 'one')).equals(Buffer.concat([shared, other]))).toBe(true);
+    expect(fs.readFileSync(path.join(target, 'two')).equals(Buffer.concat([shared, shared]))).toBe(true);
+    expect(fs.readFileSync(path.join(target, 'w-three'), 'utf8')).toBe('three');
+    await expectConsistent();
+  });
+
   const hostile: [string, (p: FakeProbe) => Promise<void>, string | RegExp, Partial<PullBackupOptions>?][] = [
     ['an oversized frame', async (p) => { await begin(p); const h = Buffer.alloc(5); h.writeUInt32LE(maxFrameLength + 1, 0); h[4] = ProbeMessage.entry; p.raw(h); }, `frame of ${maxFrameLength + 1} bytes exceeds the limit of ${maxFrameLength}`],
     ['a length that lies (body too short for an ENTRY)', async (p) => { await begin(p); p.send(ProbeMessage.entry, Buffer.from([1, 0, 5, 0])); }, /frame \d+ \(type 0x20\): body ends after 4 bytes/],
@@ -158,12 +208,82 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     ['an entry outside the paths asked for', async (p) => { await begin(p); p.entry({ path: '/etc/shadow' }); }, '/etc/shadow is neither one of the paths asked for, nor above or below one'],
     ['an entry whose directory was never sent', async (p) => { await begin(p); p.entry({ path: '/data/nodir/x' }); }, '/data/nodir/x is outside the directory being walked'],
     ['duplicate paths', async (p) => { await begin(p); p.entry({ path: '/data/a', kind: EntryKind.fifo }); p.entry({ path: '/data/a', kind: EntryKind.fifo }); }, '/data/a is a duplicate or out of order'],
-    ['"unchanged" for a file that did not exist', async (p) => { await begin(p); p.entry({ path: '/data/new', size: 10, flags: EntryFlag.unchanged }); }, '/data/new was claimed unchanged, but the previous snapshot has no such file'],
+    ['the ENTRY flag "unchanged" of protocol 2', async (p) => { await begin(p); p.entry({ path: '/data/new', size: 10, flags: 1 }); }, 'unknown entry flags 0x1'],
+    ['UNCHANGED without a previous snapshot', async (p) => { await begin(p); p.unchanged(0); }, 'UNCHANGED names PREVIOUS record 0, but the server sent 0 record(s)'],
+    ['a repeat of a chunk it never sent in this run', async (p) => { await begin(p); p.entry({ path: '/data/x', size: a1.length }); p.chunkRepeat(0, a1); }, 'a chunk of /data/x was claimed to repeat chunk 0 of this run, but the probe has sent only 0 chunk(s) so far'],
+    ['a repeat naming a chunk number beyond those sent', async (p) => { await begin(p); p.file('/data/a', [Buffer.from('first')]); p.entry({ path: '/data/b', size: 5 }); p.chunkRepeat(1, Buffer.from('first')); }, 'a chunk of /data/b was claimed to repeat chunk 1 of this run, but the probe has sent only 1 chunk(s) so far'],
+    ['a repeat with the right hash and a wrong length', async (p) => { await begin(p); p.file('/data/a', [Buffer.from('first')]); p.entry({ path: '/data/b', size: 9 }); p.send(ProbeMessage.chunkRepeat, new BodyWriter().u32(0).u32(9).bytes(sha(Buffer.from('first'))).done()); }, 'a chunk of /data/b repeats chunk 0 but claims 9 bytes, that chunk has 5'],
     ['millions of tiny entries (limit lowered to 1000 here)', async (p) => { await begin(p); for (let i = 0; i < 1001; i++) p.entry({ path: `/data/f${String(i).padStart(5, '0')}`, kind: EntryKind.fifo }); }, 'more than 1000 entries', { limits: { maxEntries: 1000 } }],
     ['endless warnings (limit lowered to 10 here)', async (p) => { await begin(p); for (let i = 0; i < 11; i++) p.send(ProbeMessage.warn, new BodyWriter().bytes16('/data/x').i32(13).bytes16('Permission denied').done()); }, 'more than 10 warnings', { limits: { maxWarnings: 10 } }],
     ['a chunk after the walk without a NEED', async (p) => { await begin(p); p.walkDone(); await p.readNeeds(); p.chunkNew(Buffer.from('x')); }, 'a chunk without a NEED after WALK_DONE'],
     ['an unknown message type', async (p) => { await begin(p); p.send(0x77); }, 'message type 0x77 is not allowed during the walk'],
   ];
+
+  // A client with a previous snapshot of /data/d1/{f1,f2}, /data/d2/g1 and /data/top: records for
+  // each file and each directory (7), for the hostile claims of UNCHANGED below.
+  let epsilonBase: Promise<void> | undefined;
+  const epsilon = async (script: (p: FakeProbe) => Promise<void>, extra: Partial<PullBackupOptions> = {}, openData = !extra.paths) => {
+    epsilonBase ??= session('epsilon', async (p) => {
+      await begin(p);
+      p.entry({ kind: EntryKind.dir, path: '/data/d1', inode: 20n });
+      p.file('/data/d1/f1', [Buffer.from('f1')], { inode: 21n });
+      p.file('/data/d1/f2', [Buffer.from('f2')], { inode: 22n });
+      p.entry({ kind: EntryKind.dir, path: '/data/d2', inode: 23n });
+      p.file('/data/d2/g1', [Buffer.from('g1')], { inode: 24n });
+      p.file('/data/top', [Buffer.from('top')], { inode: 25n });
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    }).then((s) => expect(s.ok ? '' : String(s.error)).toBe(''));
+    await epsilonBase;
+    return session('epsilon', async (p) => {
+      p.hello();
+      const start = await p.readStart();
+      expect(start.previous.length).toBe(7);
+      if (openData) p.entry({ kind: EntryKind.dir, path: '/data' });
+      await script(p);
+    }, extra);
+  };
+
+  const hostileUnchanged: [string, (p: FakeProbe) => Promise<void>, string, Partial<PullBackupOptions>?][] = [
+    ['UNCHANGED naming a record that does not exist', async (p) => { p.unchanged(7); }, 'UNCHANGED names PREVIOUS record 7, but the server sent 7 record(s)'],
+    ['an unchanged file of another directory', async (p) => { p.entry({ kind: EntryKind.dir, path: '/data/d2' }); p.unchanged(p.recordOf('/data/d1/f1')); }, '/data/d1/f1 is outside the directory being walked'],
+    ['a directory claimed unchanged that then changes', async (p) => { p.unchanged(p.recordOf('/data/d1')); p.entry({ path: '/data/d1/new', kind: EntryKind.fifo }); }, '/data/d1/new is outside the directory being walked'],
+    ['the same unchanged directory twice', async (p) => { p.unchanged(p.recordOf('/data/d1')); p.unchanged(p.recordOf('/data/d1')); }, '/data/d1 is a duplicate or out of order'],
+    ['an unchanged directory outside the paths asked for now', async (p) => { p.entry({ kind: EntryKind.dir, path: '/data', flags: EntryFlag.ancestor }); p.entry({ kind: EntryKind.dir, path: '/data/d1' }); p.unchanged(p.recordOf('/data/d2')); }, 'unchanged /data/d2 is neither one of the paths asked for', { paths: ['/data/d1'] }],
+    ['an unchanged directory above the paths asked for now (its tree holds more)', async (p) => { p.unchanged(p.recordOf('/data')); }, 'unchanged /data is neither one of the paths asked for nor below one', { paths: ['/data/d1'] }],
+    ['an unchanged entry inside a file', async (p) => { p.entry({ path: '/data/a', size: 1 }); p.unchanged(p.recordOf('/data/top')); }, 'an unchanged entry came before FILE_END of /data/a'],
+  ];
+
+  for (const [name, script, message, extra] of hostileUnchanged) {
+    it(`fails only its own job on ${name}, and the repository stays consistent`, async () => {
+      const s = await epsilon(script, extra ?? {});
+      expect(s.ok).toBe(false);
+      const err = s.ok ? undefined : s.error;
+      expect(isHaulError(err, 'ProtocolViolation')).toBe(true);
+      expect((err as Error).message).toContain(message);
+      expect(s.probe.stopped).toBe(true);
+      await expectConsistent();
+    });
+  }
+
+  it('takes a whole unchanged tree from one UNCHANGED, counting its files and bytes', async () => {
+    const s = await epsilon(async (p) => {
+      p.unchanged(p.recordOf('/data'));
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    }, {}, false);
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    expect(s.result!.snapshot.stats).toMatchObject({ files: 4, dirs: 3, bytes: 9, bytesRead: 0 });
+    const [before, after] = (await repo.listSnapshots({ client: 'epsilon' })).slice(-2);
+    const dataOf = async (tree: string) => (await repo.loadTree(tree)).nodes[0]!.subtree;
+    expect(await dataOf(after!.tree)).toBe(await dataOf(before!.tree));
+    const target = path.join(tmp.dir, 'restore-epsilon');
+    await new Restorer(repo).restore(after!, '/data', target);
+    expect(['d1/f1', 'd1/f2', 'd2/g1', 'top'].map((f) => fs.readFileSync(path.join(target, f), 'utf8'))).toEqual(['f1', 'f2', 'g1', 'top']);
+    await expectConsistent();
+  });
 
   for (const [name, script, message, extra] of hostile) {
     it(`fails only its own job on ${name}, and the repository stays consistent`, async () => {
