@@ -40,13 +40,13 @@ describe('haul user', () => {
     fs.writeFileSync(path.join(dir, 'pw'), 'bob has a long password\n');
     const bob = await run('user', 'add', '<b>ob', '--role', 'operator', '--user-password-file', path.join(dir, 'pw'), '--json');
     expect(bob.status).toBe(0);
-    expect(JSON.parse(bob.stdout)).toEqual({ user: { username: '<b>ob', role: 'operator', disabled: false, lockedUntil: null, totp: false, mustChangePassword: false, createdAt: expect.any(String) } });
+    expect(JSON.parse(bob.stdout)).toEqual({ user: { username: '<b>ob', role: 'operator', tenants: [{ tenant: 'default', role: 'operator' }], disabled: false, lockedUntil: null, totp: false, mustChangePassword: false, createdAt: expect.any(String) } });
     expect(await withDb((db) => new UserStore(db).login('<b>ob', 'bob has a long password'))).toMatchObject({ ok: true });
 
     const list = await run('user', 'list');
     expect(list.stdout).toBe(
-      `${'<b>ob'.padEnd(20)} operator        active\n` +
-      `${'alice'.padEnd(20)} admin           active (one-time password)\n`);
+      `${'<b>ob'.padEnd(20)} ${'operator of default'.padEnd(30)}       active\n` +
+      `${'alice'.padEnd(20)} ${'admin'.padEnd(30)}       active (one-time password)\n`);
   });
 
   it('refuses what it cannot do, saying what to do instead', async () => {
