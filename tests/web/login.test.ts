@@ -20,7 +20,7 @@ describe('login', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('set-cookie')).toMatch(/^haul_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200$/);
     expect(res.body).toEqual({
-      user: { username: 'alice', role: 'admin', disabled: false, lockedUntil: null, totp: false, mustChangePassword: false, failedLogins: 0, createdAt: expect.any(String) },
+      user: { username: 'alice', role: 'admin', tenants: [], disabled: false, lockedUntil: null, totp: false, mustChangePassword: false, failedLogins: 0, createdAt: expect.any(String) },
       role: 'admin', via: 'session', csrfToken: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
     });
     expect((await client.request('GET', '/api/me')).body).toMatchObject({ user: { username: 'alice' }, csrfToken: res.body['csrfToken'] });
