@@ -2,8 +2,9 @@
 // real BusServer answering from a real repository (tests/helpers/console-testbed.ts): live
 // progress bars, the job page with its timeline and a log that tails live, browsing a snapshot
 // whose names are hostile, downloading a file byte for byte, comparing two snapshots, restoring,
-// statistics, what an auditor is (not) offered and what the API refuses them, and the daemon going
-// away. Screenshots of every page at laptop and phone size go to tests/web/screenshots/.
+// statistics, what an auditor is (not) offered and what the API refuses them, tenants set up by an
+// admin and what their operator then sees, and the daemon going away. Screenshots of every page
+// at laptop and phone size go to tests/web/screenshots/.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -327,6 +328,62 @@ describe.skipIf(skip)('the backup pages in Chromium', () => {
         await context.close();
       }
     });
+  });
+
+  it('an admin sets a tenant up on the Tenants, Clients and Users pages; its operator then sees only its client', async () => {
+    await bed.web.addUser('ada', 'admin');
+    await bed.web.addUser('olga', 'operator');
+    const admin = await signedIn('ada');
+    try {
+      const page = admin.page;
+      await page.goto(`${bed.web.url}/#/tenants`);
+      await page.getByTestId('add-tenant-toggle').click();
+      await page.locator('#tenant-name').fill('acme');
+      await page.locator('#tenant-quota').fill('2G');
+      await page.locator('#tenant-emails').fill('ops@acme.example');
+      await page.getByTestId('add-tenant-form').getByRole('button', { name: 'Add tenant' }).click();
+      await expect.poll(() => page.getByTestId('tenants-notice').textContent()).toContain('Tenant acme was added.');
+      const cells = (await page.getByTestId('tenant-acme').locator('td').allTextContents()).map((t) => t.trim());
+      expect(cells.slice(0, 5)).toEqual(['acme', 'none', formatBytes(2 * 2 ** 30), 'keep all', 'ops@acme.example']);
+      expect((await bed.web.server.services.tenants.get('acme')).quotaBytes).toBe(2 * 2 ** 30);
+      await shot(page, 'tenants', 'laptop');
+
+      await page.goto(`${bed.web.url}/#/clients`);
+      const row = page.getByTestId('client-web1');
+      await row.getByRole('button', { name: 'Edit' }).click();
+      await page.getByTestId('client-tenant-select').selectOption('acme');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await expect.poll(() => row.getByTestId('client-tenant').textContent()).toBe('tenant acme');
+      expect((await bed.web.server.services.tenants.get('acme')).clients).toEqual(['web1']);
+
+      await page.goto(`${bed.web.url}/#/users`);
+      const olga = page.getByTestId('user-row').filter({ hasText: 'olga' });
+      await olga.getByLabel('Tenant for olga', { exact: true }).selectOption('acme');
+      await olga.getByRole('button', { name: 'Give role' }).click();
+      await expect.poll(() => olga.getByTestId('user-tenants').locator('.grant').allTextContents()).toEqual(['Operator · default×', 'Operator · acme×']);
+      await olga.getByRole('button', { name: "Take olga's role on default away" }).click();
+      await expect.poll(() => olga.getByTestId('user-tenants').locator('.grant').allTextContents()).toEqual(['Operator · acme×']);
+    } finally {
+      await admin.context.close();
+    }
+    const audit = (await bed.web.server.services.audit.list({ limit: 10 })).map((e) => `${e.actor} ${e.action} ${e.target}`).reverse();
+    expect(audit.slice(-4)).toEqual(['ada tenant.add acme', 'ada client.change web1', 'ada user.grant olga', 'ada user.revoke olga']);
+
+    const { context, page } = await signedIn('olga');
+    try {
+      expect(await page.getByTestId('current-tenants').textContent()).toBe('Operator · acme');
+      await page.goto(`${bed.web.url}/#/clients`);
+      await page.getByTestId('client-web1').waitFor();
+      expect(await page.getByTestId('client-table').locator('tbody tr').count()).toBe(1);
+      expect((await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).map((t) => t.trim())).toEqual(['Dashboard', 'Clients', 'Jobs', 'Snapshots', 'Statistics']);
+      await shot(page, 'tenant-operator-clients', 'laptop');
+      expect(cspViolations).toEqual([]);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+      // The next case counts web1's jobs as an operator of the default tenant.
+      await bed.web.server.services.tenants.moveClient('web1', 'default');
+    }
   });
 
   it('says plainly when the daemon goes away', async () => {

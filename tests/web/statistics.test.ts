@@ -35,11 +35,13 @@ describe.skipIf(chromiumSkipReason())('the Statistics page with two weeks of his
     bed = await startConsoleTestbed();
     browser = await launchChromium();
     const prisma = bed.web.db.prisma;
+    // app1 is a client of the default tenant, where the auditor reads: a snapshot of no client belongs to no tenant, for admins only.
+    const app1 = await bed.web.server.services.clients.add({ name: 'app1', host: 'app1', port: 22, user: 'backup', paths: ['/srv/app'], excludes: [], oneFileSystem: true, schedule: null, retention: null, enabled: true });
     for (const d of days) {
-      await prisma.snapshot.create({ data: { id: d.id, clientName: 'app1', hostname: 'app1', time: d.time, paths: '["/srv/app"]', files: 5000n, bytes: BigInt(d.bytes), bytesNew: BigInt(d.bytesNew), bytesStored: BigInt(d.bytesStored), durationMs: d.durationMs } });
+      await prisma.snapshot.create({ data: { id: d.id, clientId: app1.id, clientName: 'app1', hostname: 'app1', time: d.time, paths: '["/srv/app"]', files: 5000n, bytes: BigInt(d.bytes), bytesNew: BigInt(d.bytesNew), bytesStored: BigInt(d.bytesStored), durationMs: d.durationMs } });
       await prisma.job.create({
         data: {
-          clientName: 'app1', kind: 'backup', state: 'succeeded', trigger: 'schedule', queuedAt: d.time, startedAt: d.time, finishedAt: new Date(d.time.getTime() + d.durationMs),
+          clientId: app1.id, clientName: 'app1', kind: 'backup', state: 'succeeded', trigger: 'schedule', queuedAt: d.time, startedAt: d.time, finishedAt: new Date(d.time.getTime() + d.durationMs),
           filesTotal: 5000n, filesDone: 5000n, bytesScanned: BigInt(d.bytes), bytesNew: BigInt(d.bytesNew), bytesOnWire: BigInt(d.bytesOnWire), bytesStored: BigInt(d.bytesStored), durationMs: d.durationMs, snapshotId: d.id,
         },
       });

@@ -1,7 +1,6 @@
 // Tenants in the database, on a real SQLite file and a real PostgreSQL server: the store's rules
 // and messages, member users and their grants, a version-3 database migrated to version 4 with
-// its users and clients still working, a tenant's quota stopping a backup, its retention default
-// and its recipients getting a client's alerts over real SMTP.
+// its users and clients still working, and its recipients getting a client's alerts over real SMTP.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,7 +13,6 @@ import { libsqlMigrationDriver, loadMigrations, migrate, pgMigrationDriver } fro
 import { openDatabase, type Database } from '../../../daemon/database/open-database.js';
 import { TenantStore, tenantOfClient } from '../../../daemon/database/tenants.js';
 import { UserStore } from '../../../daemon/database/users.js';
-import { watchQuota } from '../../../daemon/jobs/client-quota.js';
 import { Notifier, parseNotificationConfig } from '../../../daemon/notifications/notifier.js';
 import { DaemonAlerts } from '../../../daemon/service/daemon-alerts.js';
 import { databasesUnderTest } from '../../helpers/databases.js';
@@ -159,30 +157,6 @@ describe.each(databases)('tenants on $name', (database) => {
       const web1 = await new ClientStore(db.prisma).get('web1');
       expect((await tenantOfClient(db.prisma, web1.id))?.name).toBe('default');
       expect((await db.prisma.auditEntry.findFirstOrThrow()).tenantId).toBeNull();
-    } finally {
-      await db.close();
-    }
-  });
-
-  it.skipIf(database.skip)("stops a backup at its tenant's quota, counting all the tenant's clients", async () => {
-    const db = await fresh();
-    try {
-      await new TenantStore(db.prisma).add('acme', { quotaBytes: 1000 });
-      const clients = new ClientStore(db.prisma);
-      for (const name of ['web1', 'web2']) await clients.add({ ...settings, name, host: name }, { tenant: 'acme' });
-      await db.prisma.client.update({ where: { name: 'web1' }, data: { storedBytes: 600n } });
-      await db.prisma.client.update({ where: { name: 'web2' }, data: { storedBytes: 300n } });
-      const lines: string[] = [];
-      const watch = await watchQuota(db.prisma, await db.prisma.client.findUniqueOrThrow({ where: { name: 'web2' } }), (l) => lines.push(l));
-      expect(lines).toEqual(['quota: 900 B of 1000 B used before this backup']);
-      watch.observe(50);
-      await new Promise((r) => setImmediate(r));
-      expect(watch.signal.aborted).toBe(false);
-      watch.observe(150);
-      await new Promise((r) => setImmediate(r));
-      expect((watch.signal.reason as Error).message).toBe('client web2 would pass the storage quota of its tenant acme, 1000 B for its 2 client(s) together: they use 900 B and this backup had 150 B of new data. The backup stopped without a snapshot; what it stored is kept and consistent, and the next run reuses it. Raise the tenant\'s quota (`haul tenant edit acme --quota …`), or forget old snapshots of its clients and prune.');
-      await db.prisma.client.update({ where: { name: 'web1' }, data: { storedBytes: 700n } });
-      expect(await refusal(watchQuota(db.prisma, await db.prisma.client.findUniqueOrThrow({ where: { name: 'web2' } }), () => undefined))).toEqual(['QuotaExceeded', 'client web2 would pass the storage quota of its tenant acme, 1000 B for its 2 client(s) together: they use 1000 B. The backup stopped without a snapshot; what it stored is kept and consistent, and the next run reuses it. Raise the tenant\'s quota (`haul tenant edit acme --quota …`), or forget old snapshots of its clients and prune.']);
     } finally {
       await db.close();
     }
