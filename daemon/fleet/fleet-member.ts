@@ -19,6 +19,7 @@ export interface FleetMemberOptions {
   daemonId: string;
   provider: DatabaseProvider;
   databaseName: string;
+  busEndpoint: string | null;
   leaseMs: number;
   heartbeatMs: number;
   /** A dead daemon's job was failed here; queue the work again. */
@@ -43,7 +44,7 @@ export class FleetMember {
   /** Joins the fleet (or refuses, see DaemonRegistry.join) and takes over daemons found dead. */
   async join(): Promise<JobRecord[]> {
     const own = await this.options.openHeartbeatDatabase();
-    const registry = new DaemonRegistry(own.prisma, { daemonId: this.options.daemonId, leaseMs: this.options.leaseMs, provider: this.options.provider, databaseName: this.options.databaseName });
+    const registry = new DaemonRegistry(own.prisma, { daemonId: this.options.daemonId, leaseMs: this.options.leaseMs, provider: this.options.provider, databaseName: this.options.databaseName, busEndpoint: this.options.busEndpoint });
     let dead: FleetDaemonRecord[];
     try {
       dead = await registry.join();
