@@ -24,18 +24,25 @@ export function registerWeb(program: Command): void {
     .description('run the web console (HTTP); put it behind a TLS reverse proxy before exposing it beyond this machine')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
     .option('--trust-proxy', 'a reverse proxy on this machine forwards requests: use its X-Forwarded-For (rate limits, audit) and X-Forwarded-Proto')
-    .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)');
+    .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)')
+    .option('--fleet', 'follow every daemon on this database (several daemons on one PostgreSQL), each at the bus endpoint it recorded, instead of one --bus (default: $HAUL_WEB_FLEET=1)');
   addBusOptions(web)
-    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean } & BusOptions, cmd: Command) => {
+    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean; fleet?: boolean } & BusOptions, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
+      const fleet = opts.fleet ?? ['1', 'true', 'yes'].includes(process.env['HAUL_WEB_FLEET'] ?? '');
+      if (fleet && opts.bus !== undefined) {
+        throw new HaulError('InvalidArgument', '--fleet follows the daemons recorded in the database and --bus names one daemon; give one of them.');
+      }
       // Loaded here, not at the top: every other command starts faster without Express and socket.io.
       const { createWebServer } = await import('../../../web/server/web-server.js');
-      const { BusDaemonLink } = await import('../../../web/server/bus-daemon-link.js');
       const database = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
       const keyFile = opts.busKey ?? (process.env['HAUL_BUS_KEY'] || undefined);
+      const curve = keyFile ? { curve: readCurveClientKeyFile(keyFile) } : {};
       const log = (m: string) => process.stderr.write(`haul web: ${m}\n`);
-      // The console starts whether or not the daemon runs; the link keeps trying and the pages say so.
-      const daemon = new BusDaemonLink({ endpoint: busEndpoint(cmd, opts), ...(keyFile ? { curve: readCurveClientKeyFile(keyFile) } : {}), database, log });
+      // The console starts whether or not the daemons run; the link keeps trying and the pages say so.
+      const daemon = fleet
+        ? new (await import('../../../web/server/fleet-daemon-link.js')).FleetDaemonLink({ database, ...curve, log })
+        : new (await import('../../../web/server/bus-daemon-link.js')).BusDaemonLink({ endpoint: busEndpoint(cmd, opts), ...curve, database, log });
       await daemon.start();
       const server = createWebServer({ database, daemon, log, trustProxy: Boolean(opts.trustProxy), secureCookies: Boolean(opts.secureCookies) });
       let url: string;
