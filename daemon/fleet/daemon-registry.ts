@@ -78,6 +78,11 @@ export class DaemonRegistry {
     return removed.count === 1;
   }
 
+  /** After `retire(row)`: whether that daemon has joined again since (its row is back). */
+  async rejoined(row: FleetDaemonRecord): Promise<boolean> {
+    return (await this.prisma.fleetDaemon.count({ where: { id: row.id } })) > 0;
+  }
+
   /** This daemon stops: its row goes, so nobody takes over jobs it ended itself. */
   async leave(): Promise<void> {
     await this.prisma.fleetDaemon.deleteMany({ where: { id: this.options.daemonId } });

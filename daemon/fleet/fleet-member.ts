@@ -87,6 +87,10 @@ export class FleetMember {
     for (const row of dead) {
       if (!(await this.registry!.retire(row))) continue; // another daemon got there first
       for (const job of await this.leases.unfinishedJobsOf(row.id)) {
+        // Taking over many jobs takes a while. A daemon that was only starved (not dead) joins
+        // again as soon as it finds its row gone, and from then on its jobs are its own: failing
+        // one it has claimed since would stop work it is doing (seen in the fleet benchmark).
+        if (await this.registry!.rejoined(row)) break;
         const failed = await this.failTakenOver(job, row);
         if (!failed) continue;
         taken.push(failed);

@@ -21,6 +21,8 @@ const clients = envNumber('FLEET_CLIENTS', 1000);
 const userCount = envNumber('FLEET_USERS', 8);
 const daySeconds = envNumber('FLEET_DAY', 600);
 const maxJobs = envNumber('FLEET_MAX_JOBS', 4);
+// Which phases run: "1,2" (default) is one daemon, then two; "1" or "2" runs one of them.
+const phases = (process.env['FLEET_PHASES'] ?? '1,2').split(',').map(Number);
 
 interface PhaseResult {
   daemons: number;
@@ -139,7 +141,12 @@ async function main(): Promise<void> {
   if (skip) throw new Error(`the fleet benchmark needs real sshd and PostgreSQL: ${skip}`);
   const uptime = () => execFileSync('uptime', { encoding: 'utf8' }).trim();
   const loadBefore = uptime();
-  const results = [await runPhase(1), await runPhase(2)];
+  const results: PhaseResult[] = [];
+  for (const daemons of phases) {
+    results.push(await runPhase(daemons));
+    // Each phase's row as soon as it is known: a later phase that hangs does not lose it.
+    log(`phase done: ${JSON.stringify(results.at(-1))}; ${uptime()}`);
+  }
   const rows = results.map((r) => [
     String(r.daemons),
     `${r.succeeded} / ${clients}${r.failed ? ` (${r.failed} failed)` : ''}`,
