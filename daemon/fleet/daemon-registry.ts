@@ -17,6 +17,8 @@ export interface DaemonRegistryOptions {
   provider: DatabaseProvider;
   /** The database as users know it, for messages. */
   databaseName: string;
+  /** Where consoles reach this daemon's bus (null: no bus); consoles with --fleet read it here. */
+  busEndpoint: string | null;
 }
 
 export class DaemonRegistry {
@@ -49,8 +51,8 @@ export class DaemonRegistry {
     }
     await this.prisma.fleetDaemon.upsert({
       where: { id: daemonId },
-      create: { id: daemonId, hostname: this.hostname, pid: process.pid, startedAt: now, ...this.leaseFrom(now) },
-      update: { hostname: this.hostname, pid: process.pid, startedAt: now, ...this.leaseFrom(now) },
+      create: { id: daemonId, hostname: this.hostname, pid: process.pid, startedAt: now, busEndpoint: this.options.busEndpoint, ...this.leaseFrom(now) },
+      update: { hostname: this.hostname, pid: process.pid, startedAt: now, busEndpoint: this.options.busEndpoint, ...this.leaseFrom(now) },
     });
     return rows.filter((r) => r.id !== daemonId && !this.alive(r, now));
   }
@@ -74,6 +76,11 @@ export class DaemonRegistry {
   async retire(row: FleetDaemonRecord): Promise<boolean> {
     const removed = await this.prisma.fleetDaemon.deleteMany({ where: { id: row.id, leaseExpiresAt: row.leaseExpiresAt } });
     return removed.count === 1;
+  }
+
+  /** After `retire(row)`: whether that daemon has joined again since (its row is back). */
+  async rejoined(row: FleetDaemonRecord): Promise<boolean> {
+    return (await this.prisma.fleetDaemon.count({ where: { id: row.id } })) > 0;
   }
 
   /** This daemon stops: its row goes, so nobody takes over jobs it ended itself. */

@@ -19,6 +19,7 @@ export interface FleetMemberOptions {
   daemonId: string;
   provider: DatabaseProvider;
   databaseName: string;
+  busEndpoint: string | null;
   leaseMs: number;
   heartbeatMs: number;
   /** A dead daemon's job was failed here; queue the work again. */
@@ -43,7 +44,7 @@ export class FleetMember {
   /** Joins the fleet (or refuses, see DaemonRegistry.join) and takes over daemons found dead. */
   async join(): Promise<JobRecord[]> {
     const own = await this.options.openHeartbeatDatabase();
-    const registry = new DaemonRegistry(own.prisma, { daemonId: this.options.daemonId, leaseMs: this.options.leaseMs, provider: this.options.provider, databaseName: this.options.databaseName });
+    const registry = new DaemonRegistry(own.prisma, { daemonId: this.options.daemonId, leaseMs: this.options.leaseMs, provider: this.options.provider, databaseName: this.options.databaseName, busEndpoint: this.options.busEndpoint });
     let dead: FleetDaemonRecord[];
     try {
       dead = await registry.join();
@@ -86,6 +87,10 @@ export class FleetMember {
     for (const row of dead) {
       if (!(await this.registry!.retire(row))) continue; // another daemon got there first
       for (const job of await this.leases.unfinishedJobsOf(row.id)) {
+        // Taking over many jobs takes a while. A daemon that was only starved (not dead) joins
+        // again as soon as it finds its row gone, and from then on its jobs are its own: failing
+        // one it has claimed since would stop work it is doing (seen in the fleet benchmark).
+        if (await this.registry!.rejoined(row)) break;
         const failed = await this.failTakenOver(job, row);
         if (!failed) continue;
         taken.push(failed);

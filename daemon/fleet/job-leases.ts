@@ -1,8 +1,8 @@
 // The database as the arbiter between daemons. A job runs only after its daemon claimed it
 // (Job.claimedAt, Job.daemonId), and a claim succeeds only while no other unfinished job of the
-// same client is claimed, by any daemon. A schedule slot is fired by the one daemon that first
-// records it. The claim's lease is its daemon's: it lasts while the daemon's heartbeat renews
-// its FleetDaemon row (daemon-registry.ts).
+// same client is claimed, by any daemon. A schedule slot (a client's backup, or a check or prune
+// of the repository) is fired by the one daemon that first records it. The claim's lease is its
+// daemon's: it lasts while the daemon's heartbeat renews its FleetDaemon row (daemon-registry.ts).
 import { terminalJobStates } from '../../shared/jobs.js';
 import type { DatabaseProvider } from '../database/database-url.js';
 import type { PrismaClient } from '../database/open-database.js';
@@ -13,6 +13,17 @@ import type { JobRecord } from '../jobs/job-store.js';
 export type ClaimResult = { result: 'claimed' } | { result: 'client-busy'; by: { jobId: number; daemonId: string | null } } | { result: 'gone' };
 
 const unfinished = { notIn: [...terminalJobStates] };
+
+/** True when the insert went in; false when a unique index says another daemon inserted it first. */
+async function firstToInsert(insert: Promise<unknown>): Promise<boolean> {
+  try {
+    await insert;
+    return true;
+  } catch (err) {
+    if (isUniqueViolation(err)) return false;
+    throw err;
+  }
+}
 
 export class JobLeases {
   constructor(
@@ -65,14 +76,13 @@ export class JobLeases {
   }
 
   /** Records that this daemon fires `slot` for the client; false when another daemon did first. */
-  async claimSlot(clientId: number, slot: Date): Promise<boolean> {
-    try {
-      await this.prisma.scheduleSlot.create({ data: { clientId, slot, daemonId: this.daemonId } });
-      return true;
-    } catch (err) {
-      if (isUniqueViolation(err)) return false;
-      throw err;
-    }
+  claimSlot(clientId: number, slot: Date): Promise<boolean> {
+    return firstToInsert(this.prisma.scheduleSlot.create({ data: { clientId, slot, daemonId: this.daemonId } }));
+  }
+
+  /** Records that this daemon fires the `kind` maintenance (check, prune) of `slot`; false when another daemon did first. */
+  claimMaintenanceSlot(kind: string, slot: Date): Promise<boolean> {
+    return firstToInsert(this.prisma.maintenanceSlot.create({ data: { kind, slot, daemonId: this.daemonId } }));
   }
 
   /** An unfinished job of the client on any daemon (for coalescing slots fleet-wide). */

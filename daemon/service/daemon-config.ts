@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseDuration } from '../../shared/duration.js';
+import { checkEndpoint, defaultBusEndpoints } from '../../shared/bus/endpoints.js';
 import { HaulError } from '../../shared/errors.js';
 import type { JobTimeouts } from '../jobs/job-runner.js';
 import { parseBlackoutList, parseBlackoutWindow, type BlackoutWindow } from '../scheduler/blackout-windows.js';
@@ -66,6 +67,8 @@ export interface BusOptions {
   groupAccess?: boolean;
   /** The TCP endpoints (CURVE), e.g. tcp://0.0.0.0:7450; events default to the next port. */
   tcp?: { commands: string; events?: string };
+  /** Where consoles on other machines reach this daemon, recorded in the FleetDaemon table (haul web --fleet). */
+  advertise?: string;
 }
 
 export interface DaemonConfig {
@@ -84,7 +87,7 @@ export interface DaemonConfig {
   logFile: string | undefined;
   logLevel: string;
   progressIntervalMs: number;
-  bus: { groupAccess: boolean; tcp: { commands: string; events: string } | undefined } | undefined;
+  bus: { groupAccess: boolean; tcp: { commands: string; events: string } | undefined; advertise: string } | undefined;
   jobRetentionMs: number;
   /** Job leases (daemon/fleet/): a daemon silent for leaseMs is taken over. */
   fleet: { leaseMs: number; heartbeatMs: number };
@@ -244,7 +247,7 @@ export function resolveDaemonConfig(options: DaemonOptions, env: NodeJS.ProcessE
     logFile: options.logFile ?? env['HAUL_LOG_FILE'],
     logLevel: options.logLevel ?? env['HAUL_LOG_LEVEL'] ?? 'info',
     progressIntervalMs: options.progressIntervalMs ?? 2_000,
-    bus: busConfig(options.bus, env),
+    bus: busConfig(options.bus, env, stateDir),
     jobRetentionMs: duration(options.jobRetentionMs, 'HAUL_JOB_RETENTION', defaultJobRetentionMs),
     fleet: leaseTimes(duration(options.leaseMs, 'HAUL_LEASE', 60_000), duration(options.heartbeatMs, 'HAUL_HEARTBEAT', 10_000)),
     maintenance: {
@@ -266,11 +269,22 @@ function nextPort(endpoint: string, what: string): string {
   return `${m[1]}:${Number(m[2]) + 1}`;
 }
 
-function busConfig(option: BusOptions | false | undefined, env: NodeJS.ProcessEnv): DaemonConfig['bus'] {
+function busConfig(option: BusOptions | false | undefined, env: NodeJS.ProcessEnv, stateDir: string): DaemonConfig['bus'] {
   if (option === false) return undefined;
   const commands = option?.tcp?.commands ?? (env['HAUL_BUS_TCP'] || undefined);
   const tcp = commands === undefined ? undefined : { commands, events: option?.tcp?.events ?? (env['HAUL_BUS_TCP_EVENTS'] || nextPort(commands, 'the bus endpoint (HAUL_BUS_TCP)')) };
-  return { groupAccess: option?.groupAccess ?? ['1', 'true', 'yes'].includes(env['HAUL_BUS_GROUP_ACCESS'] ?? ''), tcp };
+  const advertise = option?.advertise ?? (env['HAUL_BUS_ADVERTISE'] || undefined) ?? advertisedEndpoint(tcp?.commands, stateDir);
+  checkEndpoint(advertise);
+  return { groupAccess: option?.groupAccess ?? ['1', 'true', 'yes'].includes(env['HAUL_BUS_GROUP_ACCESS'] ?? ''), tcp, advertise };
+}
+
+/**
+ * The endpoint a console elsewhere dials: the TCP one, with a wildcard address (0.0.0.0, *, ::)
+ * replaced by this machine's name; without TCP the Unix socket, which serves this machine only.
+ */
+function advertisedEndpoint(tcpCommands: string | undefined, stateDir: string): string {
+  if (tcpCommands === undefined) return defaultBusEndpoints(stateDir).commands;
+  return tcpCommands.replace(/^tcp:\/\/(0\.0\.0\.0|\*|\[::\]|::):/, `tcp://${os.hostname()}:`);
 }
 
 /** A lease must survive a missed heartbeat or two, or a busy daemon would be taken over alive. */

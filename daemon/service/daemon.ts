@@ -169,6 +169,7 @@ export class Daemon {
       daemonId: config.daemonId,
       provider: database.location.provider,
       databaseName: database.location.display,
+      busEndpoint: config.bus?.advertise ?? null,
       ...config.fleet,
       onTakenOver: (job, from) => this.requeueTakenOver(job, from.id),
       onLeaseLost: () => {
@@ -403,10 +404,19 @@ export class Daemon {
       if (rule === null) continue;
       const timer = schedule.scheduleJob({ rule, tz: this.config.timeZone }, (slot: Date) => {
         if (this.stopping) return;
-        this.runMaintenance(kind, undefined, `slot ${slot.toISOString()}`).catch((err: unknown) => this.log.error({ err, kind }, `could not queue the scheduled ${kind}: ${(err as Error).message}`));
+        this.fireMaintenanceSlot(kind, slot).catch((err: unknown) => this.log.error({ err, kind }, `could not queue the scheduled ${kind}: ${(err as Error).message}`));
       });
       if (timer) this.maintenanceTimers.set(kind, timer);
     }
+  }
+
+  /** Every daemon's timer fires; the one that records the slot first queues the job. */
+  private async fireMaintenanceSlot(kind: MaintenanceKind, slot: Date): Promise<void> {
+    if (!(await this.fleet.leases.claimMaintenanceSlot(kind, slot))) {
+      this.log.debug({ kind, slot: slot.toISOString() }, `the scheduled ${kind} of slot ${slot.toISOString()} was fired by another daemon`);
+      return;
+    }
+    await this.runMaintenance(kind, undefined, `slot ${slot.toISOString()}`);
   }
 
   /**

@@ -3,9 +3,12 @@
 // users of one real sshd, each scheduled once in a "day" squeezed into FLEET_DAY seconds (the
 // nightly slots of a real fleet, spread the same way). First one `haul daemon`, then two on the
 // same work (a fresh PostgreSQL database and repository each time). Reported: jobs completed,
-// queue delay (queued to started) p50/p95/max, peak RSS of each daemon, peak PostgreSQL
-// connections of the daemons, repository objects and bytes written per second.
+// queue delay (queued to started) p50/p95/p99/max, peak RSS of each daemon, peak PostgreSQL
+// connections of the daemons, repository objects and bytes written per second, and the machine's
+// load average while it ran (the machine may be shared: the numbers mean little without it).
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
 import { terminalJobStates } from '../../shared/jobs.js';
@@ -18,13 +21,17 @@ const clients = envNumber('FLEET_CLIENTS', 1000);
 const userCount = envNumber('FLEET_USERS', 8);
 const daySeconds = envNumber('FLEET_DAY', 600);
 const maxJobs = envNumber('FLEET_MAX_JOBS', 4);
+// Which phases run: "1,2" (default) is one daemon, then two; "1" or "2" runs one of them.
+const phases = (process.env['FLEET_PHASES'] ?? '1,2').split(',').map(Number);
 
 interface PhaseResult {
   daemons: number;
   succeeded: number;
   failed: number;
   wallSeconds: number;
-  delay: { p50: number; p95: number; max: number };
+  delay: { p50: number; p95: number; p99: number; max: number };
+  /** The 1-minute load average, sampled every second: mean and peak. */
+  load: { mean: number; peak: number };
   jobsPerDaemon: number[];
   peakRss: number[];
   peakConnections: number;
@@ -85,7 +92,9 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
     for (let d = 0; d < daemonCount; d++) daemons.push(bed.startDaemon(`bench-${d + 1}`, ['--max-jobs', String(maxJobs), '--log-level', 'warn']));
     const peakRss = daemons.map(() => 0);
     let peakConnections = 0;
+    const loads: number[] = [];
     const sampler = setInterval(() => {
+      loads.push(os.loadavg()[0]!);
       daemons.forEach((d, i) => (peakRss[i] = Math.max(peakRss[i]!, rssOf(d.child.pid!))));
       void connections().then((n) => (peakConnections = Math.max(peakConnections, n - baseline)), () => undefined);
     }, 1000);
@@ -114,7 +123,8 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
       succeeded: jobs.filter((j) => j.state === 'succeeded').length,
       failed: jobs.filter((j) => j.state !== 'succeeded').length,
       wallSeconds,
-      delay: { p50: percentile(delays, 50), p95: percentile(delays, 95), max: delays.at(-1) ?? 0 },
+      delay: { p50: percentile(delays, 50), p95: percentile(delays, 95), p99: percentile(delays, 99), max: delays.at(-1) ?? 0 },
+      load: { mean: loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length), peak: Math.max(0, ...loads) },
       jobsPerDaemon: daemons.map((d) => jobs.filter((j) => j.daemonId === d.id).length),
       peakRss,
       peakConnections,
@@ -129,22 +139,32 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
 async function main(): Promise<void> {
   const skip = sshdSkipReason() ?? postgresSkipReason();
   if (skip) throw new Error(`the fleet benchmark needs real sshd and PostgreSQL: ${skip}`);
-  const results = [await runPhase(1), await runPhase(2)];
+  const uptime = () => execFileSync('uptime', { encoding: 'utf8' }).trim();
+  const loadBefore = uptime();
+  const results: PhaseResult[] = [];
+  for (const daemons of phases) {
+    results.push(await runPhase(daemons));
+    // Each phase's row as soon as it is known: a later phase that hangs does not lose it.
+    log(`phase done: ${JSON.stringify(results.at(-1))}; ${uptime()}`);
+  }
   const rows = results.map((r) => [
     String(r.daemons),
     `${r.succeeded} / ${clients}${r.failed ? ` (${r.failed} failed)` : ''}`,
     r.jobsPerDaemon.join(' + '),
     `${r.delay.p50.toFixed(1)} s`,
     `${r.delay.p95.toFixed(1)} s`,
+    `${r.delay.p99.toFixed(1)} s`,
     `${r.delay.max.toFixed(1)} s`,
     r.peakRss.map((b) => mib(b)).join(', '),
     String(r.peakConnections),
     `${r.objects.toFixed(1)} /s, ${mib(r.bytes)}/s`,
     `${r.wallSeconds.toFixed(0)} s`,
+    `${r.load.mean.toFixed(1)} (peak ${r.load.peak.toFixed(1)})`,
   ]);
-  process.stdout.write(`\nFleet benchmark: ${clients} clients on ${userCount} sshd users, a day of ${daySeconds} s, --max-jobs ${maxJobs} per daemon\n\n`);
+  process.stdout.write(`\nFleet benchmark: ${clients} clients on ${userCount} sshd users, a day of ${daySeconds} s, --max-jobs ${maxJobs} per daemon, ${os.cpus().length} cores\n`);
+  process.stdout.write(`uptime before: ${loadBefore}\nuptime after:  ${uptime()}\n\n`);
   process.stdout.write(
-    table(['daemons', 'jobs succeeded', 'per daemon', 'delay p50', 'delay p95', 'delay max', 'peak RSS', 'PG connections', 'repository writes', 'day took'], rows, ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']) + '\n',
+    table(['daemons', 'jobs succeeded', 'per daemon', 'delay p50', 'delay p95', 'delay p99', 'delay max', 'peak RSS', 'PG connections', 'repository writes', 'day took', 'load (1 min, 2 cores)'], rows, ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']) + '\n',
   );
 }
 

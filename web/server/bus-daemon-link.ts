@@ -7,9 +7,9 @@ import type { CurveClientKeys } from '../../shared/bus/curve-keys.js';
 import { BusClient, type EventSubscription } from '../../shared/bus/bus-client.js';
 import type { BusEvent, DaemonStatus as BusDaemonStatus } from '../../shared/bus/messages.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
-import { BackupRecords } from './backup-records.js';
+import { DaemonLinkBase } from './daemon-link-base.js';
 import type { Database } from '../../daemon/database/open-database.js';
-import type { DaemonEvent, DaemonLink, DaemonStatus, InTenants, JobQuery, NewClient, RestoreRequest } from './daemon-link.js';
+import type { DaemonEvent, DaemonLink, DaemonStatus, NewClient, RestoreRequest } from './daemon-link.js';
 
 export interface BusDaemonLinkOptions {
   /** The daemon's commands endpoint (ipc:// in its state directory, or tcp:// with `curve`). */
@@ -23,11 +23,7 @@ export interface BusDaemonLinkOptions {
   log?: (message: string) => void;
 }
 
-type Listener = { event(e: DaemonEvent): void; status(s: DaemonStatus): void };
-
-export class BusDaemonLink implements DaemonLink {
-  private readonly records: BackupRecords;
-  private readonly listeners = new Set<Listener>();
+export class BusDaemonLink extends DaemonLinkBase implements DaemonLink {
   private client: BusClient | undefined;
   private subscription: EventSubscription | undefined;
   private current: DaemonStatus;
@@ -36,7 +32,7 @@ export class BusDaemonLink implements DaemonLink {
   private closed = false;
 
   constructor(private readonly options: BusDaemonLinkOptions) {
-    this.records = new BackupRecords(options.database.prisma);
+    super(options.database);
     this.current = { connected: false, message: `the console is connecting to the Haul daemon at ${options.endpoint}…` };
   }
 
@@ -144,10 +140,6 @@ export class BusDaemonLink implements DaemonLink {
     }
   }
 
-  listClients(query: InTenants = {}) {
-    return this.records.clients(query.tenantIds);
-  }
-
   addClient(client: NewClient) {
     return this.ask((bus) => bus.request('add-client', { ...client }));
   }
@@ -155,22 +147,6 @@ export class BusDaemonLink implements DaemonLink {
   pinHostKey(request: { client: string; fingerprint?: string }) {
     // Connecting over SSH can take longer than a quick question: the daemon's own connect timeout decides.
     return this.ask((bus) => bus.request('repin-host-key', request, { timeoutMs: 60_000 }));
-  }
-
-  listJobs(query: JobQuery) {
-    return this.records.jobs(query);
-  }
-
-  getJob(id: number) {
-    return this.records.job(id);
-  }
-
-  listSnapshots(query: { client?: string } & InTenants) {
-    return this.records.snapshots(query.client, query.tenantIds);
-  }
-
-  statistics(query: { client?: string } & InTenants) {
-    return this.records.statistics(query.client, query.tenantIds);
   }
 
   async runJob(request: { client: string; requestedBy: string }): Promise<{ jobId: number }> {
@@ -204,11 +180,6 @@ export class BusDaemonLink implements DaemonLink {
   async reloadConfig(): Promise<{ message: string }> {
     const { message } = await this.ask((bus) => bus.request('reload-config', {}));
     return { message };
-  }
-
-  subscribe(listener: Listener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   async close(): Promise<void> {

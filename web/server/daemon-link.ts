@@ -1,6 +1,7 @@
 // Everything the console knows about backups it learns through this one interface: the web
 // process holds no repository key and never opens the repository. BusDaemonLink
-// (bus-daemon-link.ts) implements it over the daemon's bus and the database; without a daemon,
+// (bus-daemon-link.ts) implements it over the daemon's bus and the database, FleetDaemonLink
+// (fleet-daemon-link.ts) over several daemons' buses; without a daemon,
 // DisconnectedDaemonLink answers every question with "daemon not connected", which the pages
 // show as such.
 import { HaulError } from '../../shared/errors.js';
@@ -13,6 +14,18 @@ export interface DaemonStatus {
   /** For people: why not, or what the daemon reports about itself. */
   message: string;
   /** While connected: the jobs running and waiting, as the daemon last reported them. */
+  running?: Job[];
+  queuedTotal?: number;
+  /** With several daemons (haul web --fleet): each one's own state; `connected` above means at least one. */
+  daemons?: FleetDaemonStatus[];
+}
+
+export interface FleetDaemonStatus {
+  /** The daemon's ID (FleetDaemon.id). */
+  id: string;
+  endpoint: string;
+  connected: boolean;
+  message: string;
   running?: Job[];
   queuedTotal?: number;
 }

@@ -25,6 +25,7 @@ interface DaemonCommandOptions {
   daemonId?: string;
   busTcp?: string;
   busTcpEvents?: string;
+  busAdvertise?: string;
   busGroupAccess?: boolean;
   jobRetention?: string;
   checkSchedule?: string;
@@ -55,6 +56,7 @@ export function registerDaemon(program: Command): void {
     .option('--daemon-id <id>', 'name of this daemon in the jobs it runs (default: $HAUL_DAEMON_ID, else the host name)')
     .option('--bus-tcp <endpoint>', 'also serve the bus over TCP with CURVE, e.g. tcp://0.0.0.0:7450 (default: $HAUL_BUS_TCP, else only the Unix sockets in run/)')
     .option('--bus-tcp-events <endpoint>', 'the TCP events endpoint (default: $HAUL_BUS_TCP_EVENTS, else the port after --bus-tcp)')
+    .option('--bus-advertise <endpoint>', "where consoles on other machines reach this daemon's bus, recorded for `haul web --fleet` (default: $HAUL_BUS_ADVERTISE, else --bus-tcp with this machine's name for a wildcard address, else the Unix socket)")
     .option('--bus-group-access', "let the daemon user's group use the bus sockets (0660 in a 0750 run/; default: $HAUL_BUS_GROUP_ACCESS)")
     .option('--job-retention <duration>', 'delete job records and their logs older than this, daily; 0 keeps them (default: $HAUL_JOB_RETENTION, else 365d)')
     .option('--check-schedule <cron>', 'when the verify job runs, or "off" (default: $HAUL_CHECK_SCHEDULE, the checkSchedule setting, else "0 4 * * *")')
@@ -88,6 +90,7 @@ export function registerDaemon(program: Command): void {
         ...(opts.jobRetention !== undefined ? { jobRetentionMs: duration(opts.jobRetention, '--job-retention')! } : {}),
         bus: {
           ...(opts.busGroupAccess ? { groupAccess: true } : {}),
+          ...(opts.busAdvertise !== undefined ? { advertise: opts.busAdvertise } : {}),
           ...(opts.busTcp !== undefined ? { tcp: { commands: opts.busTcp, ...(opts.busTcpEvents !== undefined ? { events: opts.busTcpEvents } : {}) } } : {}),
         },
         ...(opts.checkSchedule !== undefined ? { checkSchedule: opts.checkSchedule } : {}),

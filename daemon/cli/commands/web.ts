@@ -26,14 +26,18 @@ export function registerWeb(program: Command): void {
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8080')
     .option('--trust-proxy', 'a reverse proxy on this machine forwards requests: use its X-Forwarded-For (rate limits, audit) and X-Forwarded-Proto')
     .option('--secure-cookies', 'always mark the session cookie Secure (the browser reaches the console over HTTPS)')
-    .option('--directory <file>', 'check the passwords of directory accounts with LDAP, as this JSON file says (docs/operations.md, Directory login); default: $HAUL_DIRECTORY_FILE');
+    .option('--directory <file>', 'check the passwords of directory accounts with LDAP, as this JSON file says (docs/operations.md, Directory login); default: $HAUL_DIRECTORY_FILE')
+    .option('--fleet', 'follow every daemon on this database (several daemons on one PostgreSQL), each at the bus endpoint it recorded, instead of one --bus (default: $HAUL_WEB_FLEET=1)');
   addBusOptions(web)
-    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean; directory?: string } & BusOptions, cmd: Command) => {
+    .action(async (opts: { listen: string; trustProxy?: boolean; secureCookies?: boolean; directory?: string; fleet?: boolean } & BusOptions, cmd: Command) => {
       const { host, port } = parseListen(opts.listen);
       const directoryFile = opts.directory ?? (process.env['HAUL_DIRECTORY_FILE'] || undefined);
+      const fleet = opts.fleet ?? ['1', 'true', 'yes'].includes(process.env['HAUL_WEB_FLEET'] ?? '');
+      if (fleet && opts.bus !== undefined) {
+        throw new HaulError('InvalidArgument', '--fleet follows the daemons recorded in the database and --bus names one daemon; give one of them.');
+      }
       // Loaded here, not at the top: every other command starts faster without Express and socket.io.
       const { createWebServer } = await import('../../../web/server/web-server.js');
-      const { BusDaemonLink } = await import('../../../web/server/bus-daemon-link.js');
       const { loadDirectoryConfig } = await import('../../../web/server/directory/directory-config.js');
       // Checked before anything starts: a broken directory config stops the console with its field.
       const directory = directoryFile ? loadDirectoryConfig(directoryFile) : undefined;
@@ -41,9 +45,12 @@ export function registerWeb(program: Command): void {
       const secrets = loadConsoleKey(stateDir);
       const database = await openDatabase({ stateDir });
       const keyFile = opts.busKey ?? (process.env['HAUL_BUS_KEY'] || undefined);
+      const curve = keyFile ? { curve: readCurveClientKeyFile(keyFile) } : {};
       const log = (m: string) => process.stderr.write(`haul web: ${m}\n`);
-      // The console starts whether or not the daemon runs; the link keeps trying and the pages say so.
-      const daemon = new BusDaemonLink({ endpoint: busEndpoint(cmd, opts), ...(keyFile ? { curve: readCurveClientKeyFile(keyFile) } : {}), database, log });
+      // The console starts whether or not the daemons run; the link keeps trying and the pages say so.
+      const daemon = fleet
+        ? new (await import('../../../web/server/fleet-daemon-link.js')).FleetDaemonLink({ database, ...curve, log })
+        : new (await import('../../../web/server/bus-daemon-link.js')).BusDaemonLink({ endpoint: busEndpoint(cmd, opts), ...curve, database, log });
       await daemon.start();
       const server = createWebServer({ database, daemon, log, secrets, ...(directory ? { directory } : {}), trustProxy: Boolean(opts.trustProxy), secureCookies: Boolean(opts.secureCookies) });
       let url: string;

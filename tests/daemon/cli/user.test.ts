@@ -146,6 +146,8 @@ describe('haul web', () => {
     expect(stdout.endsWith('Haul console stopped\n')).toBe(true);
     const bad = await run('web', '--listen', '8080');
     expect([bad.status, bad.stderr]).toEqual([2, 'haul: error: --listen "8080" is not HOST:PORT; for example 127.0.0.1:8080, or [::1]:8080.\n']);
+    const both = await run('web', '--fleet', '--bus', 'ipc:///tmp/x.sock', '--listen', `127.0.0.1:${port}`);
+    expect([both.status, both.stderr]).toEqual([2, 'haul: error: --fleet follows the daemons recorded in the database and --bus names one daemon; give one of them.\n']);
   });
 
   it('creates the console key in the state directory, mode 600', () => {

@@ -99,12 +99,17 @@ async function roundTripEveryModel(db: Database): Promise<void> {
   expect(await p.setting.findUniqueOrThrow({ where: { key: 'timezone' } })).toEqual(setting);
 
   // Several daemons (0003_fleet): a daemon's lease row, a fired slot, a claimed job.
-  const fleetDaemon = { id: 'daemon-a', hostname: 'backup1.example.org', pid: 4242, startedAt: at('2026-03-01T00:00:00Z'), heartbeatAt: at('2026-03-01T00:00:10.5Z'), leaseExpiresAt: at('2026-03-01T00:01:10.5Z') };
+  const fleetDaemon = { id: 'daemon-a', hostname: 'backup1.example.org', pid: 4242, startedAt: at('2026-03-01T00:00:00Z'), heartbeatAt: at('2026-03-01T00:00:10.5Z'), leaseExpiresAt: at('2026-03-01T00:01:10.5Z'), busEndpoint: 'tcp://backup1.example.org:7450' };
   await p.fleetDaemon.create({ data: fleetDaemon });
   expect(await p.fleetDaemon.findUniqueOrThrow({ where: { id: 'daemon-a' } })).toEqual(fleetDaemon);
   const slot = await p.scheduleSlot.create({ data: { clientId: client.id, slot: at('2026-03-02T03:00:00Z'), daemonId: 'daemon-a', createdAt: at('2026-03-02T03:00:00.012Z') } });
   expect(await p.scheduleSlot.findUniqueOrThrow({ where: { clientId_slot: { clientId: client.id, slot: at('2026-03-02T03:00:00Z') } } })).toEqual(slot);
   await expect(p.scheduleSlot.create({ data: { clientId: client.id, slot: at('2026-03-02T03:00:00Z'), daemonId: 'daemon-b' } })).rejects.toMatchObject({ code: 'P2002' });
+  // 0006_fleet_console: a maintenance slot fires once per kind.
+  const checkSlot = await p.maintenanceSlot.create({ data: { kind: 'check', slot: at('2026-03-02T04:00:00Z'), daemonId: 'daemon-a', createdAt: at('2026-03-02T04:00:00.003Z') } });
+  expect(await p.maintenanceSlot.findUniqueOrThrow({ where: { kind_slot: { kind: 'check', slot: at('2026-03-02T04:00:00Z') } } })).toEqual(checkSlot);
+  await expect(p.maintenanceSlot.create({ data: { kind: 'check', slot: at('2026-03-02T04:00:00Z'), daemonId: 'daemon-b' } })).rejects.toMatchObject({ code: 'P2002' });
+  await p.maintenanceSlot.create({ data: { kind: 'prune', slot: at('2026-03-02T04:00:00Z'), daemonId: 'daemon-b' } });
   const claimed = await p.job.create({ data: { clientId: client.id, clientName: 'web1', kind: 'backup', state: 'transferring', trigger: 'schedule', daemonId: 'daemon-a', claimedAt: at('2026-03-02T03:00:01Z') } });
   expect((await p.job.findUniqueOrThrow({ where: { id: claimed.id } })).claimedAt).toEqual(at('2026-03-02T03:00:01Z'));
   // The partial unique index: a second claimed, unfinished job of the client is refused...

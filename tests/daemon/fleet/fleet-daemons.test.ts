@@ -1,7 +1,8 @@
 // Two `haul daemon` processes on one real PostgreSQL database and one repository, backing up
 // real sshd clients: every scheduled slot runs exactly once fleet-wide, and after kill -9 of the
 // daemon running a job, the other takes the job over once its lease expires and finishes the
-// work, reusing what had arrived; the repository checks clean.
+// work, reusing what had arrived; the repository checks clean. Check schedules, too, fire once
+// per slot fleet-wide.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -137,5 +138,43 @@ describe.skipIf(skip !== undefined)(`two daemons on one PostgreSQL${skip ? ` (sk
     } finally {
       link.close();
     }
+  }, 300_000);
+
+  it('a check schedule fires once per slot fleet-wide: one daemon queues the check, the other logs that it was fired elsewhere', async () => {
+    // Every 4 s; prune off, and a structure-only check, so each check is quick.
+    const maintenance = { ...leaseArgs, HAUL_CHECK_SCHEDULE: '*/4 * * * * *', HAUL_CHECK_READ_DATA: 'off', HAUL_PRUNE_SCHEDULE: 'off' };
+    const daemons = [bed.startDaemon('check-a', ['--log-level', 'debug'], maintenance), bed.startDaemon('check-b', ['--log-level', 'debug'], maintenance)];
+    const checks = () => bed.db.prisma.job.findMany({ where: { kind: 'check' }, include: { transitions: { where: { state: 'queued' } } }, orderBy: { id: 'asc' } });
+    // Slots both daemons saw: each logs its start before its timers run, so wait for both logs.
+    const started = (d: (typeof daemons)[number]) => fs.existsSync(d.logFile) && fs.readFileSync(d.logFile, 'utf8').includes('haul daemon started');
+    const bothSince = await pollUntil(async () => (daemons.every(started) ? new Date() : undefined), 90_000, jobsSummary);
+    await pollUntil(
+      async () => {
+        const done = (await checks()).filter((j) => (terminalJobStates as readonly string[]).includes(j.state) && j.queuedAt > bothSince);
+        return done.length >= 4 ? done : undefined;
+      },
+      120_000,
+      jobsSummary,
+    );
+    // A slot in the moment of the stop may find one daemon already stopping: left out below.
+    const stoppedAt = new Date(Date.now() - 1000);
+    for (const d of daemons) d.child.kill('SIGTERM');
+    for (const d of daemons) expect(await d.exit).toEqual({ code: 0, signal: null });
+
+    const jobs = await checks();
+    const slotOf = (j: (typeof jobs)[number]) => /^slot (.+)$/.exec(j.transitions[0]?.detail ?? '')?.[1];
+    const slotRows = await bed.db.prisma.maintenanceSlot.findMany({ where: { kind: 'check' }, orderBy: { slot: 'asc' } });
+    // One job per recorded slot, queued by the daemon that recorded it; never two for one slot.
+    expect(jobs.map(slotOf).sort()).toEqual(slotRows.map((r) => r.slot.toISOString()));
+    expect(jobs.map((j) => [slotOf(j), j.daemonId])).toEqual(jobs.map((j) => [slotOf(j), slotRows.find((r) => r.slot.toISOString() === slotOf(j))!.daemonId]));
+    expect(jobs.every((j) => j.state === 'succeeded'), await jobsSummary()).toBe(true);
+    // Both daemons' timers fired for the slots both ran through: the one that lost logged it.
+    const firedElsewhere = (d: (typeof daemons)[number]) =>
+      fs.readFileSync(d.logFile, 'utf8').split('\n').filter((l) => l.includes('was fired by another daemon')).map((l) => (JSON.parse(l) as { slot: string }).slot);
+    const lost = new Set([...firedElsewhere(daemons[0]!), ...firedElsewhere(daemons[1]!)]);
+    const sharedSlots = slotRows.filter((r) => r.slot > bothSince && r.slot < stoppedAt).map((r) => r.slot.toISOString());
+    expect(sharedSlots.length).toBeGreaterThanOrEqual(3);
+    for (const slot of sharedSlots) expect(lost.has(slot), `slot ${slot} fired by only one daemon`).toBe(true);
+    expect(firedElsewhere(daemons[0]!).length + firedElsewhere(daemons[1]!).length).toBe(lost.size);
   }, 300_000);
 });

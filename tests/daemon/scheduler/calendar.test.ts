@@ -1,6 +1,7 @@
 // The daemon's calendar arithmetic, exactly: blackout windows (days, past midnight, touching
 // windows, time zones), cron slots before and after a moment (with seconds, across a DST change),
 // the retry backoff, and where each configuration value comes from.
+import * as os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { BlackoutCalendar, parseBlackoutList, parseBlackoutWindow } from '../../../daemon/scheduler/blackout-windows.js';
 import { CronSchedule, checkTimeZone } from '../../../daemon/scheduler/cron-schedule.js';
@@ -99,6 +100,16 @@ describe('daemon configuration', () => {
     expect([fromOptions.timeZone, fromOptions.maxConcurrentJobs, fromOptions.blackout, fromOptions.http]).toEqual(['Europe/Paris', 1, [], { host: '127.0.0.1', port: 0 }]);
     const defaults = resolveDaemonConfig(base, {}, new Map());
     expect([defaults.maxConcurrentJobs, defaults.http, defaults.graceMs, defaults.timeouts, defaults.retry]).toEqual([4, { host: '127.0.0.1', port: 7460 }, 60_000, { connectMs: 15_000, stallMs: 300_000, totalMs: 43_200_000 }, { maxAttempts: 4, baseDelayMs: 60_000, maxDelayMs: 1_800_000 }]);
+  });
+
+  it('records where consoles reach the bus: the Unix socket, the TCP endpoint with this host for a wildcard address, or what --bus-advertise says', () => {
+    const home = { ...base, stateDir: '/var/lib/haul' };
+    expect(resolveDaemonConfig(home, {}, new Map()).bus?.advertise).toBe('ipc:///var/lib/haul/run/commands.sock');
+    expect(resolveDaemonConfig(home, { HAUL_BUS_TCP: 'tcp://0.0.0.0:7450' }, new Map()).bus?.advertise).toBe(`tcp://${os.hostname()}:7450`);
+    expect(resolveDaemonConfig(home, { HAUL_BUS_TCP: 'tcp://10.0.0.5:7450' }, new Map()).bus?.advertise).toBe('tcp://10.0.0.5:7450');
+    expect(resolveDaemonConfig({ ...home, bus: { advertise: 'tcp://backup1.example.org:7450' } }, { HAUL_BUS_TCP: 'tcp://0.0.0.0:7450' }, new Map()).bus?.advertise).toBe('tcp://backup1.example.org:7450');
+    expect(resolveDaemonConfig({ ...home, bus: false }, {}, new Map()).bus).toBeUndefined();
+    expect(() => resolveDaemonConfig(home, { HAUL_BUS_ADVERTISE: 'backup1:7450' }, new Map())).toThrow('"backup1:7450" is not a bus endpoint; write ipc:///path/to/commands.sock or tcp://host:port.');
   });
 
   it('says which value is wrong and how to write it', () => {

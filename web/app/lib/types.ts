@@ -36,6 +36,8 @@ export interface DaemonStatus {
   message: string;
   running?: BusJob[];
   queuedTotal?: number;
+  /** With several daemons (haul web --fleet): each one's own state. */
+  daemons?: { id: string; endpoint: string; connected: boolean; message: string }[];
 }
 
 /** A job as the daemon's bus carries it (counters as decimal strings). */
