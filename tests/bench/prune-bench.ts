@@ -4,7 +4,8 @@
 // deleted whole) and every fifth file of the others (packs 20% unused, above both tools' repack
 // thresholds, so they are repacked), a second backup runs, the first snapshot is forgotten, and
 // prune runs through each tool's own command line. Reported per tool: chunks, packs before and
-// after, bytes freed, prune seconds and peak RSS; then each tool's check confirms the result.
+// after, bytes freed, prune wall and CPU seconds (user + system: on a shared machine the wall time
+// favours whichever tool runs more threads) and peak RSS; then each tool's check confirms it.
 //
 // The repositories as they stood before prune are kept (BENCH_DIR/prune/*-before), so
 // `--prune-only` times prune again on them without the backups: the way to compare two builds.
@@ -140,7 +141,7 @@ async function pruneOnce(tool: Tool): Promise<ToolRun> {
   log(`[${tool}] prune (${old.count} packs, ${mib(old.bytes)})`);
   const prune = tool === 'haul' ? await run('prune', 'prune', '--json') : await run('prune', 'prune');
   const now = filesUnder(packsDir);
-  log(`[${tool}]   ${prune.seconds.toFixed(1)} s, peak RSS ${mib(prune.peakRssBytes)}; packs ${old.count} -> ${now.count}, ${mib(old.bytes)} -> ${mib(now.bytes)}; checking every byte`);
+  log(`[${tool}]   ${prune.seconds.toFixed(1)} s (CPU ${prune.cpuSeconds?.toFixed(1) ?? 'n/a'} s), peak RSS ${mib(prune.peakRssBytes)}; packs ${old.count} -> ${now.count}, ${mib(old.bytes)} -> ${mib(now.bytes)}; checking every byte`);
   const check = tool === 'haul' ? await run('check', 'check', '--read-data', '--quiet') : await run('check', 'check', '--read-data');
   return { tool, packsBefore: old.count, packsAfter: now.count, bytesBefore: old.bytes, bytesAfter: now.bytes, prune, checkSeconds: check.seconds };
 }
@@ -154,11 +155,11 @@ async function main(): Promise<void> {
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   process.stdout.write(`\n### Prune of ${chunks.toLocaleString('en')} chunks, ${os.cpus().length} cores, load average ${load}\n\n`);
   process.stdout.write(table(
-    ['tool', 'chunks', 'packs before', 'packs after', 'bytes freed', 'prune s', 'prune peak RSS', 'check --read-data s'],
-    results.map((r) => [r.tool, chunks.toLocaleString('en'), String(r.packsBefore), String(r.packsAfter), mib(r.bytesBefore - r.bytesAfter), r.prune.seconds.toFixed(1), mib(r.prune.peakRssBytes), r.checkSeconds.toFixed(1)]),
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['tool', 'chunks', 'packs before', 'packs after', 'bytes freed', 'prune s', 'prune CPU s', 'prune peak RSS', 'check --read-data s'],
+    results.map((r) => [r.tool, chunks.toLocaleString('en'), String(r.packsBefore), String(r.packsAfter), mib(r.bytesBefore - r.bytesAfter), r.prune.seconds.toFixed(1), r.prune.cpuSeconds?.toFixed(1) ?? 'n/a', mib(r.prune.peakRssBytes), r.checkSeconds.toFixed(1)]),
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   ) + '\n');
-  fs.writeFileSync(path.join(rootDir, 'dist', 'bench-prune-results.json'), JSON.stringify({ chunks, load, results: results.map((r) => ({ tool: r.tool, packsBefore: r.packsBefore, packsAfter: r.packsAfter, bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter, pruneSeconds: r.prune.seconds, prunePeakRss: r.prune.peakRssBytes, checkSeconds: r.checkSeconds })) }, null, 2));
+  fs.writeFileSync(path.join(rootDir, 'dist', 'bench-prune-results.json'), JSON.stringify({ chunks, load, results: results.map((r) => ({ tool: r.tool, packsBefore: r.packsBefore, packsAfter: r.packsAfter, bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter, pruneSeconds: r.prune.seconds, pruneCpuSeconds: r.prune.cpuSeconds, prunePeakRss: r.prune.peakRssBytes, checkSeconds: r.checkSeconds })) }, null, 2));
 }
 
 await main();
