@@ -27,8 +27,13 @@ export interface FinishedPack {
   encoded: EncodedPackRecord;
 }
 
-/** Ciphertext is gathered in blocks of this size rather than as one small buffer per blob. */
+/**
+ * Ciphertext of blobs up to `smallBlob` bytes is gathered in blocks of `blockSize` rather than
+ * kept as one small buffer per blob; larger ones are kept as they are (copying them would gain
+ * nothing, and could leave most of a block unused).
+ */
 const blockSize = 1024 * 1024;
+const smallBlob = 64 * 1024;
 
 export class PackWriter {
   private readonly cipher: SubkeyCipher;
@@ -61,7 +66,7 @@ export class PackWriter {
   add(id: Buffer, type: BlobType, compression: Compression, payload: Uint8Array, rawLength: number): PackEntry {
     const [body, tag] = this.cipher.encryptParts(NonceDomain.blob, this.offset, payload);
     const entry: PackEntry = { id, type, compression, offset: this.offset, length: body.length + tag.length, rawLength };
-    if (entry.length > blockSize) {
+    if (entry.length > smallBlob) {
       this.closeBlock();
       this.parts.push(body, tag);
     } else {
