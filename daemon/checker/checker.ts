@@ -6,7 +6,7 @@ import { displayBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
 import type { PackEntry } from '../repository/blob.js';
 import { verifyObjectName } from '../repository/crypto.js';
-import type { IndexedPack } from '../repository/index-file.js';
+import { decodeEntry } from '../repository/index-file.js';
 import { readPackHeader } from '../repository/index-repair.js';
 import { packCipher, packPreambleLength, parsePackHeader } from '../repository/pack.js';
 import type { Repository } from '../repository/repository.js';
@@ -68,16 +68,20 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
 
   // 1. Index files.
   options.onProgress?.({ phase: 'index', done: 0, total: 1 });
-  const indexed: IndexedPack[] = await repo.loadIndex((file, err) => {
-    error(`index file ${file} cannot be read: ${(err as Error).message.split('. Run')[0]}. Run \`haul repair index\` to rebuild the index from the packs.`);
-  });
-  for await (const _ of repo.storage.list('index')) report.indexFiles++;
   const indexByPack = new Map<string, PackEntry[]>();
-  for (const p of indexed) {
-    const list = indexByPack.get(p.name) ?? [];
-    list.push(...p.entries);
-    indexByPack.set(p.name, list);
-  }
+  await repo.loadIndex(
+    (file, err) => {
+      error(`index file ${file} cannot be read: ${(err as Error).message.split('. Run')[0]}. Run \`haul repair index\` to rebuild the index from the packs.`);
+    },
+    (_file, record) => {
+      // A pack may be listed by several index files; a loop, as a spread of a pack's 200,000
+      // entries overflows the call stack.
+      const list = indexByPack.get(record.name) ?? [];
+      for (let i = 0; i < record.count; i++) list.push(decodeEntry(record.entries, i));
+      indexByPack.set(record.name, list);
+    },
+  );
+  for await (const _ of repo.storage.list('index')) report.indexFiles++;
 
   // 2. Packs: existence, headers against the index, and with readData every byte.
   const stored = new Map<string, number>();

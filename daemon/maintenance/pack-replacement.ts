@@ -5,33 +5,53 @@
 import { BlobType, type PackEntry } from '../repository/blob.js';
 import { Compression, decompressBounded } from '../repository/compression.js';
 import { blobIdFromHash, objectName, sealObject, sha256 } from '../repository/crypto.js';
-import { encodeIndex, type IndexedPack } from '../repository/index-file.js';
+import { encodeIndexRecords, type EncodedPackRecord } from '../repository/index-file.js';
 import type { SubkeyCipher } from '../repository/crypto.js';
 import { PackWriter, decryptPackBlob } from '../repository/pack.js';
 import type { Repository } from '../repository/repository.js';
 
+export interface PackCopierOptions {
+  /**
+   * Also decompress and re-hash every blob against its ID (default true). AES-GCM already proves
+   * that a payload is the one written at its place in its pack, and the authenticated pack header
+   * ties that place to the ID, so prune, which copies blobs it found through their own pack's
+   * header, leaves this off: it is a third of the cost of a repack. `repair packs` keeps it on,
+   * because there the pack is known to be damaged and the index, not its header, names the blobs.
+   */
+  verifyContent?: boolean;
+}
+
 /** Collects kept blobs into new packs of the repository's target size. */
 export class PackCopier {
-  readonly written: IndexedPack[] = [];
+  /** The packs written so far, their entries encoded: a million entries as objects cost 150 MB. */
+  readonly written: EncodedPackRecord[] = [];
   bytesWritten = 0;
   private writer: PackWriter | undefined;
+  private readonly verifyContent: boolean;
 
-  constructor(private readonly repo: Repository) {}
+  constructor(private readonly repo: Repository, options: PackCopierOptions = {}) {
+    this.verifyContent = options.verifyContent ?? true;
+  }
 
   /**
-   * Copies one blob's encrypted payload, after checking it decrypts, decompresses within bounds
-   * and hashes to its ID. Returns false (and copies nothing) for a damaged blob.
+   * Copies one blob's encrypted payload, after checking it decrypts (and with `verifyContent`,
+   * decompresses within bounds and hashes to its ID). Returns false (and copies nothing) for a
+   * damaged blob.
    */
   async copy(entry: PackEntry, cipher: SubkeyCipher, ciphertext: Uint8Array): Promise<boolean> {
     const payload = decryptPackBlob(cipher, entry.offset, ciphertext);
     if (!payload) return false;
-    const limit = entry.type === BlobType.tree ? this.repo.config.maxTreeSize : this.repo.config.chunker.maxSize;
-    const plain = entry.compression === Compression.zstd ? decompressBounded(payload, limit) : payload;
-    if (!plain || !blobIdFromHash(this.repo.keys, sha256(plain)).equals(entry.id)) return false;
+    if (this.verifyContent && !this.hashesToId(entry, payload)) return false;
     this.writer ??= new PackWriter(this.repo.keys);
     this.writer.add(entry.id, entry.type, entry.compression, payload, entry.rawLength);
     if (this.writer.size >= this.repo.config.packTargetSize) await this.finishPack();
     return true;
+  }
+
+  private hashesToId(entry: PackEntry, payload: Buffer): boolean {
+    const limit = entry.type === BlobType.tree ? this.repo.config.maxTreeSize : this.repo.config.chunker.maxSize;
+    const plain = entry.compression === Compression.zstd ? decompressBounded(payload, limit) : payload;
+    return !!plain && blobIdFromHash(this.repo.keys, sha256(plain)).equals(entry.id);
   }
 
   private async finishPack(): Promise<void> {
@@ -39,7 +59,7 @@ export class PackCopier {
     const pack = this.writer.finish();
     this.writer = undefined;
     await this.repo.storage.write('packs', pack.name, pack.parts);
-    this.written.push({ name: pack.name, entries: pack.entries });
+    this.written.push(pack.encoded);
     this.bytesWritten += pack.size;
   }
 
@@ -47,7 +67,7 @@ export class PackCopier {
   async finish(): Promise<void> {
     await this.finishPack();
     if (this.written.length === 0) return;
-    const sealed = sealObject(this.repo.keys, encodeIndex(this.written));
+    const sealed = sealObject(this.repo.keys, encodeIndexRecords(this.written));
     await this.repo.storage.write('index', objectName(this.repo.keys, [sealed]), sealed);
   }
 }
@@ -62,9 +82,10 @@ export async function retirePacks(repo: Repository, retiring: ReadonlySet<string
   for (const [file, packs] of indexFiles) {
     onProgress?.('rewrite-index', done++, indexFiles.size);
     if (!packs.some((p) => retiring.has(p))) continue;
-    const kept = (await repo.readIndexFile(file)).filter((p) => !retiring.has(p.name));
+    // The kept records are copied as they are encoded: no entry is decoded to rewrite a file.
+    const kept = (await repo.readIndexRecords(file)).filter((p) => !retiring.has(p.name));
     if (kept.length > 0) {
-      const sealed = sealObject(repo.keys, encodeIndex(kept));
+      const sealed = sealObject(repo.keys, encodeIndexRecords(kept));
       await repo.storage.write('index', objectName(repo.keys, [sealed]), sealed);
     }
     replaced.push(file);

@@ -13,9 +13,9 @@
 // repacked, and one index file at a time.
 import { formatBytes } from '../../shared/display.js';
 import { HaulError } from '../../shared/errors.js';
-import type { PackEntry } from '../repository/blob.js';
 import { lockRepository } from '../repository/lock.js';
-import { packCipher, packPreambleLength, parsePackHeader } from '../repository/pack.js';
+import { decodeEntry, indexEntryLength, recordStoredBytes, type EncodedPackRecord } from '../repository/index-file.js';
+import { packCipher, packPreambleLength, readPackHeaderEntries } from '../repository/pack.js';
 import type { Repository } from '../repository/repository.js';
 import { shortId } from '../repository/snapshot.js';
 import { PackCopier, retirePacks } from './pack-replacement.js';
@@ -89,9 +89,7 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
       packs.push(pack.name);
       indexFiles.set(file, packs);
       if (usage.has(pack.name)) return;
-      let bytes = 0;
-      for (const e of pack.entries) bytes += e.length;
-      usage.set(pack.name, { size: 0, indexedBytes: bytes, usedBytes: 0 });
+      usage.set(pack.name, { size: 0, indexedBytes: recordStoredBytes(pack), usedBytes: 0 });
     },
   );
   const stored = new Map<string, number>();
@@ -121,12 +119,14 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
   }
   snapshots.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
   const storedBytesByClient: Record<string, number> = {};
+  // One scratch buffer for every ID a tree names: a million Buffer.from calls cost seconds of GC.
+  const idBytes = Buffer.alloc(32);
   const mark = (hex: string, owner: string, what: () => string): void => {
-    const n = repo.index.recordNumber(Buffer.from(hex, 'hex'));
+    const n = idBytes.write(hex, 'hex') === 32 && hex.length === 64 ? repo.index.recordNumber(idBytes) : -1;
     if (n < 0) throw refused(`${what()} refers to blob ${hex.slice(0, 16)}, which is not in the index. Run \`haul repair index\` and \`haul check\` first.`);
     if (used[n >>> 3]! & (1 << (n & 7))) return;
     used[n >>> 3]! |= 1 << (n & 7);
-    storedBytesByClient[owner] = (storedBytesByClient[owner] ?? 0) + repo.index.recordPack(n).length;
+    storedBytesByClient[owner] = (storedBytesByClient[owner] ?? 0) + repo.index.recordLength(n);
   };
   const seenTrees = new Set<string>();
   for (const snap of snapshots) {
@@ -153,16 +153,18 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
   // 3. Per-pack accounting and the plan.
   let blobsUsed = 0;
   const packNames = new Map<number, string>();
-  for (let n = 0; n < repo.index.size; n++) {
-    if (!(used[n >>> 3]! & (1 << (n & 7)))) continue;
-    blobsUsed++;
-    const { packNumber, length } = repo.index.recordPack(n);
+  const packName = (packNumber: number): string => {
     let name = packNames.get(packNumber);
     if (name === undefined) {
       name = repo.index.packName(packNumber);
       packNames.set(packNumber, name);
     }
-    usage.get(name)!.usedBytes += length;
+    return name;
+  };
+  for (let n = 0; n < repo.index.size; n++) {
+    if (!(used[n >>> 3]! & (1 << (n & 7)))) continue;
+    blobsUsed++;
+    usage.get(packName(repo.index.recordPackNumber(n)))!.usedBytes += repo.index.recordLength(n);
   }
   const toDelete: string[] = [];
   const toRepack: string[] = [];
@@ -200,25 +202,35 @@ async function prune(repo: Repository, threshold: number, options: PruneOptions,
     return report;
   }
 
-  // 4. Repack: copy each used blob's ciphertext payload into new packs, verified on the way.
-  const copier = new PackCopier(repo);
+  // 4. Repack: copy each used blob's payload into new packs; its GCM tag is checked on the way.
+  const copier = new PackCopier(repo, { verifyContent: false });
   done = 0;
-  for (const name of toRepack) {
+  // The next pack is read while this one is copied: the disk and the CPU work side by side.
+  const readPack = (name: string | undefined) => {
+    if (name === undefined) return undefined;
+    const read = repo.storage.read('packs', name);
+    read.catch(() => undefined); // awaited in its turn; should prune stop before, no unhandled rejection
+    return read;
+  };
+  let next = readPack(toRepack[0]);
+  for (const [i, name] of toRepack.entries()) {
     progress('repack', done++, toRepack.length);
-    const whole = await repo.storage.read('packs', name);
+    const whole = (await next)!;
+    next = readPack(toRepack[i + 1]);
     const preamble = whole.subarray(0, packPreambleLength);
-    let header: PackEntry[];
+    let header: EncodedPackRecord;
     try {
-      header = parsePackHeader(repo.keys, name, preamble, whole, whole.length);
+      header = readPackHeaderEntries(repo.keys, name, preamble, whole, whole.length);
     } catch (err) {
       throw refused(`pack ${name} cannot be repacked: ${(err as Error).message.split('. Run')[0]}. Run \`haul check --read-data\`.`);
     }
     const cipher = packCipher(repo.keys, preamble);
-    for (const e of header) {
-      const n = repo.index.recordNumber(e.id);
+    // Entries stay encoded; only a blob that is copied becomes an object.
+    for (let k = 0, o = 0; k < header.count; k++, o += indexEntryLength) {
+      const n = repo.index.recordNumber(header.entries, o + 2);
       if (n < 0 || !(used[n >>> 3]! & (1 << (n & 7)))) continue;
-      const loc = repo.index.get(e.id)!;
-      if (loc.pack !== name || loc.offset !== e.offset) continue; // the index uses another copy
+      const e = decodeEntry(header.entries, k);
+      if (repo.index.recordOffset(n) !== e.offset || packName(repo.index.recordPackNumber(n)) !== name) continue; // the index uses another copy
       if (!(await copier.copy(e, cipher, whole.subarray(e.offset, e.offset + e.length)))) {
         throw refused(`blob ${e.id.toString('hex').slice(0, 16)} in pack ${name} is damaged, and a snapshot needs it. Run \`haul check --read-data\` to see which files are affected, and \`haul repair packs\`.`);
       }

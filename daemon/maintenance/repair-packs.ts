@@ -5,6 +5,7 @@
 // whole again.
 import type { PackEntry } from '../repository/blob.js';
 import { verifyObjectName } from '../repository/crypto.js';
+import { decodeEntries } from '../repository/index-file.js';
 import { lockRepository } from '../repository/lock.js';
 import { packCipher, packPreambleLength } from '../repository/pack.js';
 import type { Repository } from '../repository/repository.js';
@@ -28,7 +29,7 @@ export async function repairPacks(repo: Repository, only?: readonly string[], on
       indexFiles.set(file, [...(indexFiles.get(file) ?? []), pack.name]);
       if (wanted && !wanted.has(pack.name)) return;
       // The index, not the pack's own header, says where blobs are: the header may be the damage.
-      if (!entries.has(pack.name)) entries.set(pack.name, pack.entries.map((e) => ({ ...e, id: Buffer.from(e.id) })));
+      if (!entries.has(pack.name)) entries.set(pack.name, decodeEntries(pack).map((e) => ({ ...e, id: Buffer.from(e.id) })));
     });
     const report: RepairPacksReport = { packsChecked: 0, packsRepaired: [], blobsSalvaged: 0, blobsLost: [] };
     const copier = new PackCopier(repo);

@@ -9,6 +9,7 @@
 // the full ID. Index files and pack headers keep full IDs; `check` compares all 32 bytes.
 import { blobIdLength, type BlobLocation, type BlobType, type PackEntry } from './blob.js';
 import type { Compression } from './compression.js';
+import { indexEntryLength, type EncodedPackRecord } from './index-file.js';
 
 const idPrefix = 20;
 const recordSize = idPrefix + 12;
@@ -63,16 +64,18 @@ export class ChunkIndex {
     return { seg: this.segments[i >>> 16]!, off: (i & (segmentRecords - 1)) * recordSize };
   }
 
-  private findSlot(id: Uint8Array): number {
-    const h = (id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) >>> 0;
+  /** The slot of the ID at `id[at .. at + 32]`: its record's, or the empty one it would take. */
+  private findSlot(id: Uint8Array, at = 0): number {
+    const h = (id[at]! | (id[at + 1]! << 8) | (id[at + 2]! << 16) | (id[at + 3]! << 24)) >>> 0;
     let slot = h & this.slotMask;
     while (true) {
       const v = this.slots[slot]!;
       if (v === 0) return slot;
-      const { seg, off } = this.record(v - 1);
+      const seg = this.segments[(v - 1) >>> 16]!;
+      const off = ((v - 1) & (segmentRecords - 1)) * recordSize;
       let same = true;
       for (let k = 0; k < idPrefix; k++) {
-        if (seg[off + k] !== id[k]) {
+        if (seg[off + k] !== id[at + k]) {
           same = false;
           break;
         }
@@ -100,15 +103,29 @@ export class ChunkIndex {
     };
   }
 
-  /** The record number of an ID (0 .. size-1), or -1: prune keeps its marks in a bitmap of its own. */
-  recordNumber(id: Uint8Array): number {
-    return this.slots[this.findSlot(id)]! - 1;
+  /**
+   * The record number of the ID at `id[at .. at + 32]` (0 .. size-1), or -1: prune keeps its
+   * marks in a bitmap of its own.
+   */
+  recordNumber(id: Uint8Array, at = 0): number {
+    return this.slots[this.findSlot(id, at)]! - 1;
   }
 
-  /** A record's pack (as a number; see `packName`) and stored length, for per-pack accounting. */
-  recordPack(n: number): { packNumber: number; length: number } {
+  /** A record's pack, as a number (see `packName`; one pack may have several numbers). */
+  recordPackNumber(n: number): number {
     const { seg, off } = this.record(n);
-    return { packNumber: seg.readUInt32LE(off + idPrefix) & packMask, length: seg.readUInt32LE(off + idPrefix + 8) };
+    return seg.readUInt32LE(off + idPrefix) & packMask;
+  }
+
+  recordOffset(n: number): number {
+    const { seg, off } = this.record(n);
+    return seg.readUInt32LE(off + idPrefix + 4);
+  }
+
+  /** A record's stored (encrypted) length. */
+  recordLength(n: number): number {
+    const { seg, off } = this.record(n);
+    return seg.readUInt32LE(off + idPrefix + 8);
   }
 
   packName(packNumber: number): string {
@@ -118,16 +135,29 @@ export class ChunkIndex {
   /** Adds a location; the first location recorded for an ID wins (duplicates are harmless). */
   add(pack: string, entry: PackEntry): boolean {
     if (entry.id.length !== blobIdLength) throw new Error('chunk index: blob IDs are 32 bytes');
-    const slot = this.findSlot(entry.id);
+    return this.insert(this.packNumber(pack), entry.id, 0, entry.type, entry.compression, entry.offset, entry.length);
+  }
+
+  /** Adds the entries of an index file's pack record as they are encoded (see index-file.ts). */
+  addEncoded(record: EncodedPackRecord): void {
+    const pack = this.packNumber(record.name);
+    const e = record.entries;
+    for (let o = 0; o < record.count * indexEntryLength; o += indexEntryLength) {
+      this.insert(pack, e, o + 2, e[o]!, e[o + 1]!, e.readUInt32LE(o + 2 + blobIdLength), e.readUInt32LE(o + 6 + blobIdLength));
+    }
+  }
+
+  private insert(pack: number, id: Uint8Array, at: number, type: number, compression: number, offset: number, length: number): boolean {
+    const slot = this.findSlot(id, at);
     if (this.slots[slot] !== 0) return false;
     const n = this.count;
     if ((n & (segmentRecords - 1)) === 0) this.segments.push(Buffer.alloc(segmentRecords * recordSize));
     const { seg, off } = this.record(n);
-    entry.id.copy(seg, off, 0, idPrefix);
-    const packWord = this.packNumber(pack) | (entry.type === 1 ? treeFlag : 0) | (entry.compression === 1 ? zstdFlag : 0);
+    for (let k = 0; k < idPrefix; k++) seg[off + k] = id[at + k]!;
+    const packWord = pack | (type === 1 ? treeFlag : 0) | (compression === 1 ? zstdFlag : 0);
     seg.writeUInt32LE(packWord >>> 0, off + idPrefix);
-    seg.writeUInt32LE(entry.offset, off + idPrefix + 4);
-    seg.writeUInt32LE(entry.length, off + idPrefix + 8);
+    seg.writeUInt32LE(offset, off + idPrefix + 4);
+    seg.writeUInt32LE(length, off + idPrefix + 8);
     this.slots[slot] = n + 1;
     this.count = n + 1;
     if (this.count > this.slots.length * 0.75) this.grow();

@@ -53,11 +53,14 @@ export function chunkerKeyFor(keys: MasterKeys, client: string): Buffer {
 
 export const NonceDomain = { blob: 0, packHeader: 1, sealedObject: 2 } as const;
 
+/** One buffer for every nonce: createCipheriv copies the IV, and a million allocations cost GC time. */
+const nonceScratch = Buffer.alloc(12);
+
 function nonce(domain: number, counter: number): Buffer {
-  const n = Buffer.alloc(12);
-  n.writeUInt32BE(domain, 0);
-  n.writeBigUInt64BE(BigInt(counter), 4);
-  return n;
+  nonceScratch.writeUInt32BE(domain, 0);
+  nonceScratch.writeUInt32BE(Math.floor(counter / 0x1_0000_0000), 4);
+  nonceScratch.writeUInt32BE(counter >>> 0, 8);
+  return nonceScratch;
 }
 
 /** AES-256-GCM under one salt-derived subkey; each (domain, counter) pair is used once. */
@@ -69,11 +72,16 @@ export class SubkeyCipher {
   }
 
   encrypt(domain: number, counter: number, plaintext: Uint8Array): Buffer {
+    return Buffer.concat(this.encryptParts(domain, counter, plaintext));
+  }
+
+  /** The ciphertext and its tag as two buffers, for a writer that appends them anyway. */
+  encryptParts(domain: number, counter: number, plaintext: Uint8Array): [Buffer, Buffer] {
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce(domain, counter));
     const body = cipher.update(plaintext);
-    const rest = cipher.final();
-    const tag = cipher.getAuthTag();
-    return rest.length > 0 ? Buffer.concat([body, rest, tag]) : Buffer.concat([body, tag]);
+    // GCM is a stream mode: final() only computes the tag and never returns bytes.
+    cipher.final();
+    return [body, cipher.getAuthTag()];
   }
 
   /** Returns undefined when authentication fails: the caller knows what the bytes were and says so. */
@@ -83,8 +91,8 @@ export class SubkeyCipher {
     decipher.setAuthTag(data.subarray(data.length - tagLength));
     const body = decipher.update(data.subarray(0, data.length - tagLength));
     try {
-      const rest = decipher.final();
-      return rest.length > 0 ? Buffer.concat([body, rest]) : body;
+      decipher.final();
+      return body;
     } catch {
       return undefined;
     }

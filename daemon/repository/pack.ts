@@ -7,12 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { HaulError } from '../../shared/errors.js';
 import { BlobType, blobIdLength, type PackEntry } from './blob.js';
 import { Compression } from './compression.js';
+import { decodeEntries, encodeEntries, indexEntryLength, type EncodedPackRecord } from './index-file.js';
 import { NonceDomain, SubkeyCipher, objectName, saltLength, tagLength, type MasterKeys } from './crypto.js';
 
 export const packMagic = Buffer.from('HAULPAK1', 'latin1');
 export const packInfo = 'haul-pack-v1';
 export const packPreambleLength = packMagic.length + saltLength;
-const headerEntryLength = 2 + blobIdLength + 12;
+const headerEntryLength = indexEntryLength;
 /** Packs are cut at this size; one blob may push a pack past it by at most one chunk. */
 export const defaultPackTargetSize = 16 * 1024 * 1024;
 /** No pack header may claim more entries than fit this; a hostile or damaged header is refused. */
@@ -23,13 +24,29 @@ export interface FinishedPack {
   parts: Buffer[];
   size: number;
   entries: PackEntry[];
+  encoded: EncodedPackRecord;
 }
+
+/**
+ * Ciphertext of blobs up to `smallBlob` bytes is gathered in blocks of `blockSize` rather than
+ * kept as one small buffer per blob; larger ones are kept as they are (copying them would gain
+ * nothing, and could leave most of a block unused).
+ */
+const blockSize = 1024 * 1024;
+const smallBlob = 64 * 1024;
 
 export class PackWriter {
   private readonly cipher: SubkeyCipher;
   private readonly parts: Buffer[];
   private readonly entries: PackEntry[] = [];
   private offset: number;
+  /**
+   * The block being filled. Copying each blob's ciphertext here lets its own small buffers die
+   * young: kept until the pack is finished, a million of them would each cost a few hundred
+   * bytes and old-generation garbage collection.
+   */
+  private block = Buffer.allocUnsafe(0);
+  private blockUsed = 0;
 
   constructor(private readonly keys: MasterKeys) {
     const salt = randomBytes(saltLength);
@@ -47,38 +64,51 @@ export class PackWriter {
   }
 
   add(id: Buffer, type: BlobType, compression: Compression, payload: Uint8Array, rawLength: number): PackEntry {
-    const ct = this.cipher.encrypt(NonceDomain.blob, this.offset, payload);
-    const entry: PackEntry = { id, type, compression, offset: this.offset, length: ct.length, rawLength };
-    this.parts.push(ct);
+    const [body, tag] = this.cipher.encryptParts(NonceDomain.blob, this.offset, payload);
+    const entry: PackEntry = { id, type, compression, offset: this.offset, length: body.length + tag.length, rawLength };
+    if (entry.length > smallBlob) {
+      this.closeBlock();
+      this.parts.push(body, tag);
+    } else {
+      if (this.blockUsed + entry.length > this.block.length) {
+        this.closeBlock();
+        this.block = Buffer.allocUnsafe(blockSize);
+      }
+      this.blockUsed += body.copy(this.block, this.blockUsed);
+      this.blockUsed += tag.copy(this.block, this.blockUsed);
+    }
     this.entries.push(entry);
-    this.offset += ct.length;
+    this.offset += entry.length;
     return entry;
   }
 
+  private closeBlock(): void {
+    if (this.blockUsed > 0) this.parts.push(this.block.subarray(0, this.blockUsed));
+    this.block = Buffer.allocUnsafe(0);
+    this.blockUsed = 0;
+  }
+
   finish(): FinishedPack {
-    const header = Buffer.alloc(4 + this.entries.length * headerEntryLength);
+    this.closeBlock();
+    // The header's entries are laid out as index file entries: the finished pack carries them
+    // encoded too, so a writer of many packs can keep them compactly until it writes the index.
+    const header = Buffer.concat([Buffer.alloc(4), encodeEntries(this.entries)]);
     header.writeUInt32LE(this.entries.length, 0);
-    let p = 4;
-    for (const e of this.entries) {
-      header[p] = e.type;
-      header[p + 1] = e.compression;
-      e.id.copy(header, p + 2);
-      header.writeUInt32LE(e.offset, p + 2 + blobIdLength);
-      header.writeUInt32LE(e.length, p + 6 + blobIdLength);
-      header.writeUInt32LE(e.rawLength, p + 10 + blobIdLength);
-      p += headerEntryLength;
-    }
     const headerCt = this.cipher.encrypt(NonceDomain.packHeader, 0, header);
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32LE(headerCt.length, 0);
     const parts = [...this.parts, headerCt, trailer];
     const size = this.offset + headerCt.length + 4;
-    return { name: objectName(this.keys, parts), parts, size, entries: this.entries };
+    const name = objectName(this.keys, parts);
+    return { name, parts, size, entries: this.entries, encoded: { name, count: this.entries.length, entries: header.subarray(4) } };
   }
 }
 
-/** Reads a pack's header from its tail; `tail` must hold at least the header and trailer. */
-export function parsePackHeader(keys: MasterKeys, packName: string, preamble: Buffer, tail: Buffer, packSize: number): PackEntry[] {
+/**
+ * Reads and checks a pack's header from its tail (`tail` must hold at least the header and
+ * trailer); returns its entries as encoded (46 bytes each, the layout index files use too).
+ */
+export function readPackHeaderEntries(keys: MasterKeys, packName: string, preamble: Buffer, tail: Buffer, packSize: number): EncodedPackRecord {
   const fail = (why: string) => new HaulError('ObjectCorrupt', `pack ${packName}: ${why}. Run \`haul check --read-data\` to list the affected snapshots and files.`);
   if (preamble.length < packPreambleLength || !preamble.subarray(0, packMagic.length).equals(packMagic)) throw fail('bad magic');
   if (tail.length < 4) throw fail('truncated');
@@ -89,28 +119,25 @@ export function parsePackHeader(keys: MasterKeys, packName: string, preamble: Bu
   if (!header) throw fail('header failed authentication');
   const count = header.readUInt32LE(0);
   if (header.length !== 4 + count * headerEntryLength) throw fail('header length does not match its entry count');
-  const entries: PackEntry[] = [];
   const dataEnd = packSize - 4 - headerLength;
   let expectedOffset = packPreambleLength;
   for (let i = 0, p = 4; i < count; i++, p += headerEntryLength) {
     const type = header[p]!;
     const compression = header[p + 1]!;
-    const entry: PackEntry = {
-      type: type as BlobType,
-      compression: compression as Compression,
-      id: Buffer.from(header.subarray(p + 2, p + 2 + blobIdLength)),
-      offset: header.readUInt32LE(p + 2 + blobIdLength),
-      length: header.readUInt32LE(p + 6 + blobIdLength),
-      rawLength: header.readUInt32LE(p + 10 + blobIdLength),
-    };
+    const offset = header.readUInt32LE(p + 2 + blobIdLength);
+    const length = header.readUInt32LE(p + 6 + blobIdLength);
     if (type !== BlobType.data && type !== BlobType.tree) throw fail(`entry ${i} has unknown type ${type}`);
     if (compression !== Compression.none && compression !== Compression.zstd) throw fail(`entry ${i} has unknown compression ${compression}`);
-    if (entry.offset !== expectedOffset || entry.length < tagLength || entry.offset + entry.length > dataEnd) throw fail(`entry ${i} lies outside the pack's data`);
-    expectedOffset += entry.length;
-    entries.push(entry);
+    if (offset !== expectedOffset || length < tagLength || offset + length > dataEnd) throw fail(`entry ${i} lies outside the pack's data`);
+    expectedOffset += length;
   }
   if (expectedOffset !== dataEnd) throw fail('blobs do not fill the data area');
-  return entries;
+  return { name: packName, count, entries: header.subarray(4) };
+}
+
+/** Reads a pack's header from its tail; `tail` must hold at least the header and trailer. */
+export function parsePackHeader(keys: MasterKeys, packName: string, preamble: Buffer, tail: Buffer, packSize: number): PackEntry[] {
+  return decodeEntries(readPackHeaderEntries(keys, packName, preamble, tail, packSize));
 }
 
 /** How many bytes at the end of a pack to read to find its header in one request, usually. */

@@ -9,7 +9,7 @@ import { CompressionPool } from './compression-pool.js';
 import { Compression, compressBlob, decompressBounded } from './compression.js';
 import { newConfig, parseConfig, type ChunkerParams, type RepositoryConfig } from './config.js';
 import { blobIdFromHash, generateMasterKeys, openObject, sealObject, sha256, verifyObjectName, objectName, type MasterKeys, type SubkeyCipher } from './crypto.js';
-import { decodeIndex, encodeIndex, type IndexedPack } from './index-file.js';
+import { decodeEntries, decodeIndexRecords, encodeIndex, type EncodedPackRecord, type IndexedPack } from './index-file.js';
 import { parseKeyFile, unwrapMasterKeys, wrapMasterKeys, type KeyFile } from './keys.js';
 import { PackWriter, decryptPackBlob, isPackPreamble, packCipher, packPreambleLength } from './pack.js';
 import { parseSnapshot, type Snapshot, type StoredSnapshot } from './snapshot.js';
@@ -158,33 +158,36 @@ export class Repository {
 
   /**
    * Loads every index file into memory. A damaged index file stops the load, unless the caller
-   * handles damage itself (check and repair do: they report and carry on).
+   * handles damage itself (check and repair do: they report and carry on). `onPack` sees each
+   * pack record as it is loaded, its entries still encoded.
    */
-  async loadIndex(onDamaged?: (file: string, err: unknown) => void, onPack?: (file: string, pack: IndexedPack) => void): Promise<IndexedPack[]> {
-    if (this.indexLoaded && !onDamaged && !onPack) return [];
-    const loaded: IndexedPack[] = [];
+  async loadIndex(onDamaged?: (file: string, err: unknown) => void, onPack?: (file: string, record: EncodedPackRecord) => void): Promise<void> {
+    if (this.indexLoaded && !onDamaged && !onPack) return;
     for await (const f of this.storage.list('index')) {
-      let packs: IndexedPack[];
+      let records: EncodedPackRecord[];
       try {
-        packs = await this.readIndexFile(f.name);
+        records = await this.readIndexRecords(f.name);
       } catch (err) {
         if (!onDamaged) throw err;
         onDamaged(f.name, err);
         continue;
       }
-      for (const pack of packs) {
-        for (const e of pack.entries) this.index.add(pack.name, e);
-        onPack?.(f.name, pack);
-        if (onDamaged) loaded.push(pack);
+      for (const record of records) {
+        this.index.addEncoded(record);
+        onPack?.(f.name, record);
       }
     }
     this.indexLoaded = true;
-    return loaded;
   }
 
   async readIndexFile(name: string): Promise<IndexedPack[]> {
+    return (await this.readIndexRecords(name)).map((r) => ({ name: r.name, entries: decodeEntries(r) }));
+  }
+
+  /** An index file's pack records, entries still encoded: for loading and rewriting in bulk. */
+  async readIndexRecords(name: string): Promise<EncodedPackRecord[]> {
     const what = `index file index/${name}`;
-    return decodeIndex(openObject(this.keys, await this.storage.read('index', name), what), what);
+    return decodeIndexRecords(openObject(this.keys, await this.storage.read('index', name), what), what);
   }
 
   async cipherFor(pack: string): Promise<SubkeyCipher> {
