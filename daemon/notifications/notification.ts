@@ -6,7 +6,8 @@ export type Notification =
   | { kind: 'job-failed'; jobId: number; client: string | null; jobKind: string; cause: string; message: string; finishedAt: string; attempt: number }
   | { kind: 'verify-failed'; jobId: number; errors: number; problems: string[]; finishedAt: string }
   | { kind: 'client-overdue'; client: string; lastSuccess: string | null; thresholdHours: number }
-  | { kind: 'quota-exceeded'; client: string; usedBytes: number; quotaBytes: number; jobId: number }
+  /** `tenant`: the quota passed is the tenant's (all its clients together), not the client's own. */
+  | { kind: 'quota-exceeded'; client: string; tenant?: string; usedBytes: number; quotaBytes: number; jobId: number }
   | { kind: 'daily-digest'; date: string; succeeded: number; failed: number; bytesNew: number; overdue: string[]; failures: { client: string; cause: string }[] };
 
 export interface RenderedNotification {
@@ -46,6 +47,12 @@ export function renderNotification(n: Notification): RenderedNotification {
         text: `Client ${n.client} has not been backed up successfully ${n.lastSuccess ? `since ${n.lastSuccess}` : 'ever'}; its threshold is ${n.thresholdHours} hours.\n\nCheck its recent jobs with: haul jobs --client ${n.client}\n`,
       };
     case 'quota-exceeded':
+      if (n.tenant !== undefined) {
+        return {
+          subject: `[Haul] tenant ${n.tenant} is over its storage quota (${n.client})`,
+          text: `Job ${n.jobId} of ${n.client} stopped: the clients of tenant ${n.tenant} use ${formatBytes(n.usedBytes)} of its ${formatBytes(n.quotaBytes)} quota. What was stored before stays consistent.\n\nThe tenant reached its storage quota. Raise it (haul tenant edit ${n.tenant} --quota …) or tighten its clients' retention.\n`,
+        };
+      }
       return {
         subject: `[Haul] ${n.client} is over its storage quota`,
         text: `Job ${n.jobId} of ${n.client} stopped: the client uses ${formatBytes(n.usedBytes)} of its ${formatBytes(n.quotaBytes)} quota. What was stored before stays consistent.\n\n${causeAdvice['quota']}\n`,

@@ -9,7 +9,7 @@ import type { PrismaClient } from '../database/open-database.js';
 import { tenantOfClient } from '../database/tenants.js';
 import { transientCauses } from '../jobs/failure-cause.js';
 import type { JobRecord } from '../jobs/job-store.js';
-import { clientUsage } from '../maintenance/client-usage.js';
+import { quotaLimits } from '../jobs/client-quota.js';
 import type { Notification } from '../notifications/notification.js';
 import type { Notifier } from '../notifications/notifier.js';
 import type { DaemonLogger } from './daemon-logger.js';
@@ -74,8 +74,11 @@ export class DaemonAlerts {
     }
     if (cause === 'quota' && job.clientId !== null) {
       const client = await this.options.prisma.client.findUnique({ where: { id: job.clientId } });
-      if (client?.quotaBytes != null) {
-        await this.send({ kind: 'quota-exceeded', client: client.name, usedBytes: await clientUsage(this.options.prisma, client), quotaBytes: Number(client.quotaBytes), jobId: job.id }, client.id);
+      const limits = client ? await quotaLimits(this.options.prisma, client) : [];
+      // The quota that stopped it: the one now full, else the client's own.
+      const limit = limits.find((l) => l.usedBytes >= l.quotaBytes) ?? limits[0];
+      if (client && limit) {
+        await this.send({ kind: 'quota-exceeded', client: client.name, ...(limit.tenant === undefined ? {} : { tenant: limit.tenant }), usedBytes: limit.usedBytes, quotaBytes: limit.quotaBytes, jobId: job.id }, client.id);
         return;
       }
     }

@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkRepository } from '../../../daemon/checker/checker.js';
+import { TenantStore } from '../../../daemon/database/tenants.js';
 import { forgetSnapshots } from '../../../daemon/maintenance/forget.js';
 import { lockRepository } from '../../../daemon/repository/lock.js';
 import type { Repository } from '../../../daemon/repository/repository.js';
@@ -181,6 +182,28 @@ describe.skipIf(skip !== undefined)(`daemon repository jobs, retention, quotas a
     expect(quotaMail.map((m) => m.subject)).toEqual(['[Haul] mnt-quota is over its storage quota', '[Haul] mnt-quota is over its storage quota']);
     expect(quotaMail[0]!.body).toContain(`Job ${job.id} of mnt-quota stopped: the client uses `);
     expect(quotaMail[0]!.body).toContain(" of its 1.0 MiB quota. What was stored before stays consistent.\n\nThe client reached its storage quota. Raise it or tighten the client's retention.\n");
+  }, 180_000);
+
+  it('a backup that would pass its tenant\'s quota (all its clients together) fails with cause quota and names the tenant', async () => {
+    const tenants = new TenantStore(bed.db.prisma);
+    const team = await tenants.add('mnt-team', { quotaBytes: 3 * MiB });
+    const first = await bed.addClient('mnt-team-a', U[0], bed.writeData(U[0], 'team-a', { 'a.bin': pseudoRandom('team-a', 2 * MiB) }));
+    const second = await bed.addClient('mnt-team-b', U[1], bed.writeData(U[1], 'team-b', { 'b.bin': pseudoRandom('team-b', 2 * MiB) }));
+    await bed.db.prisma.client.updateMany({ where: { id: { in: [first, second] } }, data: { tenantId: team.id } });
+    const mailBefore = smtp.mail.length;
+    const daemon = await start();
+    // Alone, each client fits; together they pass the tenant's 3 MiB.
+    expect((await ended((await daemon.runNow('mnt-team-a')).id)).state).toBe('succeeded');
+    const job = await ended((await daemon.runNow('mnt-team-b')).id);
+    expect(job).toMatchObject({ state: 'failed', failureCause: 'quota', snapshotId: null });
+    expect(job.failureMessage).toMatch(/^client mnt-team-b would pass the storage quota of its tenant mnt-team, 3\.0 MiB for all its clients: they use 2\.\d MiB and this backup had \d+(\.\d+)? (KiB|MiB) of new data\. The backup stopped without a snapshot; what it stored is kept and consistent, and the next run reuses it\. Raise the tenant's quota \(`haul tenant edit mnt-team --quota …`\), or forget old snapshots of its clients and prune\.$/);
+    const repo = await repository();
+    await repo.loadIndex();
+    expect((await repo.listSnapshots({ client: 'mnt-team-a' })).length).toBe(1);
+    expect(await repo.listSnapshots({ client: 'mnt-team-b' })).toEqual([]);
+    expect((await checkRepository(repo, { readData: true })).problems).toEqual([]);
+    const mail = (await smtp.waitFor(mailBefore + 1)).slice(mailBefore).map((m) => parseMail(m.raw));
+    expect(mail.map((m) => m.subject)).toContain('[Haul] tenant mnt-team is over its storage quota (mnt-team-b)');
   }, 180_000);
 
   it('notifies a failed job by email and webhook, an overdue client once per spell, and sends the daily digest', async () => {
