@@ -22,9 +22,11 @@ export interface QuotaLimit {
 export async function quotaLimits(prisma: PrismaClient, client: Client): Promise<QuotaLimit[]> {
   const limits: QuotaLimit[] = [];
   if (client.quotaBytes !== null) limits.push({ quotaBytes: Number(client.quotaBytes), usedBytes: await clientUsage(prisma, client) });
-  const tenant = await prisma.tenant.findUnique({ where: { id: client.tenantId }, include: { clients: true } });
+  const tenant = await prisma.tenant.findUnique({ where: { id: client.tenantId }, select: { name: true, quotaBytes: true } });
   if (tenant?.quotaBytes != null) {
-    const used = await Promise.all(tenant.clients.map((c) => clientUsage(prisma, c)));
+    // Only a tenant with a quota costs its clients' usage: most backups skip this.
+    const clients = await prisma.client.findMany({ where: { tenantId: client.tenantId }, select: { id: true, storedBytes: true, storedBytesAt: true } });
+    const used = await Promise.all(clients.map((c) => clientUsage(prisma, c)));
     limits.push({ tenant: tenant.name, quotaBytes: Number(tenant.quotaBytes), usedBytes: used.reduce((a, b) => a + b, 0) });
   }
   return limits;
