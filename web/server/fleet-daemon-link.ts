@@ -19,13 +19,11 @@ export interface FleetDaemonLinkOptions {
   checkEveryMs?: number;
   timeoutMs?: number;
   log?: (message: string) => void;
-  /** Makes the link for one daemon (tests replace it); default: a BusDaemonLink. */
-  linkTo?: (endpoint: string) => DaemonLink & { start(): Promise<void> };
 }
 
 interface Member {
   endpoint: string;
-  link: DaemonLink & { start(): Promise<void> };
+  link: BusDaemonLink;
   unsubscribe: () => void;
 }
 
@@ -80,7 +78,7 @@ export class FleetDaemonLink extends DaemonLinkBase implements DaemonLink {
     }
     for (const [id, endpoint] of live) {
       if (this.members.has(id) || this.closed) continue;
-      const link = this.options.linkTo?.(endpoint) ?? new BusDaemonLink({ endpoint, database: this.options.database, ...(this.options.curve ? { curve: this.options.curve } : {}), checkEveryMs: this.checkEveryMs, ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}), ...(this.options.log ? { log: (m: string) => this.options.log!(`daemon ${id}: ${m}`) } : {}) });
+      const link = new BusDaemonLink({ endpoint, database: this.options.database, ...(this.options.curve ? { curve: this.options.curve } : {}), checkEveryMs: this.checkEveryMs, ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}), ...(this.options.log ? { log: (m: string) => this.options.log!(`daemon ${id}: ${m}`) } : {}) });
       const unsubscribe = link.subscribe({
         event: (e) => {
           for (const l of this.listeners) l.event(e);
