@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
 import { terminalJobStates } from '../../shared/jobs.js';
-import { createFleetTestbed, onceAt, pollUntil, type FleetDaemonProcess, type FleetTestbed } from '../helpers/fleet-testbed.js';
+import { createFleetTestbed, dailyAt, pollUntil, type FleetDaemonProcess, type FleetTestbed } from '../helpers/fleet-testbed.js';
 import { postgresSkipReason } from '../helpers/postgres.js';
 import { sshdSkipReason } from '../helpers/sshd.js';
 import { envNumber, log, mib, table } from './common.js';
@@ -23,6 +23,9 @@ const daySeconds = envNumber('FLEET_DAY', 600);
 const maxJobs = envNumber('FLEET_MAX_JOBS', 4);
 // Which phases run: "1,2" (default) is one daemon, then two; "1" or "2" runs one of them.
 const phases = (process.env['FLEET_PHASES'] ?? '1,2').split(',').map(Number);
+const logLevel = process.env['FLEET_LOG_LEVEL'] ?? 'warn';
+// Each daemon's log is copied here after a phase (the testbed's folder is removed).
+const logsDir = process.env['FLEET_LOGS'] ?? path.join(os.tmpdir(), 'haul-fleet-bench-logs');
 
 interface PhaseResult {
   daemons: number;
@@ -81,7 +84,9 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
     for (const [i, id] of ids.entries()) {
       // Evenly through the day, as cron slots spread over a night would be.
       const slot = new Date(Math.ceil((dayStart + (i / clients) * daySeconds * 1000) / 1000) * 1000);
-      await bed.db.prisma.client.update({ where: { id }, data: { schedule: onceAt(slot) } });
+      // A daily rule, as a real fleet's nightly schedules are (a once-a-year rule costs the
+      // daemon's slot arithmetic several times more at start-up).
+      await bed.db.prisma.client.update({ where: { id }, data: { schedule: dailyAt(slot) } });
     }
     const watcher = new pg.Client({ connectionString: bed.databaseUrl });
     await watcher.connect();
@@ -89,7 +94,10 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
     const baseline = await connections();
     const before = repositoryFiles(bed.repoDir);
     const daemons: FleetDaemonProcess[] = [];
-    for (let d = 0; d < daemonCount; d++) daemons.push(bed.startDaemon(`bench-${d + 1}`, ['--max-jobs', String(maxJobs), '--log-level', 'warn']));
+    for (let d = 0; d < daemonCount; d++) daemons.push(bed.startDaemon(`bench-${d + 1}`, ['--max-jobs', String(maxJobs), '--log-level', logLevel]));
+    // A daemon that ends before the day is over is a finding, not noise: say so at once.
+    let dayOver = false;
+    for (const d of daemons) void d.exit.then((e) => dayOver || log(`daemon ${d.id} exited early (code ${e.code}, signal ${e.signal}): ${d.stderr().slice(-2000)}`));
     const peakRss = daemons.map(() => 0);
     let peakConnections = 0;
     const loads: number[] = [];
@@ -108,6 +116,7 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
       async () => `${await bed.db.prisma.job.count({ where: { state: { in: [...terminalJobStates] } } })} of ${clients} jobs ended`,
     );
     const wallSeconds = (Date.now() - dayStart) / 1000;
+    dayOver = true;
     clearInterval(sampler);
     const after = repositoryFiles(bed.repoDir);
     for (const d of daemons) d.child.kill('SIGTERM');
@@ -132,6 +141,9 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
       bytes: (after.bytes - before.bytes) / activeSeconds,
     };
   } finally {
+    fs.mkdirSync(logsDir, { recursive: true });
+    for (const f of fs.readdirSync(bed.tmp).filter((n) => /^daemon-.*\.log$/.test(n))) fs.copyFileSync(path.join(bed.tmp, f), path.join(logsDir, `${daemonCount}-${f}`));
+    log(`daemon logs in ${logsDir}`);
     await bed.close();
   }
 }

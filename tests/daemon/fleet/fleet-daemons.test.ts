@@ -1,8 +1,8 @@
 // Two `haul daemon` processes on one real PostgreSQL database and one repository, backing up
 // real sshd clients: every scheduled slot runs exactly once fleet-wide, and after kill -9 of the
 // daemon running a job, the other takes the job over once its lease expires and finishes the
-// work, reusing what had arrived; the repository checks clean. Check schedules, too, fire once
-// per slot fleet-wide.
+// work, reusing what had arrived; the repository checks clean. An idle daemon takes backups that
+// wait in another daemon's queue. Check schedules, too, fire once per slot fleet-wide.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -135,6 +135,43 @@ describe.skipIf(skip !== undefined)(`two daemons on one PostgreSQL${skip ? ` (sk
         const sha = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
         expect(sha(path.join(target, name))).toBe(sha(path.join(dir, name)));
       }
+    } finally {
+      link.close();
+    }
+  }, 300_000);
+
+  it('an idle daemon takes the backups another daemon queued but cannot start yet; each runs once', async () => {
+    // Daemon A runs one job at a time and is held for about 20 s by a big client on a 2 MiB/s
+    // link; four small clients queue behind it. Daemon B starts only after A queued them all
+    // (so A fired every slot): without taking them, B would run nothing.
+    const user = bed.users[1]!;
+    const link = await slowLink(bed.sshd.port, 2 * MiB);
+    try {
+      const slot = new Date(Math.ceil(Date.now() / 1000) * 1000 + 10_000);
+      const big = await bed.addClient('adopt-big', user, bed.writeData(user, 'adopt-big', { 'big.bin': pseudoRandom('adopt-big', 40 * MiB) }), { schedule: onceAt(slot), port: link.port });
+      const small: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const dir = bed.writeData(user, `adopt-${i}`, { 'f.txt': Buffer.from(`small ${i}\n`) });
+        small.push(await bed.addClient(`adopt-${i}`, user, dir, { schedule: onceAt(new Date(slot.getTime() + 1000)) }));
+      }
+      const all = [big, ...small];
+      const a = bed.startDaemon('adopt-a', ['--max-jobs', '1'], leaseArgs);
+      await pollUntil(async () => ((await bed.db.prisma.job.count({ where: { clientId: { in: all } } })) === 5 ? true : undefined), 90_000, jobsSummary);
+      const b = bed.startDaemon('adopt-b', ['--max-jobs', '4'], leaseArgs);
+      await pollUntil(async () => ((await bed.db.prisma.job.count({ where: { clientId: { in: all }, state: { in: [...terminalJobStates] } } })) === 5 ? true : undefined), 180_000, jobsSummary);
+      await new Promise((r) => setTimeout(r, 3_000));
+      for (const d of [a, b]) d.child.kill('SIGTERM');
+      expect([await a.exit, await b.exit, a.stderr(), b.stderr()]).toEqual([{ code: 0, signal: null }, { code: 0, signal: null }, '', '']);
+
+      const jobs = await bed.db.prisma.job.findMany({ where: { clientId: { in: all } }, orderBy: { id: 'asc' } });
+      // Exactly one job per client, every one a success; A fired every slot.
+      expect(jobs.map((j) => [j.clientName, j.state]).sort(), await jobsSummary()).toEqual(['adopt-0', 'adopt-1', 'adopt-2', 'adopt-3', 'adopt-big'].map((n) => [n, 'succeeded']));
+      expect(await bed.db.prisma.scheduleSlot.count({ where: { clientId: { in: all }, daemonId: 'adopt-a' } })).toBe(5);
+      expect(jobs.find((j) => j.clientId === big)!.daemonId).toBe('adopt-a');
+      const onB = jobs.filter((j) => j.daemonId === 'adopt-b');
+      expect(onB.length, await jobsSummary()).toBeGreaterThanOrEqual(1);
+      const takes = fs.readFileSync(b.logFile, 'utf8').split('\n').filter((l) => l.includes('"msg":"takes job'));
+      for (const j of onB) expect(takes.some((l) => l.includes(`takes job ${j.id} (${j.clientName}), queued by daemon adopt-a at `)), `B's log for job ${j.id}`).toBe(true);
     } finally {
       link.close();
     }
