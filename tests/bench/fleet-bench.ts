@@ -36,6 +36,8 @@ interface PhaseResult {
   /** The 1-minute load average, sampled every second: mean and peak. */
   load: { mean: number; peak: number };
   jobsPerDaemon: number[];
+  /** Jobs run by another daemon than the one that fired their slot (taken from its queue). */
+  taken: number;
   peakRss: number[];
   peakConnections: number;
   objects: number;
@@ -123,6 +125,7 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
     await Promise.all(daemons.map((d) => d.exit));
     await watcher.end();
     const jobs = await bed.db.prisma.job.findMany({ where: { clientName: { startsWith: 'bench-' } } });
+    const firedBy = new Map((await bed.db.prisma.scheduleSlot.findMany({ select: { clientId: true, daemonId: true } })).map((r) => [r.clientId, r.daemonId]));
     const delays = jobs.filter((j) => j.startedAt).map((j) => (j.startedAt!.getTime() - j.queuedAt.getTime()) / 1000).sort((a, b) => a - b);
     // Repository writes over the time jobs ran: from the day's start to the last job's end.
     const lastEnd = Math.max(...jobs.map((j) => j.finishedAt?.getTime() ?? 0));
@@ -135,6 +138,7 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
       delay: { p50: percentile(delays, 50), p95: percentile(delays, 95), p99: percentile(delays, 99), max: delays.at(-1) ?? 0 },
       load: { mean: loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length), peak: Math.max(0, ...loads) },
       jobsPerDaemon: daemons.map((d) => jobs.filter((j) => j.daemonId === d.id).length),
+      taken: jobs.filter((j) => j.clientId !== null && firedBy.has(j.clientId) && firedBy.get(j.clientId) !== j.daemonId).length,
       peakRss,
       peakConnections,
       objects: (after.count - before.count) / activeSeconds,
@@ -162,7 +166,7 @@ async function main(): Promise<void> {
   const rows = results.map((r) => [
     String(r.daemons),
     `${r.succeeded} / ${clients}${r.failed ? ` (${r.failed} failed)` : ''}`,
-    r.jobsPerDaemon.join(' + '),
+    `${r.jobsPerDaemon.join(' + ')}${r.daemons > 1 ? ` (${r.taken} taken)` : ''}`,
     `${r.delay.p50.toFixed(1)} s`,
     `${r.delay.p95.toFixed(1)} s`,
     `${r.delay.p99.toFixed(1)} s`,
