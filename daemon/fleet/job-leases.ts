@@ -125,6 +125,11 @@ export class JobLeases {
     });
   }
 
+  /** Of these jobs (queued here), the ones another daemon has claimed. */
+  claimedElsewhere(ids: number[]): Promise<Pick<JobRecord, 'id' | 'clientName' | 'daemonId'>[]> {
+    return this.prisma.job.findMany({ where: { id: { in: ids }, claimedAt: { not: null }, daemonId: { not: this.daemonId } }, select: { id: true, clientName: true, daemonId: true } });
+  }
+
   /** The unfinished jobs a daemon had, queued or running (for a takeover). */
   unfinishedJobsOf(daemonId: string): Promise<JobRecord[]> {
     return this.prisma.job.findMany({ where: { daemonId, state: unfinished }, orderBy: { id: 'asc' } });

@@ -397,9 +397,25 @@ export class Daemon {
     if (this.database.location.provider !== 'postgresql') return;
     const everyMs = Math.min(2_000, this.config.fleet.heartbeatMs);
     this.adoptTimer = setInterval(() => {
-      this.adopting ??= this.adoptWaitingJobs(everyMs).finally(() => (this.adopting = undefined));
+      this.adopting ??= this.dropJobsClaimedElsewhere()
+        .then(() => this.adoptWaitingJobs(everyMs))
+        .finally(() => (this.adopting = undefined));
     }, everyMs);
     this.adoptTimer.unref();
+  }
+
+  /** Queued jobs here that another daemon took and claimed leave this queue (and its counts). */
+  private async dropJobsClaimedElsewhere(): Promise<void> {
+    const waiting = this.queue.queued.slice(0, 1000).map((j) => j.id);
+    if (waiting.length === 0 || this.stopping) return;
+    try {
+      for (const job of await this.fleet.leases.claimedElsewhere(waiting)) {
+        if (!this.queue.remove(job.id)) continue;
+        this.log.info({ job: job.id, client: job.clientName, by: job.daemonId }, `job ${job.id} (${job.clientName}) leaves this queue: daemon ${job.daemonId ?? '(none)'} took it`);
+      }
+    } catch (err) {
+      this.log.error({ err }, `could not check whether queued jobs were taken by other daemons: ${(err as Error).message}`);
+    }
   }
 
   private async adoptWaitingJobs(waitedMs: number): Promise<void> {

@@ -174,6 +174,10 @@ describe.skipIf(skip !== undefined)(`two daemons on one PostgreSQL${skip ? ` (sk
       expect(onB.length, await jobsSummary()).toBeGreaterThanOrEqual(1);
       const takes = fs.readFileSync(b.logFile, 'utf8').split('\n').filter((l) => l.includes('"msg":"takes job'));
       for (const j of onB) expect(takes.some((l) => l.includes(`takes job ${j.id} (${j.clientName}), queued by daemon adopt-a at `)), `B's log for job ${j.id}`).toBe(true);
+      // A lets go of them while its one place is still busy with the big client.
+      const left = fs.readFileSync(a.logFile, 'utf8').split('\n').filter((l) => l.includes('leaves this queue: daemon adopt-b took it'));
+      expect(left.length, left.join('\n')).toBeGreaterThanOrEqual(1);
+      for (const l of left) expect(onB.some((j) => l.includes(`"msg":"job ${j.id} (${j.clientName}) leaves this queue`))).toBe(true);
     } finally {
       link.close();
     }
