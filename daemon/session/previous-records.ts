@@ -251,12 +251,13 @@ export class DigestBuilder {
 
   finish(): PreviousDigest {
     const chunkFingerprints = this.fingerprints.done();
-    const fps = new Set<bigint>();
-    for (let i = 0; i < chunkFingerprints.length; i += 8) {
-      const f = chunkFingerprints.readBigUInt64LE(i);
-      if (f !== 0n) fps.add(f);
-    }
-    return new PreviousDigest({ records: this.records.done(), refs: Uint32Array.from(this.refs), trees: this.trees, dirs: this.dirs, chunkIds: this.chunkIds.done(), chunkFingerprints, known: BigUint64Array.from(fps).sort() });
+    // Sorted natively, then without repeats and without 0 (no fingerprint recorded).
+    const sorted = new BigUint64Array(chunkFingerprints.length / 8);
+    for (let i = 0; i < sorted.length; i++) sorted[i] = chunkFingerprints.readBigUInt64LE(i * 8);
+    sorted.sort();
+    let n = 0;
+    for (const f of sorted) if (f !== 0n && (n === 0 || sorted[n - 1] !== f)) sorted[n++] = f;
+    return new PreviousDigest({ records: this.records.done(), refs: Uint32Array.from(this.refs), trees: this.trees, dirs: this.dirs, chunkIds: this.chunkIds.done(), chunkFingerprints, known: sorted.slice(0, n) });
   }
 }
 
