@@ -12,12 +12,11 @@
 // against the digest exactly as against one built from the trees.
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { MasterKeys } from '../repository/crypto.js';
 import type { Repository } from '../repository/repository.js';
 import type { TreeNode } from '../repository/tree.js';
-import { PreviousDigest, type DigestDir, type DigestTree } from './previous-records.js';
+import { aligned, littleEndian, PreviousDigest, type DigestDir, type DigestTree } from './previous-records.js';
 
 const magic = Buffer.from('HAULPDC1');
 const macLength = 32;
@@ -47,8 +46,8 @@ interface Header {
   known: number;
 }
 
-/** magic · u32 header length · header (JSON) · records · refs · chunk IDs · fingerprints · known · HMAC. */
-export function encodePreviousCache(keys: MasterKeys, client: string, snapshot: string, digest: PreviousDigest): Buffer {
+/** magic · u32 header length · header (JSON) · records · refs · chunk IDs · fingerprints · known · HMAC, as parts. */
+function encodeParts(keys: MasterKeys, client: string, snapshot: string, digest: PreviousDigest): Buffer[] {
   const { records, refs, trees, dirs, chunkIds, chunkFingerprints, known } = digest.parts;
   const header: Header = {
     snapshot,
@@ -64,24 +63,14 @@ export function encodePreviousCache(keys: MasterKeys, client: string, snapshot: 
   length.writeUInt32LE(json.length);
   const refBytes = Buffer.from(littleEndian(refs).buffer);
   const knownBytes = Buffer.from(littleEndian(known).buffer);
-  const body = Buffer.concat([magic, length, json, records, refBytes, chunkIds, chunkFingerprints, knownBytes]);
-  return Buffer.concat([body, createHmac('sha256', cacheKey(keys)).update(body).digest()]);
+  const parts = [magic, length, json, records, refBytes, chunkIds, chunkFingerprints, knownBytes];
+  const mac = createHmac('sha256', cacheKey(keys));
+  for (const p of parts) mac.update(p);
+  return [...parts, mac.digest()];
 }
 
-/** A copy of the bytes in an ArrayBuffer of their own, so typed arrays can view them aligned. */
-function aligned(bytes: Buffer): ArrayBuffer {
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
-}
-
-/** A copy with its numbers in little-endian byte order, the file's (on little-endian hosts, the same bytes). */
-function littleEndian<T extends Uint32Array | BigUint64Array>(values: T): T {
-  const copy = values.slice() as T;
-  if (os.endianness() === 'BE') {
-    const bytes = new Uint8Array(copy.buffer);
-    const width = copy.BYTES_PER_ELEMENT;
-    for (let i = 0; i < bytes.length; i += width) bytes.subarray(i, i + width).reverse();
-  }
-  return copy;
+export function encodePreviousCache(keys: MasterKeys, client: string, snapshot: string, digest: PreviousDigest): Buffer {
+  return Buffer.concat(encodeParts(keys, client, snapshot, digest));
 }
 
 /** Why a cache file was not used, in words for the job log. */
@@ -160,7 +149,14 @@ export async function savePreviousCache(repo: Repository, dir: string, client: s
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
   try {
-    await fs.writeFile(temp, encodePreviousCache(repo.keys, client, snapshot, digest), { mode: 0o600 });
+    const handle = await fs.open(temp, 'w', 0o600);
+    try {
+      const parts = encodeParts(repo.keys, client, snapshot, digest);
+      const { bytesWritten } = await handle.writev(parts);
+      if (bytesWritten !== parts.reduce((n, p) => n + p.length, 0)) throw new Error(`short write to ${temp}`);
+    } finally {
+      await handle.close();
+    }
     await fs.rename(temp, file);
   } catch (err) {
     await fs.rm(temp, { force: true });

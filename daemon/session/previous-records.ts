@@ -9,6 +9,7 @@
 // UNCHANGED names it, so a digest loaded from the cache (previous-cache.ts) costs no tree at all
 // when the probe names the whole tree unchanged.
 import { createHash } from 'node:crypto';
+import * as os from 'node:os';
 import { displayBytes } from '../../shared/display.js';
 import { EntryKind } from '../../shared/probe-protocol.js';
 import type { Repository } from '../repository/repository.js';
@@ -171,10 +172,51 @@ class GrowingBuffer {
   }
 }
 
+/** u32 values appended in place, doubling as needed. */
+class GrowingU32 {
+  private values = new Uint32Array(16 * 1024);
+  length = 0;
+
+  push(a: number, b: number, c: number, d: number): void {
+    if (this.length + 4 > this.values.length) {
+      const bigger = new Uint32Array(this.values.length * 2);
+      bigger.set(this.values);
+      this.values = bigger;
+    }
+    this.values[this.length++] = a;
+    this.values[this.length++] = b;
+    this.values[this.length++] = c;
+    this.values[this.length++] = d;
+  }
+
+  done(): Uint32Array {
+    return this.values.slice(0, this.length);
+  }
+}
+
+/**
+ * A copy of `values` whose bytes are little-endian, the order of the cache file and of `Buffer`'s
+ * LE reads (on little-endian hosts, the same bytes).
+ */
+export function littleEndian<T extends Uint32Array | BigUint64Array>(values: T): T {
+  const copy = values.slice() as T;
+  if (os.endianness() === 'BE') {
+    const bytes = new Uint8Array(copy.buffer);
+    const width = copy.BYTES_PER_ELEMENT;
+    for (let i = 0; i < bytes.length; i += width) bytes.subarray(i, i + width).reverse();
+  }
+  return copy;
+}
+
+/** A copy of the bytes in an ArrayBuffer of their own, so typed arrays can view them aligned. */
+export function aligned(bytes: Buffer): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+}
+
 /** Builds a digest record by record, in the walk's post-order (a directory after its contents). */
 export class DigestBuilder {
   private readonly records = new GrowingBuffer();
-  private refs: number[] = [];
+  private readonly refs = new GrowingU32();
   private readonly trees: DigestTree[] = [];
   private readonly treeIndex = new Map<string, number>();
   private readonly dirs: DigestDir[] = [];
@@ -252,12 +294,11 @@ export class DigestBuilder {
   finish(): PreviousDigest {
     const chunkFingerprints = this.fingerprints.done();
     // Sorted natively, then without repeats and without 0 (no fingerprint recorded).
-    const sorted = new BigUint64Array(chunkFingerprints.length / 8);
-    for (let i = 0; i < sorted.length; i++) sorted[i] = chunkFingerprints.readBigUInt64LE(i * 8);
+    const sorted = littleEndian(new BigUint64Array(aligned(chunkFingerprints)));
     sorted.sort();
     let n = 0;
     for (const f of sorted) if (f !== 0n && (n === 0 || sorted[n - 1] !== f)) sorted[n++] = f;
-    return new PreviousDigest({ records: this.records.done(), refs: Uint32Array.from(this.refs), trees: this.trees, dirs: this.dirs, chunkIds: this.chunkIds.done(), chunkFingerprints, known: sorted.slice(0, n) });
+    return new PreviousDigest({ records: this.records.done(), refs: this.refs.done(), trees: this.trees, dirs: this.dirs, chunkIds: this.chunkIds.done(), chunkFingerprints, known: sorted.slice(0, n) });
   }
 }
 
