@@ -5,7 +5,7 @@
 // repository keeps nothing unverified.
 import { createHmac } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { displayBytes } from '../../shared/display.js';
+import { displayBytes, formatBytes, formatCount } from '../../shared/display.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import {
   BodyReader,
@@ -174,6 +174,9 @@ export class PullBackupSession {
   private frames = 0;
   private entries = 0;
   private bytesOnWire = 0;
+  /** Bytes of the probe's stream by message type, and of PREVIOUS and KNOWN: where the wire goes. */
+  private readonly streamBytes = new Map<number, { frames: number; bytes: number }>();
+  private startBytes = { previous: 0, known: 0 };
   private readonly root: OpenDir = { path: Buffer.from('/'), node: undefined, children: [], lastName: undefined, pending: false, parent: undefined };
   private top: OpenDir = this.root;
   private file: OpenFile | undefined;
@@ -214,6 +217,7 @@ export class PullBackupSession {
       const treeId = await this.repo.saveTree({ nodes: this.root.children });
       // Blobs still at the compression pool are counted only once packed: wait for them.
       await this.repo.flush();
+      this.logStream();
       Object.assign(this.stats, { bytesNew: this.repo.written.bytesNew, bytesStored: this.repo.written.bytesStored, blobsNew: this.repo.written.blobsNew, durationMs: Date.now() - started });
       const snapshot: Snapshot = {
         format: 'haul-snapshot-v1',
@@ -274,6 +278,13 @@ export class PullBackupSession {
     }
   }
 
+  /** One job-log line: what the probe's stream and the server's PREVIOUS and KNOWN consisted of. */
+  private logStream(): void {
+    const names = new Map<number, string>(Object.entries(ProbeMessage).map(([name, type]) => [type, name]));
+    const parts = [...this.streamBytes].sort((a, b) => b[1].bytes - a[1].bytes).map(([type, t]) => `${names.get(type) ?? `0x${type.toString(16)}`} ${formatBytes(t.bytes)} (${formatCount(t.frames)})`);
+    this.log(`probe stream ${formatBytes(this.bytesOnWire)}: ${parts.join(', ')}; to the probe: PREVIOUS ${formatBytes(this.startBytes.previous)}, KNOWN ${formatBytes(this.startBytes.known)}`);
+  }
+
   private log(line: string): void {
     this.options.onLog?.(line);
   }
@@ -321,6 +332,10 @@ export class PullBackupSession {
         }
         for (const frame of frames) {
           this.frames++;
+          const tally = this.streamBytes.get(frame.type) ?? { frames: 0, bytes: 0 };
+          tally.frames++;
+          tally.bytes += 5 + frame.body.length;
+          this.streamBytes.set(frame.type, tally);
           await this.handle(frame);
           if (!greeted && this.state === 'walk') {
             greeted = true;
@@ -363,6 +378,7 @@ export class PullBackupSession {
       await this.send(encodeFrame(ServerMessage.known, Buffer.from(part.buffer, part.byteOffset, part.byteLength)));
     }
     await this.send(encodeFrame(ServerMessage.knownEnd, new BodyWriter().u64(known.length).done()));
+    this.startBytes = { previous: records.length, known: known.length * 8 };
   }
 
   private async handle(frame: Frame): Promise<void> {
