@@ -9,6 +9,7 @@ import { checkRepository } from '../../../daemon/checker/checker.js';
 import { forgetSnapshots } from '../../../daemon/maintenance/forget.js';
 import { pruneRepository } from '../../../daemon/maintenance/prune.js';
 import { LocalStorage } from '../../../daemon/storage/local.js';
+import { S3Storage, parseS3Location, s3OptionsFromEnv } from '../../../daemon/storage/s3.js';
 import { Repository } from '../../../daemon/repository/repository.js';
 import { Restorer } from '../../../daemon/restorer/restorer.js';
 import { decodePreviousCache, encodePreviousCache, previousCachePath } from '../../../daemon/session/previous-cache.js';
@@ -16,6 +17,7 @@ import { runPullBackup } from '../../../daemon/session/probe-session.js';
 import { tempDir } from '../../helpers/cli.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
 import { FakeProbe } from '../../helpers/fake-probe.js';
+import { s3Credentials, startS3Server } from '../../helpers/s3.js';
 
 const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
 
@@ -32,8 +34,8 @@ describe('the cached digest of the previous snapshot', () => {
   const contents: Record<string, Buffer> = { '/data/d1/f1': Buffer.from('f1'), '/data/d1/f2': big, '/data/d2/g1': Buffer.from('g1'), '/data/top': Buffer.from('top') };
 
   /** One session on a fresh handle (its own index), with the cache; counts the trees it loads. */
-  async function session(client: string, script: (p: FakeProbe) => Promise<void>, options: { cache?: boolean } = {}) {
-    const repo = base.reopen();
+  async function session(client: string, script: (p: FakeProbe) => Promise<void>, options: { cache?: boolean; on?: Repository } = {}) {
+    const repo = (options.on ?? base).reopen();
     const loadTree = vi.spyOn(repo, 'loadTree');
     const probe = new FakeProbe();
     const log: string[] = [];
@@ -71,8 +73,8 @@ describe('the cached digest of the previous snapshot', () => {
     p.done();
   }
 
-  async function expectRestores(client: string, files: Record<string, Buffer>) {
-    const repo = base.reopen();
+  async function expectRestores(client: string, files: Record<string, Buffer>, on = base) {
+    const repo = on.reopen();
     const snap = await repo.findSnapshot('latest', client);
     const target = fs.mkdtempSync(path.join(tmp.dir, `restore-${client}-`));
     const restored = await new Restorer(repo).restore(snap, '/data', target);
@@ -252,6 +254,23 @@ describe('the cached digest of the previous snapshot', () => {
       await expectRestores(client, contents);
     });
   }
+
+  it('works the same with the repository on S3: the cache is the server\'s, not the bucket\'s', async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, s3Credentials, { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
+    const server = await startS3Server(path.join(tmp.dir, 's3rver'), ['prevcache']);
+    try {
+      const s3 = await Repository.init(new S3Storage(parseS3Location(`s3:${server.endpoint}/prevcache/repo`), s3OptionsFromEnv({ HAUL_S3_PATH_STYLE: '1' })), 'pw', { kdf });
+      const first = await session('kappa', firstWalk, { on: s3 });
+      const again = await session('kappa', unchangedWalk, { on: s3 });
+      expect(again.treesLoaded).toBe(0);
+      expect(again.log).toContain(`previous snapshot ${first.result.id.slice(0, 8)}: 7 record(s) and 5 known chunk(s), from the cached digest`);
+      await expectRestores('kappa', contents, s3);
+    } finally {
+      process.env = saved;
+      await server.stop();
+    }
+  }, 120_000);
 
   it('without a cache directory nothing is written and the trees are read each time', async () => {
     await session('theta', firstWalk, { cache: false });
