@@ -228,10 +228,12 @@ export class DigestBuilder {
   }
 
   tree(id: string, path: Buffer): number {
-    let i = this.treeIndex.get(id);
+    // By ID and path: equal directories in two places (hard-linked copies) have one tree ID.
+    const key = `${id}/${path.toString('latin1')}`;
+    let i = this.treeIndex.get(key);
     if (i === undefined) {
       i = this.trees.push({ id, path }) - 1;
-      this.treeIndex.set(id, i);
+      this.treeIndex.set(key, i);
     }
     return i;
   }

@@ -137,6 +137,28 @@ describe('the cached digest of the previous snapshot', () => {
     await expectRestores('beta', after);
   });
 
+  it('two equal directories in two places (hard-linked copies, one tree ID) resolve to their own paths', async () => {
+    const x = Buffer.from('linked');
+    const walk = (unchanged: boolean) => async (p: FakeProbe) => {
+      p.hello();
+      await p.readStart();
+      p.entry({ kind: EntryKind.dir, path: '/data', inode: 10n });
+      for (const dir of ['/data/a', '/data/b']) {
+        p.entry({ kind: EntryKind.dir, path: dir, inode: dir.endsWith('a') ? 31n : 32n, mtime: unchanged ? 4n : 3n });
+        if (unchanged) p.unchanged(p.recordOf(`${dir}/x`));
+        else p.file(`${dir}/x`, [x], { inode: 30n });
+      }
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    };
+    await session('lambda', walk(false));
+    const again = await session('lambda', walk(true));
+    expect(again.log.some((l) => l.endsWith('from the cached digest'))).toBe(true);
+    expect(again.result.snapshot.stats).toMatchObject({ files: 2, bytesRead: 0 });
+    await expectRestores('lambda', { '/data/a/x': x, '/data/b/x': x });
+  });
+
   const damages: [string, (file: string) => void, string][] = [
     ['a changed byte', (file) => {
       const data = fs.readFileSync(file);
