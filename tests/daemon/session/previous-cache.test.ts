@@ -134,6 +134,22 @@ describe('the cached digest of the previous snapshot', () => {
     });
     expect(next.treesLoaded).toBe(0);
     expect(next.result.snapshot.stats).toMatchObject({ files: 5, dirs: 3, bytesRead: 0 });
+    // The records of /data/d1 were carried over whole twice; its files still resolve by name.
+    const files = await session('beta', async (p) => {
+      p.hello();
+      await p.readStart();
+      p.entry({ kind: EntryKind.dir, path: '/data', inode: 10n, mtime: 5n });
+      p.entry({ kind: EntryKind.dir, path: '/data/d1', inode: 20n, mtime: 5n });
+      p.unchanged(p.recordOf('/data/d1/f1'));
+      p.unchanged(p.recordOf('/data/d1/f2'));
+      p.unchanged(p.recordOf('/data/d2'));
+      p.unchanged(p.recordOf('/data/top'));
+      p.walkDone();
+      expect(await p.readNeeds()).toEqual([]);
+      p.done();
+    });
+    expect(files.treesLoaded).toBe(2);
+    expect(files.result.snapshot.stats).toMatchObject({ files: 5, dirs: 3, bytesRead: 0 });
     await expectRestores('beta', after);
   });
 
