@@ -4,22 +4,24 @@
 // sends them without reading the snapshot's trees. It is an optimisation only: a missing, damaged,
 // forged or outdated file is ignored (with a log line) and the trees are walked as before.
 //
-// Trust: the file is authenticated with a key derived from the repository's keys, so only this
-// repository's server can have written it; it names the snapshot it describes, and is used only
+// Trust: the file is sealed (AES-GCM) like the repository's own objects, so only this
+// repository's server can have written it, and whoever reads the state directory learns nothing of
+// the client's names from it; it names the snapshot it describes, and is used only
 // when that snapshot is still the client's latest; and every chunk and tree it names is checked
 // against the repository's index before anything is offered, so after a prune (or any loss) no
 // chunk the repository no longer has reaches the probe. The probe's claims are then checked
 // against the digest exactly as against one built from the trees.
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, hkdfSync } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { MasterKeys } from '../repository/crypto.js';
+import { openObject, sealObject, type MasterKeys } from '../repository/crypto.js';
 import type { Repository } from '../repository/repository.js';
 import type { TreeNode } from '../repository/tree.js';
 import { aligned, littleEndian, PreviousDigest, type DigestDir, type DigestTree } from './previous-records.js';
 
 const magic = Buffer.from('HAULPDC1');
-const macLength = 32;
+/** A sealed object's header (daemon/repository/crypto.ts): magic, salt, then AES-GCM with its tag. */
+const sealedOverhead = 8 + 32 + 16;
 
 function cacheKey(keys: MasterKeys): Buffer {
   return Buffer.from(hkdfSync('sha256', keys.mac, Buffer.alloc(0), 'haul-previous-digest-v1', 32));
@@ -46,8 +48,11 @@ interface Header {
   known: number;
 }
 
-/** magic · u32 header length · header (JSON) · records · refs · chunk IDs · fingerprints · known · HMAC, as parts. */
-function encodeParts(keys: MasterKeys, client: string, snapshot: string, digest: PreviousDigest): Buffer[] {
+/**
+ * Sealed like the repository's own objects (AES-GCM under the repository's keys): magic · u32
+ * header length · header (JSON) · records · refs · chunk IDs · fingerprints · known.
+ */
+export function encodePreviousCache(keys: MasterKeys, client: string, snapshot: string, digest: PreviousDigest): Buffer {
   const { records, refs, trees, dirs, chunkIds, chunkFingerprints, known } = digest.parts;
   const header: Header = {
     snapshot,
@@ -63,25 +68,22 @@ function encodeParts(keys: MasterKeys, client: string, snapshot: string, digest:
   length.writeUInt32LE(json.length);
   const refBytes = Buffer.from(littleEndian(refs).buffer);
   const knownBytes = Buffer.from(littleEndian(known).buffer);
-  const parts = [magic, length, json, records, refBytes, chunkIds, chunkFingerprints, knownBytes];
-  const mac = createHmac('sha256', cacheKey(keys));
-  for (const p of parts) mac.update(p);
-  return [...parts, mac.digest()];
-}
-
-export function encodePreviousCache(keys: MasterKeys, client: string, snapshot: string, digest: PreviousDigest): Buffer {
-  return Buffer.concat(encodeParts(keys, client, snapshot, digest));
+  return sealObject(keys, Buffer.concat([magic, length, json, records, refBytes, chunkIds, chunkFingerprints, knownBytes]));
 }
 
 /** Why a cache file was not used, in words for the job log. */
 export class CacheRejected extends Error {}
 
 export function decodePreviousCache(keys: MasterKeys, data: Buffer, client: string, snapshot: string): PreviousDigest {
-  if (data.length < magic.length + 4 + macLength || !data.subarray(0, magic.length).equals(magic)) throw new CacheRejected('it is not a digest file (truncated or of another format)');
-  const body = data.subarray(0, data.length - macLength);
-  const mac = createHmac('sha256', cacheKey(keys)).update(body).digest();
-  if (!timingSafeEqual(mac, data.subarray(data.length - macLength))) throw new CacheRejected('its authentication code does not match (changed, truncated, or written for another repository)');
+  if (data.length < sealedOverhead) throw new CacheRejected('it is not a digest file (truncated or of another format)');
+  let body: Buffer;
+  try {
+    body = openObject(keys, data, 'the cached digest');
+  } catch {
+    throw new CacheRejected('it does not open with the repository\'s keys (changed, truncated, or written for another repository)');
+  }
   // Authenticated: from here on the bytes are this server's own, so only their binding is checked.
+  if (body.length < magic.length + 4 || !body.subarray(0, magic.length).equals(magic)) throw new CacheRejected('it is not a digest file (truncated or of another format)');
   let at = magic.length;
   const jsonLength = body.readUInt32LE(at);
   at += 4;
@@ -149,14 +151,7 @@ export async function savePreviousCache(repo: Repository, dir: string, client: s
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
   try {
-    const handle = await fs.open(temp, 'w', 0o600);
-    try {
-      const parts = encodeParts(repo.keys, client, snapshot, digest);
-      const { bytesWritten } = await handle.writev(parts);
-      if (bytesWritten !== parts.reduce((n, p) => n + p.length, 0)) throw new Error(`short write to ${temp}`);
-    } finally {
-      await handle.close();
-    }
+    await fs.writeFile(temp, encodePreviousCache(repo.keys, client, snapshot, digest), { mode: 0o600 });
     await fs.rename(temp, file);
   } catch (err) {
     await fs.rm(temp, { force: true });

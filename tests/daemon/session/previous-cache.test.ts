@@ -180,9 +180,13 @@ describe('the cached digest of the previous snapshot', () => {
       const data = fs.readFileSync(file);
       data[data.length >> 1]! ^= 1;
       fs.writeFileSync(file, data);
-    }, 'its authentication code does not match (changed, truncated, or written for another repository)'],
-    ['a truncated file', (file) => fs.truncateSync(file, fs.statSync(file).size - 100), 'its authentication code does not match (changed, truncated, or written for another repository)'],
+    }, "it does not open with the repository's keys (changed, truncated, or written for another repository)"],
+    ['a truncated file', (file) => fs.truncateSync(file, fs.statSync(file).size - 100), "it does not open with the repository's keys (changed, truncated, or written for another repository)"],
     ['a file cut to a few bytes', (file) => fs.truncateSync(file, 10), 'it is not a digest file (truncated or of another format)'],
+    ['another sealed object of the repository (a snapshot) in its place', (file) => {
+      const snapshots = path.join(tmp.dir, 'repo', 'snapshots');
+      fs.copyFileSync(path.join(snapshots, fs.readdirSync(snapshots)[0]!), file);
+    }, 'it is not a digest file (truncated or of another format)'],
   ];
   for (const [what, damage, why] of damages) {
     it(`a cache with ${what} is ignored with a log line; the trees are read and the backup is right`, async () => {
