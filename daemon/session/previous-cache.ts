@@ -1,4 +1,4 @@
-// The cached digest of a client's latest snapshot (docs/repository-format.md, "Previous-snapshot
+// The cached digest of a client's latest snapshot (docs/probe-protocol.md, "The previous-snapshot
 // cache"): after a backup the server writes the PREVIOUS records, the KNOWN fingerprints and where
 // each record's entry lives to one file per client in its state directory, so the next backup
 // sends them without reading the snapshot's trees. It is an optimisation only: a missing, damaged,
