@@ -11,7 +11,7 @@
 // against the repository's index before anything is offered, so after a prune (or any loss) no
 // chunk the repository no longer has reaches the probe. The probe's claims are then checked
 // against the digest exactly as against one built from the trees.
-import { createHmac, hkdfSync } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { openObject, sealObject, type MasterKeys } from '../repository/crypto.js';
@@ -149,7 +149,7 @@ export async function loadPreviousCache(repo: Repository, dir: string, client: s
 export async function savePreviousCache(repo: Repository, dir: string, client: string, snapshot: string, digest: PreviousDigest): Promise<void> {
   const file = previousCachePath(dir, repo.keys, client);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
   try {
     await fs.writeFile(temp, encodePreviousCache(repo.keys, client, snapshot, digest), { mode: 0o600 });
     await fs.rename(temp, file);
