@@ -20,6 +20,7 @@ import { repositoryJobName, type MaintenanceKind } from '../jobs/maintenance-job
 import { Notifier } from '../notifications/notifier.js';
 import { indexUnindexedPacks } from '../repository/index-repair.js';
 import { Repository } from '../repository/repository.js';
+import { previousCacheDirectory } from '../session/previous-cache.js';
 import { loadOrCreateServerIdentity, type ServerIdentity } from '../session/server-identity.js';
 import { openStorage } from '../storage/open-storage.js';
 import { BlackoutCalendar } from '../scheduler/blackout-windows.js';
@@ -126,6 +127,7 @@ export class Daemon {
       repository,
       identity,
       probeDir: config.probeDir,
+      previousCacheDir: previousCacheDirectory(config.stateDir),
       timeouts: config.timeouts,
       restoreRequest: (jobId) => this.restoreRequests.get(jobId),
       openJobLog: hooks.openJobLog ?? ((job) => this.openJobLog(job)),
