@@ -304,6 +304,8 @@ export async function runSshBench(): Promise<number> {
   const dataset = ensureDataset(baseDir, { version: datasetVersion, seed, scale, profile: 'ssh' }, log);
 
   const user = ensureUser(BENCH_USER);
+  // Repositories an interrupted run left behind would make `restic init` / `borg init` refuse.
+  for (const scratch of ['restic-repo', 'borg-repo']) fs.rmSync(path.join(user.home, scratch), { recursive: true, force: true });
   const homeBefore = homeEntries(user.home);
   const dataDir = path.join(user.home, 'data');
   const workDir = fs.mkdtempSync(path.join(baseDir, 'ssh-run-'));
