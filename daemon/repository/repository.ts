@@ -29,6 +29,13 @@ export interface VerifiedBlob {
   zstdFrame?: Buffer;
 }
 
+/** A blob's stored form, already computed (see `saveBlob`). */
+export interface EncodedBlob {
+  compression: Compression;
+  /** The zstd frame; ignored for `none` (the plaintext is stored). */
+  data: Uint8Array;
+}
+
 export interface RepositoryStats {
   blobsNew: number;
   bytesNew: number;
@@ -260,8 +267,13 @@ export class Repository {
   /**
    * Stores a blob unless the repository has it; returns its ID. Large blobs are compressed on
    * the compression pool and packed when that finishes; `flush` waits for all of them.
+   *
+   * `encoded` is how to store the blob when this process already holds its encoding, so it is
+   * not compressed a second time: a zstd frame it has just decompressed (bounded) to exactly
+   * `plaintext`, or `none` for bytes a compressor with this repository's rule has just found not
+   * worth compressing. Like `ownSha256`, never a client's claim: only bytes this process checked.
    */
-  async saveBlob(type: BlobType, plaintext: Uint8Array, ownSha256?: Buffer): Promise<{ id: Buffer; added: boolean }> {
+  async saveBlob(type: BlobType, plaintext: Uint8Array, ownSha256?: Buffer, encoded?: EncodedBlob): Promise<{ id: Buffer; added: boolean }> {
     await this.loadIndex();
     // `ownSha256` is only ever a hash this process just computed over these very bytes (the pull
     // session verifies a probe's chunk that way): never a client's claim, so nothing is trusted
@@ -271,6 +283,10 @@ export class Repository {
     this.throwIfWriteFailed();
     this.openPackIds.add(id.toString('hex'));
     const rawLength = plaintext.length;
+    if (encoded) {
+      await this.pack(id, type, encoded.compression, encoded.compression === Compression.none ? plaintext : encoded.data, rawLength);
+      return { id, added: true };
+    }
     if (rawLength < poolThreshold) {
       const { data, compression } = compressBlob(plaintext);
       await this.pack(id, type, compression, data, rawLength);

@@ -18,6 +18,7 @@ import {
   ProbeMessage,
   ServerMessage,
   encodeFrame,
+  HelloFeature,
   helloMagic,
   maxPathBytes,
   previousRecordLength,
@@ -26,7 +27,7 @@ import {
   type Frame,
 } from '../../shared/probe-protocol.js';
 import { BlobType } from '../repository/blob.js';
-import { decompressBounded } from '../repository/compression.js';
+import { Compression, decompressBounded } from '../repository/compression.js';
 import { blobIdFromHash, chunkerKeyFor, sha256 } from '../repository/crypto.js';
 import type { Repository } from '../repository/repository.js';
 import type { Snapshot, SnapshotStats, StoredSnapshot } from '../repository/snapshot.js';
@@ -176,6 +177,8 @@ export class PullBackupSession {
   private needsAnswered = 0;
   private needIds = 0;
   private warnings = 0;
+  /** The probe compresses chunks itself (HELLO features, BACKUP level): raw ones are incompressible. */
+  private probeCompresses = false;
   /** This client's previous snapshot as told to the probe: what UNCHANGED and CHUNK_KNOWN may name. */
   private previous: PreviousRecords = { records: Buffer.alloc(0), entries: [], ownIds: new Set(), known: new BigUint64Array(0) };
   private readonly uploadedIds = new Set<string>();
@@ -361,8 +364,11 @@ export class PullBackupSession {
     const version = r.u16();
     const probeVersion = r.bytes16().toString('utf8');
     const arch = r.bytes16().toString('utf8');
-    r.u32();
+    const features = r.u32();
     r.end();
+    // A probe with zstd compresses every new chunk it can by the repository's own rule (at least
+    // 64 bytes, at least 1/32 saved): what it sends raw, the server would not compress either.
+    this.probeCompresses = (features & HelloFeature.zstd) !== 0 && (this.options.zstdLevel ?? 3) > 0;
     if (magic !== helloMagic) throw violation('HELLO does not start with HAULPRB1');
     if (version !== protocolVersion) {
       throw new HaulError('ProbeFailed', `the probe speaks protocol version ${version}, this server speaks ${protocolVersion}. Reinstall the probe (it is replaced automatically when its hash differs).`);
@@ -534,7 +540,10 @@ export class PullBackupSession {
     }
     const actual = sha256(plain);
     if (!actual.equals(sha)) throw violation(`a chunk of ${where} does not match its SHA-256 (data and claim differ)`);
-    const { id } = await this.repo.saveBlob(BlobType.data, plain, actual);
+    // Stored as it came, once verified: the frame just decompressed to exactly these bytes, so
+    // the server spends no second compression (a third of its CPU per chunk before).
+    const encoded = compression === ChunkCompression.zstd ? { compression: Compression.zstd, data } : this.probeCompresses ? { compression: Compression.none, data } : undefined;
+    const { id } = await this.repo.saveBlob(BlobType.data, plain, actual, encoded);
     this.uploadedIds.add(id.toString('hex'));
     return id;
   }

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BodyWriter, EntryFlag, EntryKind, ProbeMessage, maxFrameLength } from '../../../shared/probe-protocol.js';
+import { BodyWriter, EntryFlag, EntryKind, HelloFeature, ProbeMessage, maxFrameLength } from '../../../shared/probe-protocol.js';
+import { Compression } from '../../../daemon/repository/compression.js';
 import { checkRepository } from '../../../daemon/checker/checker.js';
 import { LocalStorage } from '../../../daemon/storage/local.js';
 import { Repository } from '../../../daemon/repository/repository.js';
@@ -9,7 +10,7 @@ import { Restorer } from '../../../daemon/restorer/restorer.js';
 import { runPullBackup, type PullBackupOptions } from '../../../daemon/session/probe-session.js';
 import { tempDir } from '../../helpers/cli.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
-import { FakeProbe, pathHash, sha } from '../../helpers/fake-probe.js';
+import { FakeProbe, pathHash, sha, zstdFrame } from '../../helpers/fake-probe.js';
 import { isHaulError } from '../../../shared/errors.js';
 
 const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
@@ -192,6 +193,47 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     expect(fs.readFileSync(path.join(target, 'one')).equals(Buffer.concat([shared, other]))).toBe(true);
     expect(fs.readFileSync(path.join(target, 'two')).equals(Buffer.concat([shared, shared]))).toBe(true);
     expect(fs.readFileSync(path.join(target, 'w-three'), 'utf8')).toBe('three');
+    await expectConsistent();
+  });
+
+  it('stores a zstd chunk as the very frame the probe sent, and a zstd probe\'s raw chunk uncompressed, without compressing again', async () => {
+    const text = Buffer.from('a line of text that compresses well\n'.repeat(4000));
+    const random = pseudoRandom('incompressible from a zstd probe', 150_000);
+    const frame = zstdFrame(text);
+    const s = await session('epsilon', async (p) => {
+      p.hello(undefined, HelloFeature.zstd);
+      await p.readStart();
+      p.entry({ kind: EntryKind.dir, path: '/data' });
+      p.file('/data/random', [random]);
+      p.file('/data/text', [text], { compress: true });
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    });
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    // Ciphertext is the payload plus the 16-byte GCM tag: the stored payload is the probe's frame.
+    expect(repo.locate(repo.blobId(text))).toMatchObject({ compression: Compression.zstd, length: frame.length + 16 });
+    expect(repo.locate(repo.blobId(random))).toMatchObject({ compression: Compression.none, length: random.length + 16 });
+    const target = path.join(tmp.dir, 'restore-epsilon');
+    await new Restorer(repo).restore(await repo.findSnapshot('latest', 'epsilon'), '/data', target);
+    expect(fs.readFileSync(path.join(target, 'text')).equals(text)).toBe(true);
+    expect(fs.readFileSync(path.join(target, 'random')).equals(random)).toBe(true);
+    await expectConsistent();
+  });
+
+  it('compresses a raw chunk from a probe without zstd itself', async () => {
+    const text = Buffer.from('another compressible line, sent raw\n'.repeat(3000));
+    const s = await session('zeta', async (p) => {
+      await begin(p);
+      p.file('/data/text', [text]);
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    });
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    const loc = repo.locate(repo.blobId(text))!;
+    expect(loc.compression).toBe(Compression.zstd);
+    expect(loc.length).toBeLessThan(text.length / 4);
     await expectConsistent();
   });
 
