@@ -71,7 +71,7 @@ export class SubkeyCipher {
     this.key = Buffer.from(hkdfSync('sha256', keys.encryption, salt, info, keyLength));
   }
 
-  /** The AES key itself, for a worker thread of this process that opens blobs (blob-open-pool.ts). */
+  /** The AES key itself, for a worker thread of this process that opens blobs (blob-worker-pool.ts). */
   get subkey(): Buffer {
     return this.key;
   }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { Storage } from '../storage/storage.js';
 import { BlobType, type BlobLocation, type PackEntry } from './blob.js';
-import { BlobOpenPool } from './blob-open-pool.js';
+import { BlobWorkerPool, type HashRequest, type HashedChunk } from './blob-worker-pool.js';
 import { ChunkIndex } from './chunk-index.js';
 import { CompressionPool } from './compression-pool.js';
 import { Compression, compressBlob, decompressBounded } from './compression.js';
@@ -33,7 +33,7 @@ export interface VerifiedBlob {
 /** A blob's stored form, already computed (see `saveBlob`). */
 export interface EncodedBlob {
   compression: Compression;
-  /** The zstd frame; ignored for `none` (the plaintext is stored). */
+  /** The zstd frame, or for `none` the plaintext itself. */
   data: Uint8Array;
 }
 
@@ -78,7 +78,7 @@ export class Repository {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly compressing = new Set<Promise<void>>();
   private pool: CompressionPool | undefined;
-  private openPool: BlobOpenPool | undefined;
+  private workers: BlobWorkerPool | undefined;
   private bytesCompressing = 0;
   private writeFailure: unknown;
   readonly written: RepositoryStats = { blobsNew: 0, bytesNew: 0, bytesStored: 0, packsWritten: 0 };
@@ -247,9 +247,9 @@ export class Repository {
     const ct = await this.storage.read('packs', loc.pack, { offset: loc.offset, length: loc.length });
     const cipher = await this.cipherFor(loc.pack);
     if (loc.length < openPoolThreshold) return this.openBlobWithFrame(id, loc, cipher, ct);
-    this.openPool ??= new BlobOpenPool();
+    this.workers ??= new BlobWorkerPool();
     const limit = loc.type === BlobType.tree ? this.config.maxTreeSize : this.config.chunker.maxSize;
-    const opened = await this.openPool.open({ key: cipher.subkey, counter: loc.offset, ciphertext: ct, zstd: loc.compression === Compression.zstd, limit });
+    const opened = await this.workers.open({ key: cipher.subkey, counter: loc.offset, ciphertext: ct, zstd: loc.compression === Compression.zstd, limit });
     const what = blobWhat(id, loc);
     if (opened === 'authentication') throw authenticationFailed(what);
     if (opened === 'decompression') throw decompressionFailed(what);
@@ -304,19 +304,16 @@ export class Repository {
    * worth compressing. Like `ownSha256`, never a client's claim: only bytes this process checked.
    */
   async saveBlob(type: BlobType, plaintext: Uint8Array, ownSha256?: Buffer, encoded?: EncodedBlob): Promise<{ id: Buffer; added: boolean }> {
-    await this.loadIndex();
     // `ownSha256` is only ever a hash this process just computed over these very bytes (the pull
     // session verifies a probe's chunk that way): never a client's claim, so nothing is trusted
     // that the bytes did not prove, and the chunk is not hashed twice.
+    if (encoded) return this.saveEncodedBlob(type, ownSha256 ?? sha256(plaintext), plaintext.length, encoded);
+    await this.loadIndex();
     const id = blobIdFromHash(this.keys, ownSha256 ?? sha256(plaintext));
     if (this.hasBlob(id)) return { id, added: false };
     this.throwIfWriteFailed();
     this.openPackIds.add(id.toString('hex'));
     const rawLength = plaintext.length;
-    if (encoded) {
-      await this.pack(id, type, encoded.compression, encoded.compression === Compression.none ? plaintext : encoded.data, rawLength);
-      return { id, added: true };
-    }
     if (rawLength < poolThreshold) {
       const { data, compression } = compressBlob(plaintext);
       await this.pack(id, type, compression, data, rawLength);
@@ -339,6 +336,27 @@ export class Repository {
     return { id, added: true };
   }
 
+  /**
+   * `saveBlob` for a blob this process holds only in its stored form: `ownSha256` is the hash
+   * it computed over the `rawLength` bytes of plaintext that `encoded` holds (a zstd frame it
+   * decompressed to exactly those, or the plaintext itself).
+   */
+  async saveEncodedBlob(type: BlobType, ownSha256: Buffer, rawLength: number, encoded: EncodedBlob): Promise<{ id: Buffer; added: boolean }> {
+    await this.loadIndex();
+    const id = blobIdFromHash(this.keys, ownSha256);
+    if (this.hasBlob(id)) return { id, added: false };
+    this.throwIfWriteFailed();
+    this.openPackIds.add(id.toString('hex'));
+    await this.pack(id, type, encoded.compression, encoded.data, rawLength);
+    return { id, added: true };
+  }
+
+  /** SHA-256 of a received chunk on the worker pool, after bounded decompression (see BlobWorkerPool.hash). */
+  hashOnWorker(request: HashRequest): Promise<HashedChunk | 'decompression'> {
+    this.workers ??= new BlobWorkerPool();
+    return this.workers.hash(request);
+  }
+
   private async pack(id: Buffer, type: BlobType, compression: Compression, data: Uint8Array, rawLength: number): Promise<void> {
     this.writer ??= new PackWriter(this.keys);
     const entry = this.writer.add(id, type, compression, data, rawLength);
@@ -352,8 +370,8 @@ export class Repository {
   async close(): Promise<void> {
     await this.pool?.close();
     this.pool = undefined;
-    await this.openPool?.close();
-    this.openPool = undefined;
+    await this.workers?.close();
+    this.workers = undefined;
   }
 
   async saveTree(tree: Tree): Promise<string> {

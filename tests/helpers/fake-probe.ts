@@ -85,8 +85,11 @@ export class FakeProbe {
     });
   }
 
+  /** Writes in pieces of at most this many bytes, as SSH delivers them (frames then span reads). */
+  pieceSize = Infinity;
+
   raw(bytes: Buffer): void {
-    if (!this.stopped) this.toServer.write(bytes);
+    for (let i = 0; i < bytes.length && !this.stopped; i += this.pieceSize) this.toServer.write(bytes.subarray(i, i + this.pieceSize));
   }
 
   send(type: number, body: Buffer = Buffer.alloc(0)): void {
