@@ -1,4 +1,4 @@
-// Restores whose chunks are opened on the blob-opening worker pool (chunks of 16 KiB or more
+// Restores whose chunks are opened on the blob-opening worker pool (chunks of 128 KiB or more
 // stored), read ahead while the previous chunk is written: the result must be byte for byte,
 // with every piece of metadata, and every check of the inline path must still hold there.
 import * as fs from 'node:fs';
@@ -18,7 +18,7 @@ import { flipBit, packPath } from '../../helpers/repo.js';
 
 const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
 // Small chunks, so a few MiB make files of many chunks (each opened on the pool and read ahead).
-const chunker = { algorithm: 'gear32-v1' as const, minSize: 64 * 1024, avgSize: 128 * 1024, maxSize: 512 * 1024 };
+const chunker = { algorithm: 'gear32-v1' as const, minSize: 192 * 1024, avgSize: 256 * 1024, maxSize: 1024 * 1024 };
 
 describe('restore through the blob-opening worker pool', () => {
   const tmp = tempDir('parallel-restore');
@@ -72,7 +72,7 @@ describe('restore through the blob-opening worker pool', () => {
     const file = tree!.nodes.find((n) => n.name === 'random.bin')!;
     const id = file.content![3]!;
     const loc = repo.locate(Buffer.from(id, 'hex'))!;
-    expect(loc.length).toBeGreaterThanOrEqual(16 * 1024);
+    expect(loc.length).toBeGreaterThanOrEqual(128 * 1024);
     const copy = path.join(tmp.dir, 'damaged-repo');
     fs.cpSync(path.join(tmp.dir, 'repo'), copy, { recursive: true });
     flipBit(packPath(copy, loc.pack), loc.offset + 1000);
@@ -91,13 +91,13 @@ describe('restore through the blob-opening worker pool', () => {
   });
 
   it('refuses a stored frame that decompresses beyond the chunk limit, or to other bytes, when opened on the pool', async () => {
-    const claimed = pseudoRandom('what the ID says', 40 * 1024);
-    // A bomb: a frame of 40 KiB (so it is opened on the pool, from 16 KiB) that declares 2 MiB, above the 512 KiB maximum chunk.
+    const claimed = pseudoRandom('what the ID says', 160 * 1024);
+    // A bomb: a frame of 160 KiB (so it is opened on the pool, from 128 KiB) that declares 2.2 MiB, above the 1 MiB maximum chunk.
     const bombFrame = zstdFrame(Buffer.concat([claimed, Buffer.alloc(2 * 1024 * 1024)]));
-    expect(bombFrame.length).toBeGreaterThan(16 * 1024);
+    expect(bombFrame.length).toBeGreaterThan(128 * 1024);
     const bomb = await repo.saveBlob(BlobType.data, claimed, sha256(claimed), { compression: Compression.zstd, data: bombFrame });
-    const other = pseudoRandom('other bytes', 64 * 1024);
-    const liar = await repo.saveBlob(BlobType.data, other, sha256(other), { compression: Compression.zstd, data: zstdFrame(pseudoRandom('not the same', 64 * 1024)) });
+    const other = pseudoRandom('other bytes', 200 * 1024);
+    const liar = await repo.saveBlob(BlobType.data, other, sha256(other), { compression: Compression.zstd, data: zstdFrame(pseudoRandom('not the same', 200 * 1024)) });
     await repo.flush();
     const what = (id: Buffer) => `chunk ${id.toString('hex').slice(0, 16)} in pack ${repo.locate(id)!.pack}`;
     await expect(repo.loadBlob(bomb.id, BlobType.data)).rejects.toThrow(`${what(bomb.id)} does not decompress to a valid chunk.`);
