@@ -56,8 +56,9 @@ const maxBlobsCompressing = 256;
 /**
  * Blobs at least this large (stored) are opened on the worker pool when read. Measured on a
  * restore of 12,000 files (433 MiB) on the loaded 2-core machine: from 16 KiB the messages for
- * mid-sized blobs cost 0.6 CPU seconds more than they moved off the main thread; from 128 KiB
- * the CPU time equals the inline restore's, and the large files' chunks still use both cores.
+ * mid-sized blobs cost about 1.4 CPU seconds more than they moved off the main thread; from
+ * 128 KiB the CPU time is the inline restore's, and large files' chunks still use both cores
+ * (docs/performance.md).
  */
 const openPoolThreshold = 128 * 1024;
 
