@@ -100,9 +100,10 @@ function settingsColumns(s: ClientSettings) {
 export class ClientStore {
   constructor(private readonly prisma: PrismaClient) {}
 
-  async list(): Promise<ClientConfig[]> {
-    const rows = await this.prisma.client.findMany({ orderBy: { name: 'asc' } });
-    return rows.map(clientFromRow);
+  /** Every client, with the name of the tenant it belongs to. */
+  async list(): Promise<(ClientConfig & { tenant: string })[]> {
+    const rows = await this.prisma.client.findMany({ orderBy: { name: 'asc' }, include: { tenant: { select: { name: true } } } });
+    return rows.map((row) => ({ ...clientFromRow(row), tenant: row.tenant.name }));
   }
 
   async find(name: string): Promise<ClientConfig | undefined> {

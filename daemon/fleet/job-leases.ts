@@ -3,6 +3,7 @@
 // same client is claimed, by any daemon. A schedule slot (a client's backup, or a check or prune
 // of the repository) is fired by the one daemon that first records it. The claim's lease is its
 // daemon's: it lasts while the daemon's heartbeat renews its FleetDaemon row (daemon-registry.ts).
+import type { PrismaClient as PostgresPrismaClient } from '../../prisma/generated/postgresql/client.js';
 import { terminalJobStates } from '../../shared/jobs.js';
 import type { DatabaseProvider } from '../database/database-url.js';
 import type { PrismaClient } from '../database/open-database.js';
@@ -75,19 +76,58 @@ export class JobLeases {
     return claimed.count === 1 ? { result: 'claimed' } : { result: 'gone' };
   }
 
+  /** The same client, typed for what only PostgreSQL has (skipDuplicates). */
+  private get postgres(): PostgresPrismaClient {
+    return this.prisma as unknown as PostgresPrismaClient;
+  }
+
   /** Records that this daemon fires `slot` for the client; false when another daemon did first. */
-  claimSlot(clientId: number, slot: Date): Promise<boolean> {
-    return firstToInsert(this.prisma.scheduleSlot.create({ data: { clientId, slot, daemonId: this.daemonId } }));
+  async claimSlot(clientId: number, slot: Date): Promise<boolean> {
+    const data = { clientId, slot, daemonId: this.daemonId };
+    // Every daemon's timer fires every slot, so all but one insert collide. On PostgreSQL a
+    // failed statement costs the pool its connection (node-postgres drops a client whose query
+    // failed): ON CONFLICT DO NOTHING loses the race without an error. SQLite has no such
+    // clause in Prisma's createMany, and serves one daemon anyway.
+    if (this.provider === 'postgresql') return (await this.postgres.scheduleSlot.createMany({ data: [data], skipDuplicates: true })).count === 1;
+    return firstToInsert(this.prisma.scheduleSlot.create({ data }));
   }
 
   /** Records that this daemon fires the `kind` maintenance (check, prune) of `slot`; false when another daemon did first. */
-  claimMaintenanceSlot(kind: string, slot: Date): Promise<boolean> {
-    return firstToInsert(this.prisma.maintenanceSlot.create({ data: { kind, slot, daemonId: this.daemonId } }));
+  async claimMaintenanceSlot(kind: string, slot: Date): Promise<boolean> {
+    const data = { kind, slot, daemonId: this.daemonId };
+    if (this.provider === 'postgresql') return (await this.postgres.maintenanceSlot.createMany({ data: [data], skipDuplicates: true })).count === 1;
+    return firstToInsert(this.prisma.maintenanceSlot.create({ data }));
   }
 
   /** An unfinished job of the client on any daemon (for coalescing slots fleet-wide). */
   async unfinishedJobOf(clientId: number): Promise<JobRecord | undefined> {
     return (await this.prisma.job.findFirst({ where: { clientId, kind: 'backup', state: unfinished }, orderBy: { id: 'asc' } })) ?? undefined;
+  }
+
+  /**
+   * Backups another daemon queued that nobody has claimed after waiting `waitedMs`, oldest first:
+   * work an idle daemon can take (daemon.ts, adoptWaitingJobs). Their not-before time has come.
+   */
+  waitingElsewhere(limit: number, waitedMs: number, skip: number[]): Promise<JobRecord[]> {
+    const now = Date.now();
+    return this.prisma.job.findMany({
+      where: {
+        kind: 'backup',
+        state: 'queued',
+        claimedAt: null,
+        daemonId: { not: this.daemonId },
+        queuedAt: { lte: new Date(now - waitedMs) },
+        OR: [{ notBefore: null }, { notBefore: { lte: new Date(now) } }],
+        ...(skip.length > 0 ? { id: { notIn: skip } } : {}),
+      },
+      orderBy: { queuedAt: 'asc' },
+      take: limit,
+    });
+  }
+
+  /** Of these jobs (queued here), the ones another daemon has claimed. */
+  claimedElsewhere(ids: number[]): Promise<Pick<JobRecord, 'id' | 'clientName' | 'daemonId'>[]> {
+    return this.prisma.job.findMany({ where: { id: { in: ids }, claimedAt: { not: null }, daemonId: { not: this.daemonId } }, select: { id: true, clientName: true, daemonId: true } });
   }
 
   /** The unfinished jobs a daemon had, queued or running (for a takeover). */

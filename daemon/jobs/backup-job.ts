@@ -41,6 +41,7 @@ export async function runBackupJob(ctx: JobContext): Promise<JobOutcome> {
     client,
     identity: ctx.identity,
     probeDir: ctx.probeDir,
+    ...(ctx.previousCacheDir ? { previousCacheDir: ctx.previousCacheDir } : {}),
     limits: { stallMs: ctx.stallMs },
     timeouts: { connectMs: ctx.connectTimeoutMs },
     signal: AbortSignal.any([ctx.signal, quota.signal]),

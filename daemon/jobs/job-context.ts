@@ -29,6 +29,8 @@ export interface JobContext {
   prisma: PrismaClient;
   identity: ServerIdentity;
   probeDir: string;
+  /** Cached digests of clients' latest snapshots (daemon/session/previous-cache.ts). */
+  previousCacheDir?: string;
   connectTimeoutMs: number;
   stallMs: number;
   /** How long a backup waits for prune to release the repository. */

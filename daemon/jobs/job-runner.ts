@@ -42,6 +42,8 @@ export interface JobRunnerOptions {
   repository: Repository;
   identity: ServerIdentity;
   probeDir: string;
+  /** Cached digests of clients' latest snapshots (daemon/session/previous-cache.ts). */
+  previousCacheDir?: string;
   timeouts: JobTimeouts;
   /** What a queued restore job restores (held by the daemon from the bus request). */
   restoreRequest?: (jobId: number) => RestoreRequest | undefined;
@@ -104,6 +106,7 @@ export class JobRunner {
           prisma: this.options.prisma,
           identity: this.options.identity,
           probeDir: this.options.probeDir,
+          ...(this.options.previousCacheDir ? { previousCacheDir: this.options.previousCacheDir } : {}),
           connectTimeoutMs: timeouts.connectMs,
           stallMs: timeouts.stallMs,
           lockWaitMs: this.options.maintenance?.lockWaitMs ?? 0,

@@ -21,6 +21,8 @@ export interface NewJob {
   requestedBy?: string;
   /** Why it was queued, kept with the `queued` transition (e.g. the missed slot of a catch-up). */
   detail?: string;
+  /** It starts no earlier than this (a retry's backoff). */
+  notBefore?: Date;
 }
 
 export interface JobCounters {
@@ -147,6 +149,7 @@ export class JobStore {
         requestedBy: job.requestedBy ?? null,
         queuedAt: at,
         daemonId: this.daemonId ?? null,
+        notBefore: job.notBefore ?? null,
         transitions: { create: { state: 'queued', at, detail: job.detail ?? null } },
       },
     });
@@ -281,9 +284,15 @@ export class JobStore {
   }
 
   /** When the client's newest job of `kind` was queued (for catch-up), or undefined. */
-  async lastQueuedAt(clientId: number, kind: JobKind = 'backup'): Promise<Date | undefined> {
-    const last = await this.prisma.job.findFirst({ where: { clientId, kind }, orderBy: { queuedAt: 'desc' }, select: { queuedAt: true } });
-    return last?.queuedAt;
+  /**
+   * When each client's newest job of `kind` was queued, in one query (a start-up with thousands
+   * of clients must not ask once per client). Clients without such a job are absent.
+   */
+  async lastQueuedAt(kind: JobKind = 'backup'): Promise<Map<number, Date>> {
+    const rows = await this.prisma.job.groupBy({ by: ['clientId'], where: { clientId: { not: null }, kind }, _max: { queuedAt: true } });
+    const last = new Map<number, Date>();
+    for (const r of rows) if (r.clientId !== null && r._max.queuedAt) last.set(r.clientId, r._max.queuedAt);
+    return last;
   }
 
   /**

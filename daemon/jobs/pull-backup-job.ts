@@ -36,6 +36,8 @@ export interface PullBackupJobOptions {
   signal?: AbortSignal;
   /** How long to wait while prune holds the repository (default: fail at once). */
   lockWaitMs?: number;
+  /** Where the digests of clients' latest snapshots are cached (`<state>/cache/previous`); none: read the trees. */
+  previousCacheDir?: string;
 }
 
 function abortReason(signal: AbortSignal): HaulError {
@@ -125,6 +127,7 @@ async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResu
         ...(options.limits ? { limits: options.limits } : {}),
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         onLog: log,
+        ...(options.previousCacheDir ? { previousCacheDir: options.previousCacheDir } : {}),
         onFinalizing: () => {
           finalizing = true;
           options.onPhase?.('finalizing');

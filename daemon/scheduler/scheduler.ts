@@ -16,8 +16,8 @@ export interface SchedulerOptions {
   timeZone: string;
   /** A client's slot has come (or, for catch-up, was missed). */
   onDue: (client: Client, trigger: DueTrigger, slot: Date) => void;
-  /** When the client's newest job was queued, to tell whether a slot was missed. */
-  lastQueuedAt: (clientId: number) => Promise<Date | undefined>;
+  /** When each client's newest backup was queued (by client ID), to tell whether a slot was missed. */
+  lastQueuedAt: () => Promise<Map<number, Date>>;
   /** A schedule in the database that cannot be used; that client is skipped, the others go on. */
   onInvalid?: (client: Client, err: HaulError) => void;
 }
@@ -32,6 +32,21 @@ export interface ReloadResult {
   scheduled: string[];
   unscheduled: string[];
   unchanged: string[];
+}
+
+// Slot arithmetic (cron-parser over luxon) costs milliseconds per client: a thousand clients
+// would hold the event loop for seconds, delaying the daemon's heartbeat (daemon/fleet/), its
+// running jobs and its bus. Long loops give way after this much work.
+const sliceMs = 20;
+
+/** Yields to the event loop once `sliceMs` of work has gone by since the last yield. */
+function timeSlicer(): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < sliceMs) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    since = performance.now();
+  };
 }
 
 export class Scheduler {
@@ -63,11 +78,10 @@ export class Scheduler {
       this.entries.delete(id);
       if (!c) result.unscheduled.push(entry.client.name);
     }
-    let count = 0;
+    const giveWay = timeSlicer();
     for (const c of wanted.values()) {
-      // Computing slots is CPU work: thousands of clients would otherwise hold the event loop
-      // for seconds, delaying the daemon's heartbeat (daemon/fleet/) and running jobs.
-      if (++count % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+      await giveWay();
+      if (this.stopped) break;
       let cron: CronSchedule;
       try {
         cron = CronSchedule.parse(c.schedule!, this.timeZone, `the schedule of client "${c.name}"`);
@@ -92,10 +106,18 @@ export class Scheduler {
    */
   async catchUp(now = new Date()): Promise<{ client: string; slot: Date }[]> {
     const due: { client: string; slot: Date }[] = [];
-    for (const entry of this.entries.values()) {
-      const slot = entry.cron.previous(now);
+    const entries = [...this.entries.values()];
+    const lastQueued = await this.options.lastQueuedAt();
+    // A fleet's clients mostly share a few schedules: each expression's slot is found once.
+    const previousSlot = new Map<string, Date | undefined>();
+    const giveWay = timeSlicer();
+    for (const entry of entries) {
+      await giveWay();
+      if (this.stopped) break;
+      let slot = previousSlot.get(entry.cron.expression);
+      if (!previousSlot.has(entry.cron.expression)) previousSlot.set(entry.cron.expression, (slot = entry.cron.previous(now)));
       if (!slot || slot < entry.client.createdAt) continue;
-      const last = await this.options.lastQueuedAt(entry.client.id);
+      const last = lastQueued.get(entry.client.id);
       if (last && last >= slot) continue;
       due.push({ client: entry.client.name, slot });
       this.options.onDue(entry.client, 'catch-up', slot);

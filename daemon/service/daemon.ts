@@ -20,6 +20,7 @@ import { repositoryJobName, type MaintenanceKind } from '../jobs/maintenance-job
 import { Notifier } from '../notifications/notifier.js';
 import { indexUnindexedPacks } from '../repository/index-repair.js';
 import { Repository } from '../repository/repository.js';
+import { previousCacheDirectory } from '../session/previous-cache.js';
 import { loadOrCreateServerIdentity, type ServerIdentity } from '../session/server-identity.js';
 import { openStorage } from '../storage/open-storage.js';
 import { BlackoutCalendar } from '../scheduler/blackout-windows.js';
@@ -96,6 +97,11 @@ export class Daemon {
   /** What each queued or running restore job restores (a restore is not resumed after a restart). */
   private readonly restoreRequests = new Map<number, RestoreRequest>();
   private retentionTimer: NodeJS.Timeout | undefined;
+  /** Looks for backups other daemons queued but cannot start yet (PostgreSQL only). */
+  private adoptTimer: NodeJS.Timeout | undefined;
+  private adopting: Promise<void> | undefined;
+  /** Jobs taken from another daemon's queue: the claim decides who runs them. */
+  private readonly adopted = new Set<number>();
   /** The bus, when the daemon serves one (`bus` option); set by start(). */
   bus: DaemonBus | undefined;
   /** Leases and slots shared with other daemons on the same database (daemon/fleet/). */
@@ -121,6 +127,7 @@ export class Daemon {
       repository,
       identity,
       probeDir: config.probeDir,
+      previousCacheDir: previousCacheDirectory(config.stateDir),
       timeouts: config.timeouts,
       restoreRequest: (jobId) => this.restoreRequests.get(jobId),
       openJobLog: hooks.openJobLog ?? ((job) => this.openJobLog(job)),
@@ -156,7 +163,7 @@ export class Daemon {
     this.scheduler = new Scheduler({
       prisma: database.prisma,
       timeZone: config.timeZone,
-      lastQueuedAt: (clientId) => store.lastQueuedAt(clientId),
+      lastQueuedAt: () => store.lastQueuedAt(),
       onDue: (client, trigger, slot) => {
         void this.due(client, trigger, slot);
       },
@@ -219,6 +226,7 @@ export class Daemon {
       const reload = await started.scheduler.reload();
       const caughtUp = await started.scheduler.catchUp();
       started.scheduleMaintenance();
+      started.startAdopting();
       started.alerts?.start();
       log.info(
         {
@@ -239,6 +247,7 @@ export class Daemon {
     } catch (err) {
       await daemon?.fleet.leave();
       daemon?.scheduler.stop();
+      clearInterval(daemon?.adoptTimer);
       if (daemon?.retentionTimer) clearInterval(daemon.retentionTimer);
       await daemon?.bus?.stop();
       await daemon?.http?.close();
@@ -318,6 +327,7 @@ export class Daemon {
       ...(extra.attempt !== undefined ? { attempt: extra.attempt } : {}),
       ...(extra.retryOfId !== undefined ? { retryOfId: extra.retryOfId } : {}),
       ...(extra.requestedBy !== undefined ? { requestedBy: extra.requestedBy } : {}),
+      ...(extra.notBefore !== undefined ? { notBefore: extra.notBefore } : {}),
     });
     try {
       this.queue.add(job, extra.notBefore);
@@ -348,12 +358,16 @@ export class Daemon {
     try {
       claim = await this.fleet.leases.claim(job);
     } catch (err) {
-      // Left queued, the job would wait forever: it fails, saying why, and a retry may follow.
       this.log.error({ err, job: job.id }, `could not claim job ${job.id} in the database`);
+      // An adopted job is still in the queue of the daemon that queued it.
+      if (this.adopted.delete(job.id)) return false;
+      // Left queued, the job would wait forever: it fails, saying why, and a retry may follow.
       await this.store.finish(job.id, { state: 'failed', cause: 'internal', message: `the daemon could not claim the job in the database (${(err as Error).message.trim().split('\n').at(-1)}); check the database, then run it again.` }).catch(() => undefined);
       return false;
     }
     if (claim.result === 'claimed') return true;
+    // The daemon that queued an adopted job still holds it and tries again itself.
+    if (this.adopted.delete(job.id)) return false;
     if (claim.result === 'client-busy' && !this.stopping) {
       const at = new Date(Date.now() + this.config.fleet.heartbeatMs);
       this.log.info({ job: job.id, client: job.clientName, busyWith: claim.by }, `job ${job.id} (${job.clientName}) waits: the client has job ${claim.by.jobId} on daemon ${claim.by.daemonId ?? '(unknown)'}; trying again at ${at.toISOString()}`);
@@ -375,10 +389,60 @@ export class Daemon {
     await this.enqueue(client, 'retry', { attempt: job.attempt + 1, retryOfId: job.id, detail: `job ${job.id} was taken over from daemon ${from}, whose lease expired` });
   }
 
+  /**
+   * A daemon only runs the jobs it queued, and whichever daemon records a slot first queues it;
+   * so one daemon can have a queue while another idles (seen in the fleet benchmark). An idle
+   * daemon takes backups that have waited elsewhere and runs them once its claim succeeds; the
+   * daemon that queued them finds them claimed and drops them.
+   */
+  private startAdopting(): void {
+    if (this.database.location.provider !== 'postgresql') return;
+    const everyMs = Math.min(2_000, this.config.fleet.heartbeatMs);
+    this.adoptTimer = setInterval(() => {
+      this.adopting ??= this.dropJobsClaimedElsewhere()
+        .then(() => this.adoptWaitingJobs(everyMs))
+        .finally(() => (this.adopting = undefined));
+    }, everyMs);
+    this.adoptTimer.unref();
+  }
+
+  /** Queued jobs here that another daemon took and claimed leave this queue (and its counts). */
+  private async dropJobsClaimedElsewhere(): Promise<void> {
+    const waiting = this.queue.queued.slice(0, 1000).map((j) => j.id);
+    if (waiting.length === 0 || this.stopping) return;
+    try {
+      for (const job of await this.fleet.leases.claimedElsewhere(waiting)) {
+        if (!this.queue.remove(job.id)) continue;
+        this.log.info({ job: job.id, client: job.clientName, by: job.daemonId }, `job ${job.id} (${job.clientName}) leaves this queue: daemon ${job.daemonId ?? '(none)'} took it`);
+      }
+    } catch (err) {
+      this.log.error({ err }, `could not check whether queued jobs were taken by other daemons: ${(err as Error).message}`);
+    }
+  }
+
+  private async adoptWaitingJobs(waitedMs: number): Promise<void> {
+    const free = this.config.maxConcurrentJobs - this.queue.running.length - this.queue.queued.length;
+    if (free <= 0 || this.stopping || this.blackout.endOf(new Date())) return;
+    try {
+      const jobs = await this.fleet.leases.waitingElsewhere(free, waitedMs, [...this.adopted]);
+      for (const job of jobs) {
+        if (this.stopping) return;
+        const busy = this.queue.clientState(job);
+        if (busy.queued ?? busy.running) continue;
+        this.adopted.add(job.id);
+        this.log.info({ job: job.id, client: job.clientName, from: job.daemonId }, `takes job ${job.id} (${job.clientName}), queued by daemon ${job.daemonId ?? '(none)'} at ${job.queuedAt.toISOString()} and not started there yet`);
+        this.queue.add(job, job.notBefore ?? undefined);
+      }
+    } catch (err) {
+      this.log.error({ err }, `could not look for jobs waiting on other daemons: ${(err as Error).message}`);
+    }
+  }
+
   // ---- end fleet ----
 
   private async runJob(job: JobRecord, signal: AbortSignal): Promise<void> {
     if (!(await this.claimBeforeRun(job))) return;
+    this.adopted.delete(job.id);
     const ended = await this.runner.run(job, signal).finally(() => this.restoreRequests.delete(job.id));
     // Only backups are retried: a restore asked for by an operator is theirs to ask again.
     if (ended.state !== 'failed' || ended.kind !== 'backup' || this.stopping) return;
@@ -577,6 +641,8 @@ export class Daemon {
       this.log.info({ graceMs, running: this.queue.running.map((j) => j.id) }, `stopping: ${this.queue.running.length} running job(s) get ${graceMs / 1000} s to finish`);
       this.scheduler.stop();
       if (this.retentionTimer) clearInterval(this.retentionTimer);
+      clearInterval(this.adoptTimer);
+      await this.adopting;
       for (const timer of this.maintenanceTimers.values()) timer.cancel();
       const neverStarted = await this.queue.drain(graceMs, new HaulError('DaemonStopping', `the daemon was stopped and the job did not finish within the grace period of ${graceMs / 1000} s; no snapshot was written, what arrived is kept for the next run.`));
       for (const job of neverStarted) {

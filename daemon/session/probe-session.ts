@@ -5,7 +5,7 @@
 // repository keeps nothing unverified.
 import { createHmac } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { displayBytes } from '../../shared/display.js';
+import { displayBytes, formatBytes, formatCount } from '../../shared/display.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import {
   BodyReader,
@@ -30,10 +30,11 @@ import { BlobType } from '../repository/blob.js';
 import { Compression, decompressBounded } from '../repository/compression.js';
 import { blobIdFromHash, chunkerKeyFor, sha256 } from '../repository/crypto.js';
 import type { EncodedBlob, Repository } from '../repository/repository.js';
-import type { Snapshot, SnapshotStats, StoredSnapshot } from '../repository/snapshot.js';
+import { shortId, type Snapshot, type SnapshotStats, type StoredSnapshot } from '../repository/snapshot.js';
 import { encodeBytes, type NodeType, type TreeNode } from '../repository/tree.js';
 import { copyProbeDiagnostics } from './probe-diagnostics.js';
-import { loadPreviousRecords, type PreviousRecords } from './previous-records.js';
+import { loadPreviousCache, savePreviousCache } from './previous-cache.js';
+import { buildDigest, loadPreviousRecords, PreviousDigest } from './previous-records.js';
 import { SentChunks } from './sent-chunks.js';
 
 export interface ProbeTransport {
@@ -83,6 +84,11 @@ export interface PullBackupOptions {
   onLog?: (line: string) => void;
   /** The probe has sent everything (DONE); what follows is saving trees and the snapshot. */
   onFinalizing?: () => void;
+  /**
+   * The server's directory for cached digests of each client's latest snapshot
+   * (previous-cache.ts); without it every backup reads the previous snapshot's trees.
+   */
+  previousCacheDir?: string;
 }
 
 export interface PullBackupResult {
@@ -174,6 +180,9 @@ export class PullBackupSession {
   private frames = 0;
   private entries = 0;
   private bytesOnWire = 0;
+  /** Bytes of the probe's stream by message type, and of PREVIOUS and KNOWN: where the wire goes. */
+  private readonly streamBytes = new Map<number, { frames: number; bytes: number }>();
+  private startBytes = { previous: 0, known: 0 };
   private readonly root: OpenDir = { path: Buffer.from('/'), node: undefined, children: [], lastName: undefined, pending: false, parent: undefined };
   private top: OpenDir = this.root;
   private file: OpenFile | undefined;
@@ -189,7 +198,10 @@ export class PullBackupSession {
   private verifyingBytes = 0;
   private verifyFailure: unknown;
   /** This client's previous snapshot as told to the probe: what UNCHANGED and CHUNK_KNOWN may name. */
-  private previous: PreviousRecords = { records: Buffer.alloc(0), entries: [], ownIds: new Set(), known: new BigUint64Array(0) };
+  private previous = PreviousDigest.empty();
+  /** Directories of this walk (their entries), and those reused whole by UNCHANGED (their record): the next digest is built from them. */
+  private readonly walkedDirs = new Map<TreeNode, OpenDir>();
+  private readonly reusedDirs = new Map<TreeNode, number>();
   private readonly uploadedIds = new Set<string>();
   /** CHUNK_NEW frames of this walk, by number: what a CHUNK_REPEAT may name. */
   private readonly sentChunks = new SentChunks();
@@ -210,7 +222,7 @@ export class PullBackupSession {
     try {
       const snaps = await this.repo.listSnapshots({ client: this.options.client });
       this.parent = snaps.at(-1);
-      this.previous = await loadPreviousRecords(this.repo, this.parent?.tree, (line) => this.log(line));
+      this.previous = await this.loadPrevious();
       await this.receive();
       await this.settleVerifications();
       this.options.onFinalizing?.();
@@ -218,6 +230,7 @@ export class PullBackupSession {
       const treeId = await this.repo.saveTree({ nodes: this.root.children });
       // Blobs still at the compression pool are counted only once packed: wait for them.
       await this.repo.flush();
+      this.logStream();
       Object.assign(this.stats, { bytesNew: this.repo.written.bytesNew, bytesStored: this.repo.written.bytesStored, blobsNew: this.repo.written.blobsNew, durationMs: Date.now() - started });
       const snapshot: Snapshot = {
         format: 'haul-snapshot-v1',
@@ -232,6 +245,7 @@ export class PullBackupSession {
         stats: this.stats,
       };
       const id = await this.repo.saveSnapshot(snapshot);
+      await this.savePrevious(id, treeId);
       return { id, snapshot, bytesOnWire: this.bytesOnWire };
     } catch (err) {
       this.transport.stop();
@@ -241,6 +255,49 @@ export class PullBackupSession {
       // A chunk that failed its check is the cause, whatever the stream did after it.
       throw this.verifyFailure ?? err;
     }
+  }
+
+  /** The parent snapshot's digest: from the cache when it is there and still right, else from its trees. */
+  private async loadPrevious(): Promise<PreviousDigest> {
+    const dir = this.options.previousCacheDir;
+    const log = (line: string) => this.log(line);
+    if (!this.parent) return PreviousDigest.empty();
+    const cached = dir ? await loadPreviousCache(this.repo, dir, this.options.client, this.parent.id, log) : undefined;
+    const digest = cached ?? (await loadPreviousRecords(this.repo, this.parent.tree, log));
+    log(`previous snapshot ${shortId(this.parent.id)}: ${digest.count} record(s) and ${digest.known.length} known chunk(s), ${cached ? 'from the cached digest' : `from its ${digest.treesLoaded} tree(s)`}`);
+    return digest;
+  }
+
+  /**
+   * The new snapshot's digest, for the next backup: built from this walk's directories and the
+   * previous digest's records of the directories reused whole, so no tree is read again. A
+   * failure here costs the next backup a walk of the trees, not this backup.
+   */
+  private async savePrevious(snapshotId: string, treeId: string): Promise<void> {
+    const dir = this.options.previousCacheDir;
+    if (!dir) return;
+    try {
+      const digest = await buildDigest({ treeId, nodes: this.root.children }, {
+        listing: async (node) => {
+          const walked = this.walkedDirs.get(node);
+          if (walked) return { treeId: node.subtree!, nodes: walked.children };
+          return node.subtree ? { treeId: node.subtree, nodes: (await this.repo.loadTree(node.subtree)).nodes } : undefined;
+        },
+        reused: (node) => this.reusedDirs.get(node),
+        from: this.previous,
+        present: (id) => this.repo.hasBlob(id),
+      });
+      await savePreviousCache(this.repo, dir, this.options.client, snapshotId, digest);
+    } catch (err) {
+      this.log(`warning: the digest of this snapshot could not be cached (${(err as Error).message}); the next backup reads its trees instead`);
+    }
+  }
+
+  /** One job-log line: what the probe's stream and the server's PREVIOUS and KNOWN consisted of. */
+  private logStream(): void {
+    const names = new Map<number, string>(Object.entries(ProbeMessage).map(([name, type]) => [type, name]));
+    const parts = [...this.streamBytes].sort((a, b) => b[1].bytes - a[1].bytes).map(([type, t]) => `${names.get(type) ?? `0x${type.toString(16)}`} ${formatBytes(t.bytes)} (${formatCount(t.frames)})`);
+    this.log(`probe stream ${formatBytes(this.bytesOnWire)}: ${parts.join(', ')}; to the probe: PREVIOUS ${formatBytes(this.startBytes.previous)}, KNOWN ${formatBytes(this.startBytes.known)}`);
   }
 
   private log(line: string): void {
@@ -290,6 +347,10 @@ export class PullBackupSession {
         }
         for (const frame of frames) {
           this.frames++;
+          const tally = this.streamBytes.get(frame.type) ?? { frames: 0, bytes: 0 };
+          tally.frames++;
+          tally.bytes += 5 + frame.body.length;
+          this.streamBytes.set(frame.type, tally);
           await this.handle(frame);
           if (!greeted && this.state === 'walk') {
             greeted = true;
@@ -332,6 +393,7 @@ export class PullBackupSession {
       await this.send(encodeFrame(ServerMessage.known, Buffer.from(part.buffer, part.byteOffset, part.byteLength)));
     }
     await this.send(encodeFrame(ServerMessage.knownEnd, new BodyWriter().u64(known.length).done()));
+    this.startBytes = { previous: records.length, known: known.length * 8 };
   }
 
   private async handle(frame: Frame): Promise<void> {
@@ -444,6 +506,7 @@ export class PullBackupSession {
     if (type === 'dir') {
       this.stats.dirs++;
       this.top = { path, node, children: [], lastName: undefined, pending: false, parent: dir };
+      this.walkedDirs.set(node, this.top);
       return;
     }
     if (type !== 'file') {
@@ -462,8 +525,8 @@ export class PullBackupSession {
     r.end();
     if (this.file) throw violation(`an unchanged entry came before FILE_END of ${displayBytes(this.file.path)}`);
     if (++this.entries > this.limits.maxEntries) throw violation(`more than ${this.limits.maxEntries} entries`);
-    const previous = this.previous.entries[index];
-    if (!previous) throw violation(`UNCHANGED names PREVIOUS record ${index}, but the server sent ${this.previous.entries.length} record(s)`);
+    const previous = await this.previous.entry(index, this.repo);
+    if (!previous) throw violation(`UNCHANGED names PREVIOUS record ${index}, but the server sent ${this.previous.count} record(s)`);
     const { path, node, totals } = previous;
     // Not above a path asked for either: an ancestor's saved tree may hold paths no longer asked for.
     if (!this.isRequested(path, { below: true })) throw violation(`unchanged ${displayBytes(path)} is neither one of the paths asked for nor below one`);
@@ -471,6 +534,7 @@ export class PullBackupSession {
     // The saved tree of an unchanged directory is reused as it is: not decoded, not saved again.
     dir.children.push(node);
     if (totals) {
+      this.reusedDirs.set(node, index);
       this.stats.files += totals.files;
       this.stats.dirs += totals.dirs;
       this.stats.bytes += totals.bytes;
@@ -647,7 +711,7 @@ export class PullBackupSession {
     const hex = id.toString('hex');
     // Only this client's own chunks count, and only if the repository still has them; the
     // global index is never consulted on a client's word.
-    const own = this.previous.ownIds.has(hex) || this.uploadedIds.has(hex);
+    const own = this.previous.ownsBlob(hex) || this.uploadedIds.has(hex);
     if (own && this.repo.hasBlob(id)) file.content.push(hex);
     else this.askAgain(file, rawLength, sha);
     this.advance(file, rawLength, sha);

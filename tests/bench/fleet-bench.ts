@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import pg from 'pg';
 import { terminalJobStates } from '../../shared/jobs.js';
-import { createFleetTestbed, onceAt, pollUntil, type FleetDaemonProcess, type FleetTestbed } from '../helpers/fleet-testbed.js';
+import { createFleetTestbed, dailyAt, pollUntil, type FleetDaemonProcess, type FleetTestbed } from '../helpers/fleet-testbed.js';
 import { postgresSkipReason } from '../helpers/postgres.js';
 import { sshdSkipReason } from '../helpers/sshd.js';
 import { envNumber, log, mib, table } from './common.js';
@@ -23,6 +23,9 @@ const daySeconds = envNumber('FLEET_DAY', 600);
 const maxJobs = envNumber('FLEET_MAX_JOBS', 4);
 // Which phases run: "1,2" (default) is one daemon, then two; "1" or "2" runs one of them.
 const phases = (process.env['FLEET_PHASES'] ?? '1,2').split(',').map(Number);
+const logLevel = process.env['FLEET_LOG_LEVEL'] ?? 'warn';
+// Each daemon's log is copied here after a phase (the testbed's folder is removed).
+const logsDir = process.env['FLEET_LOGS'] ?? path.join(os.tmpdir(), 'haul-fleet-bench-logs');
 
 interface PhaseResult {
   daemons: number;
@@ -33,6 +36,8 @@ interface PhaseResult {
   /** The 1-minute load average, sampled every second: mean and peak. */
   load: { mean: number; peak: number };
   jobsPerDaemon: number[];
+  /** Jobs run by another daemon than the one that fired their slot (taken from its queue). */
+  taken: number;
   peakRss: number[];
   peakConnections: number;
   objects: number;
@@ -81,7 +86,9 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
     for (const [i, id] of ids.entries()) {
       // Evenly through the day, as cron slots spread over a night would be.
       const slot = new Date(Math.ceil((dayStart + (i / clients) * daySeconds * 1000) / 1000) * 1000);
-      await bed.db.prisma.client.update({ where: { id }, data: { schedule: onceAt(slot) } });
+      // A daily rule, as a real fleet's nightly schedules are (a once-a-year rule costs the
+      // daemon's slot arithmetic several times more at start-up).
+      await bed.db.prisma.client.update({ where: { id }, data: { schedule: dailyAt(slot) } });
     }
     const watcher = new pg.Client({ connectionString: bed.databaseUrl });
     await watcher.connect();
@@ -89,7 +96,10 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
     const baseline = await connections();
     const before = repositoryFiles(bed.repoDir);
     const daemons: FleetDaemonProcess[] = [];
-    for (let d = 0; d < daemonCount; d++) daemons.push(bed.startDaemon(`bench-${d + 1}`, ['--max-jobs', String(maxJobs), '--log-level', 'warn']));
+    for (let d = 0; d < daemonCount; d++) daemons.push(bed.startDaemon(`bench-${d + 1}`, ['--max-jobs', String(maxJobs), '--log-level', logLevel]));
+    // A daemon that ends before the day is over is a finding, not noise: say so at once.
+    let dayOver = false;
+    for (const d of daemons) void d.exit.then((e) => dayOver || log(`daemon ${d.id} exited early (code ${e.code}, signal ${e.signal}): ${d.stderr().slice(-2000)}`));
     const peakRss = daemons.map(() => 0);
     let peakConnections = 0;
     const loads: number[] = [];
@@ -108,12 +118,14 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
       async () => `${await bed.db.prisma.job.count({ where: { state: { in: [...terminalJobStates] } } })} of ${clients} jobs ended`,
     );
     const wallSeconds = (Date.now() - dayStart) / 1000;
+    dayOver = true;
     clearInterval(sampler);
     const after = repositoryFiles(bed.repoDir);
     for (const d of daemons) d.child.kill('SIGTERM');
     await Promise.all(daemons.map((d) => d.exit));
     await watcher.end();
     const jobs = await bed.db.prisma.job.findMany({ where: { clientName: { startsWith: 'bench-' } } });
+    const firedBy = new Map((await bed.db.prisma.scheduleSlot.findMany({ select: { clientId: true, daemonId: true } })).map((r) => [r.clientId, r.daemonId]));
     const delays = jobs.filter((j) => j.startedAt).map((j) => (j.startedAt!.getTime() - j.queuedAt.getTime()) / 1000).sort((a, b) => a - b);
     // Repository writes over the time jobs ran: from the day's start to the last job's end.
     const lastEnd = Math.max(...jobs.map((j) => j.finishedAt?.getTime() ?? 0));
@@ -126,12 +138,16 @@ async function runPhase(daemonCount: number): Promise<PhaseResult> {
       delay: { p50: percentile(delays, 50), p95: percentile(delays, 95), p99: percentile(delays, 99), max: delays.at(-1) ?? 0 },
       load: { mean: loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length), peak: Math.max(0, ...loads) },
       jobsPerDaemon: daemons.map((d) => jobs.filter((j) => j.daemonId === d.id).length),
+      taken: jobs.filter((j) => j.clientId !== null && firedBy.has(j.clientId) && firedBy.get(j.clientId) !== j.daemonId).length,
       peakRss,
       peakConnections,
       objects: (after.count - before.count) / activeSeconds,
       bytes: (after.bytes - before.bytes) / activeSeconds,
     };
   } finally {
+    fs.mkdirSync(logsDir, { recursive: true });
+    for (const f of fs.readdirSync(bed.tmp).filter((n) => /^daemon-.*\.log$/.test(n))) fs.copyFileSync(path.join(bed.tmp, f), path.join(logsDir, `${daemonCount}-${f}`));
+    log(`daemon logs in ${logsDir}`);
     await bed.close();
   }
 }
@@ -150,7 +166,7 @@ async function main(): Promise<void> {
   const rows = results.map((r) => [
     String(r.daemons),
     `${r.succeeded} / ${clients}${r.failed ? ` (${r.failed} failed)` : ''}`,
-    r.jobsPerDaemon.join(' + '),
+    `${r.jobsPerDaemon.join(' + ')}${r.daemons > 1 ? ` (${r.taken} taken)` : ''}`,
     `${r.delay.p50.toFixed(1)} s`,
     `${r.delay.p95.toFixed(1)} s`,
     `${r.delay.p99.toFixed(1)} s`,

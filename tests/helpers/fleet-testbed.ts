@@ -111,6 +111,11 @@ export async function createFleetTestbed(label: string, userNames: string[]): Pr
   }
 }
 
+/** A 6-field cron expression that fires every day at `at`'s time of day (to the second, UTC): a nightly slot. */
+export function dailyAt(at: Date): string {
+  return `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} * * *`;
+}
+
 /** A 6-field cron expression that fires once, at `at` (to the second, UTC), within a year. */
 export function onceAt(at: Date): string {
   return `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;

@@ -5,6 +5,7 @@ import { HaulError } from '../../../shared/errors.js';
 import { ClientStore } from '../../database/client-store.js';
 import { runPullBackupJob } from '../../jobs/pull-backup-job.js';
 import { shortId } from '../../repository/snapshot.js';
+import { previousCacheDirectory } from '../../session/previous-cache.js';
 import { loadOrCreateServerIdentity } from '../../session/server-identity.js';
 import { globalOptions, openRepository, output, recordSnapshotOrWarn, stateDirectory, withDatabase } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
@@ -42,6 +43,7 @@ export function registerBackup(program: Command): void {
           },
           identity: loadOrCreateServerIdentity(path.join(home, 'identity')),
           probeDir: defaultProbeDir(),
+          previousCacheDir: previousCacheDirectory(home),
           tags: opts.tag,
           onProgress: (p) => progress.update(p.bytesScanned, p.expectedBytes, p.currentPath),
           onLog: (line) => {

@@ -102,12 +102,12 @@ export function registerClient(program: Command): void {
 
   client
     .command('list')
-    .description('list clients: address, pinned host key, paths, schedule, enabled')
+    .description('list clients: address, pinned host key, paths, schedule, enabled, tenant')
     .option('--json', 'print the result as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const clients = await withDatabase(cmd, (db) => new ClientStore(db.prisma).list());
       output(opts.json, clients, () => clients.length === 0 ? 'no clients\n' :
-        clients.map((c) => `${c.name.padEnd(20)} ${formatAddress(c)}  ${c.hostKey ?? '(host key not pinned yet)'}  ${c.paths.join(' ')}  ${describeSchedule(c)}  ${c.enabled ? 'enabled' : 'disabled'}`).join('\n') + '\n');
+        clients.map((c) => `${c.name.padEnd(20)} ${formatAddress(c)}  ${c.hostKey ?? '(host key not pinned yet)'}  ${c.paths.join(' ')}  ${describeSchedule(c)}  ${c.enabled ? 'enabled' : 'disabled'}  tenant ${c.tenant}`).join('\n') + '\n');
     });
 
   client

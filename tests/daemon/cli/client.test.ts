@@ -30,13 +30,13 @@ describe('haul client', () => {
       'Then run `haul client pin web1` to check the connection and pin the client\'s host key.\n');
   });
 
-  it('`client list` shows address, pin, paths, schedule and whether each client is enabled', () => {
+  it('`client list` shows address, pin, paths, schedule, whether each client is enabled, and its tenant', () => {
     const list = run('client', 'list');
     expect(list.stdout).toBe(
-      'db1                  backup@db1.example:2200  (host key not pinned yet)  /var/lib/postgresql  manual only  enabled\n' +
-      'web1                 backup@[2001:db8::1]:22  (host key not pinned yet)  /srv /etc  schedule "0 3 * * *"  enabled\n');
+      'db1                  backup@db1.example:2200  (host key not pinned yet)  /var/lib/postgresql  manual only  enabled  tenant default\n' +
+      'web1                 backup@[2001:db8::1]:22  (host key not pinned yet)  /srv /etc  schedule "0 3 * * *"  enabled  tenant default\n');
     const json = JSON.parse(run('client', 'list', '--json').stdout);
-    expect(json.map((c: { name: string; retention: unknown; oneFileSystem: boolean }) => [c.name, c.retention, c.oneFileSystem])).toEqual([['db1', null, false], ['web1', { keepDaily: 7 }, true]]);
+    expect(json.map((c: { name: string; retention: unknown; oneFileSystem: boolean; tenant: string }) => [c.name, c.retention, c.oneFileSystem, c.tenant])).toEqual([['db1', null, false, 'default'], ['web1', { keepDaily: 7 }, true, 'default']]);
   });
 
   it('`client set` changes only what it is given and says what the client is now', () => {
@@ -45,7 +45,7 @@ describe('haul client', () => {
     expect(r.stdout).toBe('updated client web1 (backup@[2001:db8::1]:22): paths /srv/www, excludes *.tmp, crosses file systems, schedule "30 2 * * 1-5", retention {"keepDaily":14,"keepMonthly":6}, no quota, no overdue alert, disabled\n');
     const back = run('client', 'set', 'web1', '--no-schedule', '--no-excludes', '--retention', 'null', '--enable', '-x', '--address', 'haul@web1.example.org:2222');
     expect(back.stdout).toBe('updated client web1 (haul@web1.example.org:2222): paths /srv/www, no excludes, one file system, manual only, keeps every snapshot, no quota, no overdue alert, enabled\n');
-    expect(run('client', 'list').stdout).toContain('web1                 haul@web1.example.org:2222  (host key not pinned yet)  /srv/www  manual only  enabled\n');
+    expect(run('client', 'list').stdout).toContain('web1                 haul@web1.example.org:2222  (host key not pinned yet)  /srv/www  manual only  enabled  tenant default\n');
   });
 
   it('`client set --quota --overdue-hours` sets the limits, and "none" removes them', () => {
@@ -101,7 +101,7 @@ describe('haul client', () => {
     const oldEnv = { ...env, HAUL_HOME: oldHome };
     const first = haulSync(['client', 'list'], oldEnv);
     expect(first.stderr).toBe(`haul: imported 1 client(s) from ${oldHome}/clients.json into the database ${oldHome}/haul.db. The file is now ${oldHome}/clients.json.imported and is no longer read.\n`);
-    expect(first.stdout).toBe(`legacy               backup@old.example:22  ${pin}  /home  manual only  enabled\n`);
+    expect(first.stdout).toBe(`legacy               backup@old.example:22  ${pin}  /home  manual only  enabled  tenant default\n`);
     expect(fs.readdirSync(oldHome).filter((f) => f.startsWith('clients')).sort()).toEqual(['clients.json.imported']);
     const second = haulSync(['client', 'list'], oldEnv);
     expect([second.stderr, second.stdout]).toEqual(['', first.stdout]);

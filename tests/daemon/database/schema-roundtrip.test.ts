@@ -112,6 +112,9 @@ async function roundTripEveryModel(db: Database): Promise<void> {
   await p.maintenanceSlot.create({ data: { kind: 'prune', slot: at('2026-03-02T04:00:00Z'), daemonId: 'daemon-b' } });
   const claimed = await p.job.create({ data: { clientId: client.id, clientName: 'web1', kind: 'backup', state: 'transferring', trigger: 'schedule', daemonId: 'daemon-a', claimedAt: at('2026-03-02T03:00:01Z') } });
   expect((await p.job.findUniqueOrThrow({ where: { id: claimed.id } })).claimedAt).toEqual(at('2026-03-02T03:00:01Z'));
+  // 0007_job_not_before: a retry's backoff travels with the job.
+  await p.job.update({ where: { id: claimed.id }, data: { notBefore: at('2026-03-02T03:05:00.250Z') } });
+  expect((await p.job.findUniqueOrThrow({ where: { id: claimed.id } })).notBefore).toEqual(at('2026-03-02T03:05:00.250Z'));
   // The partial unique index: a second claimed, unfinished job of the client is refused...
   await expect(p.job.create({ data: { clientId: client.id, clientName: 'web1', kind: 'backup', state: 'queued', trigger: 'manual', claimedAt: new Date() } })).rejects.toThrow();
   // ...an unclaimed one is not, and neither is a claimed one once the first has ended.

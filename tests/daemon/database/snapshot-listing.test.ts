@@ -97,8 +97,8 @@ describe.each(databases)('the snapshot listing on $name', ({ name: provider, ski
       `  client laptop had snapshots but no entry: added it disabled, as root@${host}:22 with the paths of its latest snapshot. Check it (\`haul client set laptop --address USER@HOST[:PORT] --path …\`), then \`haul client set laptop --enable\`.\n`);
     expect(await listing(url, home)).toEqual(await fromRepository(repoDir, new Set(['web1', 'laptop'])));
     expect(run('client', 'list').stdout).toBe(
-      `laptop               root@${host}:22  (host key not pinned yet)  ${data}/sub  manual only  disabled\n` +
-      `web1                 root@${host}:22  (host key not pinned yet)  ${data}  manual only  disabled\n`);
+      `laptop               root@${host}:22  (host key not pinned yet)  ${data}/sub  manual only  disabled  tenant default\n` +
+      `web1                 root@${host}:22  (host key not pinned yet)  ${data}  manual only  disabled  tenant default\n`);
   });
 
   test('rebuilding again changes nothing', async () => {

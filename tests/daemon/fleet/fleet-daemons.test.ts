@@ -1,12 +1,14 @@
 // Two `haul daemon` processes on one real PostgreSQL database and one repository, backing up
 // real sshd clients: every scheduled slot runs exactly once fleet-wide, and after kill -9 of the
 // daemon running a job, the other takes the job over once its lease expires and finishes the
-// work, reusing what had arrived; the repository checks clean. Check schedules, too, fire once
-// per slot fleet-wide.
+// work, reusing what had arrived; the repository checks clean. An idle daemon takes backups that
+// wait in another daemon's queue, and a daemon whose lease was taken over stops its job, joins
+// again and goes on. Check schedules, too, fire once per slot fleet-wide.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobStore } from '../../../daemon/jobs/job-store.js';
 import { terminalJobStates } from '../../../shared/jobs.js';
 import { haul, haulSync } from '../../helpers/cli.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
@@ -135,6 +137,76 @@ describe.skipIf(skip !== undefined)(`two daemons on one PostgreSQL${skip ? ` (sk
         const sha = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
         expect(sha(path.join(target, name))).toBe(sha(path.join(dir, name)));
       }
+    } finally {
+      link.close();
+    }
+  }, 300_000);
+
+  it('an idle daemon takes the backups another daemon queued but cannot start yet; each runs once', async () => {
+    // Daemon A runs one job at a time and is held for about 20 s by a big client on a 2 MiB/s
+    // link; four small clients queue behind it. Daemon B starts only after A queued them all
+    // (so A fired every slot): without taking them, B would run nothing.
+    const user = bed.users[1]!;
+    const link = await slowLink(bed.sshd.port, 2 * MiB);
+    try {
+      const slot = new Date(Math.ceil(Date.now() / 1000) * 1000 + 10_000);
+      const big = await bed.addClient('adopt-big', user, bed.writeData(user, 'adopt-big', { 'big.bin': pseudoRandom('adopt-big', 40 * MiB) }), { schedule: onceAt(slot), port: link.port });
+      const small: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const dir = bed.writeData(user, `adopt-${i}`, { 'f.txt': Buffer.from(`small ${i}\n`) });
+        small.push(await bed.addClient(`adopt-${i}`, user, dir, { schedule: onceAt(new Date(slot.getTime() + 1000)) }));
+      }
+      const all = [big, ...small];
+      const a = bed.startDaemon('adopt-a', ['--max-jobs', '1'], leaseArgs);
+      await pollUntil(async () => ((await bed.db.prisma.job.count({ where: { clientId: { in: all } } })) === 5 ? true : undefined), 90_000, jobsSummary);
+      const b = bed.startDaemon('adopt-b', ['--max-jobs', '4'], leaseArgs);
+      await pollUntil(async () => ((await bed.db.prisma.job.count({ where: { clientId: { in: all }, state: { in: [...terminalJobStates] } } })) === 5 ? true : undefined), 180_000, jobsSummary);
+      await new Promise((r) => setTimeout(r, 3_000));
+      for (const d of [a, b]) d.child.kill('SIGTERM');
+      expect([await a.exit, await b.exit, a.stderr(), b.stderr()]).toEqual([{ code: 0, signal: null }, { code: 0, signal: null }, '', '']);
+
+      const jobs = await bed.db.prisma.job.findMany({ where: { clientId: { in: all } }, orderBy: { id: 'asc' } });
+      // Exactly one job per client, every one a success; A fired every slot.
+      expect(jobs.map((j) => [j.clientName, j.state]).sort(), await jobsSummary()).toEqual(['adopt-0', 'adopt-1', 'adopt-2', 'adopt-3', 'adopt-big'].map((n) => [n, 'succeeded']));
+      expect(await bed.db.prisma.scheduleSlot.count({ where: { clientId: { in: all }, daemonId: 'adopt-a' } })).toBe(5);
+      expect(jobs.find((j) => j.clientId === big)!.daemonId).toBe('adopt-a');
+      const onB = jobs.filter((j) => j.daemonId === 'adopt-b');
+      expect(onB.length, await jobsSummary()).toBeGreaterThanOrEqual(1);
+      const takes = fs.readFileSync(b.logFile, 'utf8').split('\n').filter((l) => l.includes('"msg":"takes job'));
+      for (const j of onB) expect(takes.some((l) => l.includes(`takes job ${j.id} (${j.clientName}), queued by daemon adopt-a at `)), `B's log for job ${j.id}`).toBe(true);
+      // A lets go of them while its one place is still busy with the big client.
+      const left = fs.readFileSync(a.logFile, 'utf8').split('\n').filter((l) => l.includes('leaves this queue: daemon adopt-b took it'));
+      expect(left.length, left.join('\n')).toBeGreaterThanOrEqual(1);
+      for (const l of left) expect(onB.some((j) => l.includes(`"msg":"job ${j.id} (${j.clientName}) leaves this queue`))).toBe(true);
+    } finally {
+      link.close();
+    }
+  }, 300_000);
+
+  it('a daemon whose lease was taken over stops its running job, joins again and goes on starting jobs', async () => {
+    // What another daemon's takeover does to a starved daemon, done here by the test: remove its
+    // FleetDaemon row and fail its running job. With --max-jobs 1, a job slot left occupied by
+    // the stopped job would keep the small client's backup queued for ever.
+    const user = bed.users[2]!;
+    const link = await slowLink(bed.sshd.port, 2 * MiB);
+    try {
+      const slot = new Date(Math.ceil(Date.now() / 1000) * 1000 + 8_000);
+      const big = await bed.addClient('lease-big', user, bed.writeData(user, 'lease-big', { 'big.bin': pseudoRandom('lease-big', 60 * MiB) }), { schedule: onceAt(slot), port: link.port });
+      const small = await bed.addClient('lease-small', user, bed.writeData(user, 'lease-small', { 'f.txt': Buffer.from('small\n') }), { schedule: onceAt(new Date(slot.getTime() + 2000)) });
+      const d = bed.startDaemon('lease-a', ['--max-jobs', '1'], leaseArgs);
+      const running = await pollUntil(async () => (await bed.db.prisma.job.findFirst({ where: { clientId: big, state: 'transferring' } })) ?? undefined, 90_000, jobsSummary);
+      const message = 'taken over by the test: the lease of lease-a ran out';
+      await bed.db.prisma.fleetDaemon.deleteMany({ where: { id: 'lease-a' } });
+      await new JobStore(bed.db.prisma).finish(running.id, { state: 'failed', cause: 'daemon-restart', message });
+      const smallJob = await pollUntil(async () => (await bed.db.prisma.job.findFirst({ where: { clientId: small, state: { in: [...terminalJobStates] } } })) ?? undefined, 120_000, jobsSummary);
+      expect([smallJob.state, smallJob.daemonId], await jobsSummary()).toEqual(['succeeded', 'lease-a']);
+      // The job failed by the takeover stays as the takeover wrote it; the daemon is back in the fleet.
+      expect(await bed.db.prisma.job.findUniqueOrThrow({ where: { id: running.id } })).toMatchObject({ state: 'failed', failureCause: 'daemon-restart', failureMessage: message });
+      expect(await bed.db.prisma.fleetDaemon.count({ where: { id: 'lease-a' } })).toBe(1);
+      const log = fs.readFileSync(d.logFile, 'utf8');
+      expect(log).toContain('this daemon missed its heartbeats and another daemon took its jobs over; its running jobs are stopped');
+      d.child.kill('SIGTERM');
+      expect([await d.exit, d.stderr()]).toEqual([{ code: 0, signal: null }, '']);
     } finally {
       link.close();
     }

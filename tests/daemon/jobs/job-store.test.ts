@@ -100,7 +100,7 @@ for (const dbCase of databases) {
       expect((await store.list({ clientName: 'db2' })).map((j) => j.id)).toEqual([b.id, a.id]);
       expect((await store.list({ clientName: 'db2', states: ['queued'] })).map((j) => [j.id, j.attempt, j.retryOfId])).toEqual([[b.id, 2, a.id]]);
       expect((await store.list({ limit: 1 })).map((j) => j.id)).toEqual([b.id]);
-      expect(await store.lastQueuedAt(other.id)).toEqual(b.queuedAt);
+      expect((await store.lastQueuedAt()).get(other.id)).toEqual(b.queuedAt);
       await store.finish(b.id, { state: 'cancelled', message: 'test over' });
     });
 

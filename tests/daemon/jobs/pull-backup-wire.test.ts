@@ -19,6 +19,8 @@ const FILES_PER_DIR = 100;
 const COPIES = 20;
 
 interface BackupJson {
+  id: string;
+  log: string[];
   bytesOnWire: number;
   snapshot: { stats: { files: number; dirs: number; bytesRead: number } };
 }
@@ -30,6 +32,7 @@ describe.skipIf(skip !== undefined)(`bytes on the wire of pull backups over a re
   let user: UnixUser;
   let data: string;
   let firstStats: BackupJson['snapshot']['stats'];
+  let firstId: string;
 
   const backup = async (): Promise<BackupJson> => {
     const r = await haul(['backup', 'wire', '--json'], env, { timeoutMs: 120_000 });
@@ -81,6 +84,7 @@ describe.skipIf(skip !== undefined)(`bytes on the wire of pull backups over a re
   it('a first backup puts one copy of repeated content on the wire, not twenty', async () => {
     const first = await backup();
     firstStats = first.snapshot.stats;
+    firstId = first.id;
     expect(first.snapshot.stats.files).toBe(DIRS * FILES_PER_DIR + COPIES);
     // 3.5 MiB of distinct content, plus about 150 bytes of ENTRY and FILE_END per file.
     expect(first.bytesOnWire).toBeGreaterThan(3.5 * MiB);
@@ -92,6 +96,11 @@ describe.skipIf(skip !== undefined)(`bytes on the wire of pull backups over a re
     const again = await backup();
     // The same counts as the first backup (the unchanged tree's totals come from the server's records).
     expect(again.snapshot.stats).toMatchObject({ files: firstStats.files, dirs: firstStats.dirs, bytesRead: 0 });
+    // PREVIOUS came from the digest the first backup cached in HAUL_HOME, not from its trees: a
+    // record for every file and directory (ancestors included).
+    const previous = again.log.find((l) => l.startsWith('previous snapshot'));
+    expect(previous).toMatch(new RegExp(`^previous snapshot ${firstId.slice(0, 8)}: ${firstStats.files + firstStats.dirs} record\\(s\\) and \\d+ known chunk\\(s\\), from the cached digest$`));
+    expect(fs.readdirSync(path.join(tmp, 'home', 'cache', 'previous')).filter((f) => f.endsWith('.digest'))).toHaveLength(1);
     // HELLO, the ancestors of the data directory as ENTRY frames, one UNCHANGED, WALK_DONE, DONE.
     expect(again.bytesOnWire).toBeLessThan(2 * KiB);
     // Protocol 2 sent at least one ENTRY of 75 bytes plus the path per file and directory.

@@ -162,6 +162,21 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     expect([...levels]).toEqual(['INFO']);
   });
 
+  it('a second backup of a client takes PREVIOUS from the digest the first one cached in the state directory', async () => {
+    await bed.addClient('cached', S1, dataS1);
+    const daemon = await bed.start();
+    const lines: string[] = [];
+    daemon.events.on('job-log', ({ line }) => lines.push(line));
+    const first = await daemon.runNow('cached');
+    await bed.waitForJobs((all) => all[0]?.id === first.id && all[0].state === 'succeeded', 30_000);
+    const firstSnapshot = lines.find((l) => l.startsWith('snapshot '))!.split(' ')[1]!;
+    expect(fs.readdirSync(path.join(bed.stateDir, 'cache', 'previous')).filter((f) => f.endsWith('.digest')).length).toBeGreaterThan(0);
+    lines.length = 0;
+    const second = await daemon.runNow('cached');
+    await bed.waitForJobs((all) => all[0]?.id === second.id && all[0].state === 'succeeded', 30_000);
+    expect(lines.find((l) => l.startsWith('previous snapshot '))).toMatch(new RegExp(`^previous snapshot ${firstSnapshot}: \\d+ record\\(s\\) and \\d+ known chunk\\(s\\), from the cached digest$`));
+  });
+
   it('refuses a bad schedule in the database with a clear log line and schedules the other clients', async () => {
     await bed.addClient('bad-cron', S1, dataS1, { schedule: '61 * * * *' });
     await bed.addClient('good-cron', S2, dataS2, { schedule: '0 0 4 * * *', createdAt: new Date() });
