@@ -48,6 +48,11 @@ export const ChunkCompression = { none: 0, zstd: 1 } as const;
 export interface Frame {
   type: number;
   body: Buffer;
+  /**
+   * The body's memory belongs to this frame alone (a frame joined from several reads), so it
+   * may be handed to a worker thread without a copy; otherwise it is a view into a read.
+   */
+  exclusive?: boolean;
 }
 
 export function encodeFrame(type: number, body: Buffer | readonly Buffer[] = []): Buffer {
@@ -218,8 +223,8 @@ export class FrameDecoder {
       const length = head.readUInt32LE(0);
       if (length < 1 || length > this.limit) throw new MalformedBody(`frame of ${length} bytes exceeds the limit of ${this.limit}`);
       if (this.buffered < 4 + length) break;
-      const frame = this.take(4 + length);
-      frames.push({ type: frame[4]!, body: frame.subarray(5) });
+      const { frame, exclusive } = this.take(4 + length);
+      frames.push({ type: frame[4]!, body: frame.subarray(5), exclusive });
     }
     return frames;
   }
@@ -231,18 +236,37 @@ export class FrameDecoder {
 
   private peek(n: number): Buffer {
     if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
-    const joined = Buffer.concat(this.chunks);
-    this.chunks = [joined];
-    return joined.subarray(0, n);
+    const head = Buffer.alloc(n);
+    let filled = 0;
+    for (const c of this.chunks) {
+      filled += c.copy(head, filled, 0, Math.min(c.length, n - filled));
+      if (filled === n) break;
+    }
+    return head;
   }
 
-  private take(n: number): Buffer {
-    const joined = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const out = joined.subarray(0, n);
-    const rest = joined.subarray(n);
-    this.chunks = rest.length > 0 ? [rest] : [];
+  /**
+   * The next `n` bytes: a view when one read holds them, else copied once into a buffer of
+   * exactly `n` bytes (never the bytes after them: they stay views of their reads).
+   */
+  private take(n: number): { frame: Buffer; exclusive: boolean } {
     this.buffered -= n;
-    return out;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return { frame: first.subarray(0, n), exclusive: false };
+    }
+    const frame = Buffer.allocUnsafeSlow(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0]!;
+      const k = c.copy(frame, filled, 0, Math.min(c.length, n - filled));
+      filled += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    return { frame, exclusive: true };
   }
 }
 

@@ -71,6 +71,11 @@ export class SubkeyCipher {
     this.key = Buffer.from(hkdfSync('sha256', keys.encryption, salt, info, keyLength));
   }
 
+  /** The AES key itself, for a worker thread of this process that opens blobs (blob-worker-pool.ts). */
+  get subkey(): Buffer {
+    return this.key;
+  }
+
   encrypt(domain: number, counter: number, plaintext: Uint8Array): Buffer {
     return Buffer.concat(this.encryptParts(domain, counter, plaintext));
   }

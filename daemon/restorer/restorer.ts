@@ -187,9 +187,14 @@ export class Restorer {
       fh = await fs.open(full, flags, 0o600);
     });
     let position = 0;
+    const content = node.content ?? [];
+    const load = (i: number) => (i < content.length ? this.repo.loadBlob(Buffer.from(content[i]!, 'hex'), BlobType.data) : undefined);
+    // The next chunk is read and opened (on the worker pool) while this one is written.
+    let next = load(0);
     try {
-      for (const id of node.content ?? []) {
-        const chunk = await this.repo.loadBlob(Buffer.from(id, 'hex'), BlobType.data);
+      for (let i = 0; i < content.length; i++) {
+        const chunk = await next!;
+        next = load(i + 1);
         await writeSparse(fh!, chunk, position);
         position += chunk.length;
         this.result.bytes += chunk.length;
@@ -200,6 +205,8 @@ export class Restorer {
       await fh!.close();
       fh = undefined;
     } catch (err) {
+      // A chunk read ahead that fails after this failure is not unhandled.
+      next?.catch(() => undefined);
       await fh?.close().catch(() => undefined);
       await fs.rm(full, { force: true });
       throw new HaulError('RestoreRefused', `not restored: ${(err as Error).message}`, { cause: err });

@@ -24,7 +24,8 @@
 // Environment: BENCH_SCALE (default 1.0, ~2.1 GiB and 60,000 small files; 0.05 for a quick run),
 // BENCH_DIR, BENCH_SEED, BENCH_TOOLS (haul,restic,borg), BENCH_KEEP (keep repositories and the
 // data copy), BENCH_SSH_CIPHER (passed to OpenSSH's ssh as -c for restic and borg; default: ssh's
-// own choice, chacha20-poly1305@openssh.com).
+// own choice, chacha20-poly1305@openssh.com), BENCH_USER (the client's Unix user, haul-t-NAME),
+// BENCH_HAUL_NODE_ARGS (node options for the haul commands, such as --cpu-prof).
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -38,7 +39,8 @@ import { measure, which, type RunResult } from './proc.js';
 import { homeEntries, opensshCipher, ProcWatcher, ssh2Cipher, takeSshIo, WireCounter, wireDiff, writeSshWrapper, type ProcessGroupStats, type SshIo, type WireBytes } from './ssh-bench.js';
 import { settle } from './tools.js';
 
-const BENCH_USER = 'haul-t-bench';
+// BENCH_USER lets two runs on one machine use separate client users (and homes).
+const BENCH_USER = process.env['BENCH_USER'] || 'haul-t-bench';
 const password = 'bench-secret-passphrase';
 const STEP_TIMEOUT_MS = 30 * 60_000;
 
@@ -142,7 +144,9 @@ function haulDriver(ctx: Context): Driver {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('HAUL_')) env[k] = v;
   Object.assign(env, { HAUL_REPOSITORY: path.join(ctx.workDir, 'haul-repo'), HAUL_PASSWORD: password, HAUL_HOME: path.join(ctx.workDir, 'haul-home') });
-  const haul = (...args: string[]) => measure(process.execPath, [bin, ...args], { env, cwd: rootDir, timeoutMs: STEP_TIMEOUT_MS });
+  // BENCH_HAUL_NODE_ARGS: extra node options for the measured haul commands (e.g. --cpu-prof).
+  const nodeArgs = (process.env['BENCH_HAUL_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const haul = (...args: string[]) => measure(process.execPath, [...nodeArgs, bin, ...args], { env, cwd: rootDir, timeoutMs: STEP_TIMEOUT_MS });
   return {
     name: 'haul',
     version: firstLine(process.execPath, [bin, '--version']) + ` (node ${process.version}), ${firstLine(path.join(rootDir, 'probe', 'dist', 'haul-probe-x86_64'), ['--version'])}`,

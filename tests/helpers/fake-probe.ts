@@ -85,8 +85,11 @@ export class FakeProbe {
     });
   }
 
+  /** Writes in pieces of at most this many bytes, as SSH delivers them (frames then span reads). */
+  pieceSize = Infinity;
+
   raw(bytes: Buffer): void {
-    if (!this.stopped) this.toServer.write(bytes);
+    for (let i = 0; i < bytes.length && !this.stopped; i += this.pieceSize) this.toServer.write(bytes.subarray(i, i + this.pieceSize));
   }
 
   send(type: number, body: Buffer = Buffer.alloc(0)): void {
@@ -99,8 +102,8 @@ export class FakeProbe {
     return new Promise((resolve) => (this.waiting = resolve));
   }
 
-  hello(version = protocolVersion): void {
-    this.send(ProbeMessage.hello, new BodyWriter().bytes(Buffer.from(helloMagic)).u16(version).bytes16('fake 1.0').bytes16('x86_64').u32(0).done());
+  hello(version = protocolVersion, features = 0): void {
+    this.send(ProbeMessage.hello, new BodyWriter().bytes(Buffer.from(helloMagic)).u16(version).bytes16('fake 1.0').bytes16('x86_64').u32(features).done());
   }
 
   /** Reads BACKUP, PREVIOUS* and KNOWN* as a probe would. */
@@ -166,8 +169,7 @@ export class FakeProbe {
     let payload = data;
     let compression = 0;
     if (options.compress) {
-      const out = Buffer.alloc(zstd.compressBound(data.length));
-      payload = out.subarray(0, zstd.compress(out, data, 3));
+      payload = zstdFrame(data);
       compression = 1;
     }
     this.send(ProbeMessage.chunkNew, Buffer.concat([new BodyWriter().u32(options.needId ?? 0).u8(compression).u32(options.claimLength ?? data.length).bytes(options.claimSha ?? sha(data)).done(), payload]));
@@ -217,4 +219,10 @@ export class FakeProbe {
     chunks.forEach((c, i) => (options.known?.[i] ? this.chunkKnown(c) : this.chunkNew(c, { compress: options.compress ?? false })));
     this.fileEnd(size);
   }
+}
+
+/** The zstd frame (level 3) a probe would send for `data`. */
+export function zstdFrame(data: Buffer): Buffer {
+  const out = Buffer.alloc(zstd.compressBound(data.length));
+  return out.subarray(0, zstd.compress(out, data, 3));
 }

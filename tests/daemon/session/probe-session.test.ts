@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BodyWriter, EntryFlag, EntryKind, ProbeMessage, maxFrameLength } from '../../../shared/probe-protocol.js';
+import { BodyWriter, EntryFlag, EntryKind, HelloFeature, ProbeMessage, maxFrameLength } from '../../../shared/probe-protocol.js';
+import { Compression } from '../../../daemon/repository/compression.js';
 import { checkRepository } from '../../../daemon/checker/checker.js';
 import { LocalStorage } from '../../../daemon/storage/local.js';
 import { Repository } from '../../../daemon/repository/repository.js';
@@ -9,7 +10,7 @@ import { Restorer } from '../../../daemon/restorer/restorer.js';
 import { runPullBackup, type PullBackupOptions } from '../../../daemon/session/probe-session.js';
 import { tempDir } from '../../helpers/cli.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
-import { FakeProbe, pathHash, sha } from '../../helpers/fake-probe.js';
+import { FakeProbe, pathHash, sha, zstdFrame } from '../../helpers/fake-probe.js';
 import { isHaulError } from '../../../shared/errors.js';
 
 const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
@@ -25,8 +26,9 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
   const options = (client: string, extra: Partial<PullBackupOptions> = {}): PullBackupOptions => ({ client, hostname: `${client}.example`, paths: ['/data'], ...extra });
 
   /** Runs a session while `script` plays the probe; returns the session's outcome. */
-  async function session(client: string, script: (p: FakeProbe) => Promise<void>, extra: Partial<PullBackupOptions> = {}) {
+  async function session(client: string, script: (p: FakeProbe) => Promise<void>, extra: Partial<PullBackupOptions> = {}, pieceSize = Infinity) {
     const probe = new FakeProbe();
+    probe.pieceSize = pieceSize;
     const log: string[] = [];
     const result = runPullBackup(repo, probe.transport, { ...options(client, extra), onLog: (l) => log.push(l) });
     const played = script(probe).catch(() => undefined);
@@ -195,9 +197,77 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     await expectConsistent();
   });
 
+  it('stores a zstd chunk as the very frame the probe sent, and a zstd probe\'s raw chunk uncompressed, without compressing again, from a stream in SSH-sized pieces', async () => {
+    const text = Buffer.from('a line of text that compresses well\n'.repeat(4000));
+    const random = pseudoRandom('incompressible from a zstd probe', 150_000);
+    const frame = zstdFrame(text);
+    const s = await session('eta', async (p) => {
+      p.hello(undefined, HelloFeature.zstd);
+      await p.readStart();
+      p.entry({ kind: EntryKind.dir, path: '/data' });
+      p.file('/data/random', [random]);
+      p.file('/data/text', [text], { compress: true });
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+      // In 32 KiB pieces like SSH packets: large frames are joined, and move to the worker uncopied.
+    }, {}, 32 * 1024);
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    // Ciphertext is the payload plus the 16-byte GCM tag: the stored payload is the probe's frame.
+    expect(repo.locate(repo.blobId(text))).toMatchObject({ compression: Compression.zstd, length: frame.length + 16 });
+    expect(repo.locate(repo.blobId(random))).toMatchObject({ compression: Compression.none, length: random.length + 16 });
+    const target = path.join(tmp.dir, 'restore-eta');
+    await new Restorer(repo).restore(await repo.findSnapshot('latest', 'eta'), '/data', target);
+    expect(fs.readFileSync(path.join(target, 'text')).equals(text)).toBe(true);
+    expect(fs.readFileSync(path.join(target, 'random')).equals(random)).toBe(true);
+    await expectConsistent();
+  });
+
+  it('streams more chunks than may wait for their check at once (48 MiB through 32 MiB of room) in SSH-sized pieces', async () => {
+    const chunks = Array.from({ length: 48 }, (_, i) => pseudoRandom(`room ${i}`, 1024 * 1024));
+    // The repository handle is shared by this file's tests: its counters run on.
+    const blobsBefore = repo.written.blobsNew;
+    const s = await session('iota', async (p) => {
+      p.hello(undefined, HelloFeature.zstd);
+      await p.readStart();
+      p.entry({ kind: EntryKind.dir, path: '/data' });
+      p.file('/data/big', chunks);
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    }, {}, 32 * 1024);
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    expect(s.result!.snapshot.stats).toMatchObject({ files: 1, bytes: 48 * 1024 * 1024 });
+    // 48 chunks and 2 trees (/data and the root).
+    expect(repo.written.blobsNew - blobsBefore).toBe(48 + 2);
+    const target = path.join(tmp.dir, 'restore-iota');
+    await new Restorer(repo).restore(await repo.findSnapshot('latest', 'iota'), '/data', target);
+    expect(fs.readFileSync(path.join(target, 'big')).equals(Buffer.concat(chunks))).toBe(true);
+  });
+
+  it('compresses a raw chunk from a probe without zstd itself', async () => {
+    const text = Buffer.from('another compressible line, sent raw\n'.repeat(3000));
+    const s = await session('theta', async (p) => {
+      await begin(p);
+      p.file('/data/text', [text]);
+      p.walkDone();
+      await p.readNeeds();
+      p.done();
+    }, {}, 32 * 1024);
+    expect(s.ok ? '' : String(s.error)).toBe('');
+    const loc = repo.locate(repo.blobId(text))!;
+    expect(loc.compression).toBe(Compression.zstd);
+    expect(loc.length).toBeLessThan(text.length / 4);
+    await expectConsistent();
+  });
+
   const hostile: [string, (p: FakeProbe) => Promise<void>, string | RegExp, Partial<PullBackupOptions>?][] = [
     ['an oversized frame', async (p) => { await begin(p); const h = Buffer.alloc(5); h.writeUInt32LE(maxFrameLength + 1, 0); h[4] = ProbeMessage.entry; p.raw(h); }, `frame of ${maxFrameLength + 1} bytes exceeds the limit of ${maxFrameLength}`],
     ['a length that lies (body too short for an ENTRY)', async (p) => { await begin(p); p.send(ProbeMessage.entry, Buffer.from([1, 0, 5, 0])); }, /frame \d+ \(type 0x20\): body ends after 4 bytes/],
+    ['a large chunk whose hash differs from its claim (checked on a worker thread; the probe then stalls)', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 100_000 }); p.chunkNew(pseudoRandom('sent', 100_000), { claimSha: sha(pseudoRandom('claimed', 100_000)) }); }, 'a chunk of /data/x does not match its SHA-256 (data and claim differ)'],
+    ['a large decompression bomb (checked on a worker thread)', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 50_000 }); p.chunkNew(Buffer.concat([pseudoRandom('bomb head', 50_000), Buffer.alloc(3 * 1024 * 1024)]), { compress: true, claimLength: 50_000 }); }, 'a chunk of /data/x does not decompress to its declared 50000 bytes'],
+    ['a large frame that decompresses to less than declared', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 90_000 }); p.chunkNew(pseudoRandom('short', 60_000), { compress: true, claimLength: 90_000 }); }, 'a chunk of /data/x does not decompress to its declared 90000 bytes'],
+    ['a large raw chunk shorter than declared', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 90_000 }); p.chunkNew(pseudoRandom('short raw', 60_000), { claimLength: 90_000 }); }, 'a chunk of /data/x has 60000 bytes, declared 90000'],
     ['chunk data whose hash differs from its claim', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 100 }); p.chunkNew(Buffer.alloc(100, 1), { claimSha: sha(Buffer.alloc(100, 2)) }); }, 'a chunk of /data/x does not match its SHA-256 (data and claim differ)'],
     ['a decompression bomb (frame larger than its declared size)', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 1000 }); p.chunkNew(Buffer.alloc(4 * 1024 * 1024), { compress: true, claimLength: 1000 }); }, 'a chunk of /data/x does not decompress to its declared 1000 bytes'],
     ['a chunk above the maximum size', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 1 }); p.chunkNew(Buffer.alloc(10), { claimLength: 64 * 1024 * 1024 }); }, `chunk of ${64 * 1024 * 1024} bytes (allowed: 1 to ${4 * 1024 * 1024})`],

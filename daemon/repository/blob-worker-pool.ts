@@ -1,0 +1,205 @@
+// Opening a blob (AES-GCM, bounded zstd, SHA-256) is most of a restore's CPU, and hashing a
+// received chunk (bounded zstd, SHA-256) much of a pull backup's. The pool does both on worker
+// threads, so a restore or a backup uses every core while the main thread issues file-system
+// calls or reads the SSH channel. A worker only returns plaintext or a SHA-256; the caller
+// compares it with the ID or the probe's claim, so nothing is taken as verified that the main
+// thread did not check.
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+export interface OpenedBlob {
+  plain: Buffer;
+  sha256: Buffer;
+  /** The zstd frame the blob was stored as, when it was. */
+  zstdFrame?: Buffer;
+}
+
+/** Why a blob could not be opened; the caller turns it into an error that names the blob. */
+export type OpenFailure = 'authentication' | 'decompression';
+
+export interface HashRequest {
+  /** The chunk as received: a zstd frame, or the raw bytes. */
+  data: Buffer;
+  /** `data` is the only user of its memory: it is moved to the worker, not copied. */
+  exclusive: boolean;
+  zstd: boolean;
+  /** The exact plaintext length: a frame must decompress to precisely this many bytes. */
+  rawLength: number;
+}
+
+export interface HashedChunk {
+  /** SHA-256 of the plaintext. */
+  sha256: Buffer;
+  /** The same bytes as the request's `data` (moved back from the worker). */
+  data: Buffer;
+}
+
+export interface OpenRequest {
+  /** The pack's AES-256-GCM subkey. */
+  key: Buffer;
+  /** The blob's nonce counter (its offset in the pack). */
+  counter: number;
+  ciphertext: Buffer;
+  zstd: boolean;
+  /** The largest plaintext allowed (decompression is bounded by it). */
+  limit: number;
+}
+
+// Plain CommonJS evaluated from this string, like the compression pool's, so it runs the same
+// from compiled output and from TypeScript sources. The nonce layout is crypto.ts's (domain 0,
+// blob, then the counter as 64 bits big-endian); the bounded decompression is compression.ts's.
+const workerSource = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createDecipheriv, createHash } = require('node:crypto');
+const zstd = require(workerData.bindingPath);
+const nonce = Buffer.alloc(12);
+// One zstd frame declaring its size, at most limit bytes (exactly limit when exact): else undefined.
+function decompress(frame, limit, exact) {
+  try {
+    const declared = zstd.findFrameCompressedSize(frame) === frame.length ? zstd.getFrameContentSize(frame) : null;
+    if (declared === null || declared > limit || (exact && declared !== limit)) return undefined;
+    const out = Buffer.allocUnsafeSlow(declared);
+    return zstd.decompress(out, frame) === declared ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
+function open({ key, counter, ct, zstdFrame, limit }) {
+  const data = new Uint8Array(ct);
+  if (data.length < 16) return { failure: 'authentication' };
+  nonce.writeUInt32BE(0, 0);
+  nonce.writeUInt32BE(Math.floor(counter / 0x100000000), 4);
+  nonce.writeUInt32BE(counter >>> 0, 8);
+  const d = createDecipheriv('aes-256-gcm', new Uint8Array(key), nonce);
+  d.setAuthTag(data.subarray(data.length - 16));
+  const payload = d.update(data.subarray(0, data.length - 16));
+  try { d.final(); } catch { return { failure: 'authentication' }; }
+  const plain = zstdFrame ? decompress(payload, limit, false) : payload;
+  if (!plain) return { failure: 'decompression' };
+  return { plain, sha: createHash('sha256').update(plain).digest(), frame: zstdFrame ? payload : undefined };
+}
+function hash({ buffer, offset, length, zstdFrame, rawLength }) {
+  const data = new Uint8Array(buffer, offset, length);
+  const plain = zstdFrame ? decompress(data, rawLength, true) : data;
+  if (!plain || plain.length !== rawLength) return { failure: 'decompression' };
+  return { sha: createHash('sha256').update(plain).digest() };
+}
+const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+parentPort.on('message', (m) => {
+  if (m.kind === 'hash') {
+    const r = hash(m);
+    return parentPort.postMessage({ id: m.id, failure: r.failure, sha: r.sha && own(r.sha), buffer: m.buffer }, [m.buffer]);
+  }
+  const r = open(m);
+  if (r.failure) return parentPort.postMessage({ id: m.id, failure: r.failure });
+  const plain = own(r.plain), sha = own(r.sha), frame = r.frame && own(r.frame);
+  parentPort.postMessage({ id: m.id, plain, sha, frame }, frame && frame !== plain ? [plain, frame] : [plain]);
+});
+`;
+
+interface Job {
+  id: number;
+  message: Record<string, unknown>;
+  transfer: ArrayBuffer[];
+  finish: (m: Reply) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Reply {
+  id: number;
+  failure?: OpenFailure;
+  plain?: ArrayBuffer;
+  sha?: ArrayBuffer;
+  frame?: ArrayBuffer;
+  buffer?: ArrayBuffer;
+}
+
+/** Workers that open and hash blobs, one job each at a time; the rest wait here, in order. */
+export class BlobWorkerPool {
+  private readonly idle: Worker[] = [];
+  private readonly running = new Map<Worker, Job>();
+  private readonly queue: Job[] = [];
+  private nextId = 0;
+
+  constructor(size = Math.min(4, availableParallelism())) {
+    const bindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding.js');
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(workerSource, { eval: true, workerData: { bindingPath } });
+      w.on('message', (m: Reply) => this.finished(w, m));
+      w.on('error', (err) => {
+        this.running.get(w)?.reject(err);
+        this.running.delete(w);
+        for (const job of this.queue.splice(0)) job.reject(err);
+      });
+      // An idle worker never keeps the process alive.
+      w.unref();
+      this.idle.push(w);
+    }
+  }
+
+  /** Plaintext and SHA-256 of a blob, or why it could not be opened. */
+  open(request: OpenRequest): Promise<OpenedBlob | OpenFailure> {
+    const { key, counter, ciphertext, zstd, limit } = request;
+    // Transferred, not copied: a buffer that shares its memory (Node's small-buffer pool, a
+    // slice of a larger read) is copied first, since transferring would detach the rest.
+    const ct = ownArrayBuffer(ciphertext);
+    return this.run({ kind: 'open', key: Uint8Array.from(key).buffer, counter, ct, zstdFrame: zstd, limit }, [ct], (m) => {
+      if (m.failure) return m.failure;
+      return { plain: Buffer.from(m.plain!), sha256: Buffer.from(m.sha!), ...(zstd ? { zstdFrame: Buffer.from(m.frame!) } : {}) };
+    });
+  }
+
+  /**
+   * SHA-256 of a received chunk's plaintext, after decompressing a frame to exactly its
+   * declared length; 'decompression' when it does not. The bytes come back as `data`.
+   */
+  hash(request: HashRequest): Promise<HashedChunk | 'decompression'> {
+    const { data, exclusive, zstd, rawLength } = request;
+    const buffer = exclusive ? (data.buffer as ArrayBuffer) : ownArrayBuffer(data);
+    const offset = exclusive ? data.byteOffset : 0;
+    // Read before the transfer detaches `data` (its length then reads 0).
+    const length = data.length;
+    return this.run({ kind: 'hash', buffer, offset, length, zstdFrame: zstd, rawLength }, [buffer], (m) => {
+      const back = Buffer.from(m.buffer!, offset, length);
+      return m.failure ? 'decompression' : { sha256: Buffer.from(m.sha!), data: back };
+    });
+  }
+
+  private run<T>(message: Record<string, unknown>, transfer: ArrayBuffer[], result: (m: Reply) => T): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, message, transfer, finish: (m) => resolve(result(m)), reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const worker = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      this.running.set(worker, job);
+      worker.ref();
+      worker.postMessage({ id: job.id, ...job.message }, job.transfer);
+    }
+  }
+
+  private finished(worker: Worker, m: Reply): void {
+    const job = this.running.get(worker);
+    this.running.delete(worker);
+    worker.unref();
+    this.idle.push(worker);
+    this.dispatch();
+    if (job && job.id === m.id) job.finish(m);
+  }
+
+  async close(): Promise<void> {
+    const workers = [...this.idle, ...this.running.keys()];
+    this.idle.length = 0;
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+function ownArrayBuffer(b: Buffer): ArrayBuffer {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
+  return Uint8Array.prototype.slice.call(b).buffer as ArrayBuffer;
+}
