@@ -104,7 +104,7 @@ describe.each(databases)('the client store on $name', ({ name: provider, skip, f
     expect(await refused(store.remove('nope'))).toEqual(['InvalidArgument', unknown]);
     // Nothing of the refused changes reached the row.
     const [only] = await store.list();
-    expect(only).toEqual({ ...web1, id: only!.id, created: only!.created });
+    expect(only).toEqual({ ...web1, id: only!.id, created: only!.created, tenant: 'default' });
   });
 
   it('reports a row that was changed by hand instead of misreading it', async () => {
@@ -138,8 +138,8 @@ describe.each(databases)('importing an earlier clients.json on $name', ({ name: 
     try {
       expect(first.legacyImport).toEqual({ file, renamedTo: `${file}.imported`, imported: ['web1', 'db1'], alreadyPresent: [] });
       expect(await new ClientStore(first.prisma).list()).toEqual([
-        { id: expect.any(Number), name: 'db1', user: 'pg', host: '2001:db8::1', port: 2200, paths: ['/var/lib/postgresql'], excludes: [], oneFileSystem: false, schedule: null, retention: null, enabled: true, created: '2026-02-01T00:00:00.000Z' },
-        { id: expect.any(Number), name: 'web1', user: 'backup', host: 'web1.example.org', port: 22, hostKey: PIN_A, paths: ['/srv/www'], excludes: ['*.tmp'], oneFileSystem: true, schedule: null, retention: null, enabled: true, created: '2026-01-02T03:04:05.678Z' },
+        { id: expect.any(Number), name: 'db1', user: 'pg', host: '2001:db8::1', port: 2200, paths: ['/var/lib/postgresql'], excludes: [], oneFileSystem: false, schedule: null, retention: null, enabled: true, created: '2026-02-01T00:00:00.000Z', tenant: 'default' },
+        { id: expect.any(Number), name: 'web1', user: 'backup', host: 'web1.example.org', port: 22, hostKey: PIN_A, paths: ['/srv/www'], excludes: ['*.tmp'], oneFileSystem: true, schedule: null, retention: null, enabled: true, created: '2026-01-02T03:04:05.678Z', tenant: 'default' },
       ]);
       // The operator goes on changing clients in the database.
       await new ClientStore(first.prisma).update('web1', { paths: ['/srv'] });
