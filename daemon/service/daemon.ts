@@ -412,6 +412,7 @@ export class Daemon {
     if (waiting.length === 0 || this.stopping) return;
     try {
       for (const job of await this.fleet.leases.claimedElsewhere(waiting)) {
+        this.adopted.delete(job.id);
         if (!this.queue.remove(job.id)) continue;
         this.log.info({ job: job.id, client: job.clientName, by: job.daemonId }, `job ${job.id} (${job.clientName}) leaves this queue: daemon ${job.daemonId ?? '(none)'} took it`);
       }
