@@ -136,6 +136,11 @@ export class BodyWriter {
     return this.u16(bytes.length).bytes(bytes);
   }
 
+  /** Bytes written so far. */
+  get length(): number {
+    return this.pos;
+  }
+
   done(): Buffer {
     return this.buf.subarray(0, this.pos);
   }

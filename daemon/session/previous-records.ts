@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import { displayBytes } from '../../shared/display.js';
-import { EntryKind } from '../../shared/probe-protocol.js';
+import { BodyWriter, EntryKind } from '../../shared/probe-protocol.js';
 import type { Repository } from '../repository/repository.js';
 import { nameBytes, type TreeNode } from '../repository/tree.js';
 
@@ -143,35 +143,6 @@ export class PreviousDigest {
   }
 }
 
-/** Bytes appended in place, doubling as needed: a digest has a record per file of the snapshot. */
-class GrowingBuffer {
-  private buf = Buffer.alloc(64 * 1024);
-  length = 0;
-
-  private reserve(n: number): void {
-    if (this.length + n <= this.buf.length) return;
-    const bigger = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
-    this.buf.copy(bigger, 0, 0, this.length);
-    this.buf = bigger;
-  }
-
-  append(bytes: Uint8Array): void {
-    this.reserve(bytes.length);
-    this.buf.set(bytes, this.length);
-    this.length += bytes.length;
-  }
-
-  u64(v: bigint): void {
-    this.reserve(8);
-    this.buf.writeBigUInt64LE(v, this.length);
-    this.length += 8;
-  }
-
-  done(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.length));
-  }
-}
-
 /** u32 values appended in place, doubling as needed. */
 class GrowingU32 {
   private values = new Uint32Array(16 * 1024);
@@ -215,13 +186,13 @@ export function aligned(bytes: Buffer): ArrayBuffer {
 
 /** Builds a digest record by record, in the walk's post-order (a directory after its contents). */
 export class DigestBuilder {
-  private readonly records = new GrowingBuffer();
+  private readonly records = new BodyWriter();
   private readonly refs = new GrowingU32();
   private readonly trees: DigestTree[] = [];
   private readonly treeIndex = new Map<string, number>();
   private readonly dirs: DigestDir[] = [];
-  private readonly chunkIds = new GrowingBuffer();
-  private readonly fingerprints = new GrowingBuffer();
+  private readonly chunkIds = new BodyWriter();
+  private readonly fingerprints = new BodyWriter();
 
   private get chunkCount(): number {
     return this.chunkIds.length / 32;
@@ -251,7 +222,7 @@ export class DigestBuilder {
 
   /** A chunk the repository has, of a file without a record (another of its chunks is gone). */
   chunk(id: Buffer, fingerprint: bigint): void {
-    this.chunkIds.append(id);
+    this.chunkIds.bytes(id);
     this.fingerprints.u64(fingerprint);
   }
 
@@ -271,7 +242,7 @@ export class DigestBuilder {
     // A directory with a record is whole: every entry below it has one, just before its own, and
     // their chunks follow each other in record order.
     const firstRecord = index - (totals.files + totals.dirs - 1);
-    this.records.append(records.subarray(firstRecord * 16, (index + 1) * 16));
+    this.records.bytes(records.subarray(firstRecord * 16, (index + 1) * 16));
     let firstChunk = -1;
     let endChunk = -1;
     const shiftTo = this.chunkCount;
@@ -287,20 +258,20 @@ export class DigestBuilder {
       this.refs.push(mapped, refs[i * refWords + 1]!, count > 0 ? shiftTo + first - firstChunk : 0, count);
     }
     if (firstChunk >= 0) {
-      this.chunkIds.append(chunkIds.subarray(firstChunk * 32, endChunk * 32));
-      this.fingerprints.append(chunkFingerprints.subarray(firstChunk * 8, endChunk * 8));
+      this.chunkIds.bytes(chunkIds.subarray(firstChunk * 32, endChunk * 32));
+      this.fingerprints.bytes(chunkFingerprints.subarray(firstChunk * 8, endChunk * 8));
     }
     return totals;
   }
 
   finish(): PreviousDigest {
-    const chunkFingerprints = this.fingerprints.done();
+    const chunkFingerprints = Buffer.from(this.fingerprints.done());
     // Sorted natively, then without repeats and without 0 (no fingerprint recorded).
     const sorted = littleEndian(new BigUint64Array(aligned(chunkFingerprints)));
     sorted.sort();
     let n = 0;
     for (const f of sorted) if (f !== 0n && (n === 0 || sorted[n - 1] !== f)) sorted[n++] = f;
-    return new PreviousDigest({ records: this.records.done(), refs: this.refs.done(), trees: this.trees, dirs: this.dirs, chunkIds: this.chunkIds.done(), chunkFingerprints, known: sorted.slice(0, n) });
+    return new PreviousDigest({ records: Buffer.from(this.records.done()), refs: this.refs.done(), trees: this.trees, dirs: this.dirs, chunkIds: Buffer.from(this.chunkIds.done()), chunkFingerprints, known: sorted.slice(0, n) });
   }
 }
 
