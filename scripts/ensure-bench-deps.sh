@@ -11,13 +11,7 @@ need=()
 command -v restic >/dev/null || need+=(restic)
 command -v borg >/dev/null || need+=(borgbackup)
 command -v iptables >/dev/null || need+=(iptables)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "haul: the benchmarks compare with and measure by these Debian packages: ${need[*]}. Install them as root: apt-get install -y ${need[*]} (a benchmark without them leaves those columns out)" >&2
-    exit 0
-  fi
-  echo "haul: installing benchmark dependencies: ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+# shellcheck source=apt-install.sh
+source scripts/apt-install.sh
+# Without them the benchmarks leave those columns out.
+apt_install "the benchmarks (to compare with and to count bytes on the wire)" 0 "${need[@]}"

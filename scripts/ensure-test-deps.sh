@@ -19,15 +19,8 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v chromium >/dev/null || need+=(chromium)
 { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; } || need+=(docker-compose)
 
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "haul: the tests need these Debian packages: ${need[*]}. Install them as root: apt-get install -y ${need[*]}" >&2
-    exit 1
-  fi
-  echo "haul: installing test dependencies: ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+# shellcheck source=apt-install.sh
+source scripts/apt-install.sh
+apt_install "the tests" 1 "${need[@]}"
 
 bash probe/build.sh >&2
