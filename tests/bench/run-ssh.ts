@@ -30,6 +30,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { ensureUser, sshdSkipReason, startSshd, type TestSshd, type UnixUser } from '../helpers/sshd.js';
 import { backgroundActivity, engineState, envNumber, log, MiB, rootDir, table } from './common.js';
@@ -139,6 +140,12 @@ function sshOptions(ctx: Context, quiet = true): string[] {
   ];
 }
 
+/** ssh2 decrypts with its compiled binding when `npm ci` could build it for this Node, else with Node's crypto per packet. */
+function ssh2CryptoBinding(): string {
+  const crypto = createRequire(import.meta.url)('ssh2/lib/protocol/crypto.js') as { bindingAvailable: boolean };
+  return crypto.bindingAvailable ? 'its compiled crypto binding' : 'without its compiled crypto binding';
+}
+
 function haulDriver(ctx: Context): Driver {
   const bin = path.join(rootDir, 'bin', 'haul');
   const env: NodeJS.ProcessEnv = {};
@@ -150,7 +157,7 @@ function haulDriver(ctx: Context): Driver {
   return {
     name: 'haul',
     version: firstLine(process.execPath, [bin, '--version']) + ` (node ${process.version}), ${firstLine(path.join(rootDir, 'probe', 'dist', 'haul-probe-x86_64'), ['--version'])}`,
-    settings: 'pull: probe chunks (gear CDC 256 KiB / 1 MiB / 4 MiB), hashes and zstd-3-compresses on the client; ssh2 transport; server encrypts into 16 MiB packs',
+    settings: `pull: probe chunks (gear CDC 256 KiB / 1 MiB / 4 MiB), hashes and zstd-3-compresses on the client; ssh2 transport (${ssh2CryptoBinding()}); server encrypts into 16 MiB packs`,
     async init() {
       const r = await ok('haul init', haul('init', '--json'));
       const add = await ok('haul client add', haul('client', 'add', 'bench', `${ctx.user.name}@${ctx.sshd.host}:${ctx.sshd.port}`, '--path', ctx.dataDir, '--json'));
