@@ -8,6 +8,7 @@ import schedule from 'node-schedule';
 import type { Client } from '../../prisma/generated/sqlite/client.js';
 import { HaulError } from '../../shared/errors.js';
 import { isTerminalJobState, type JobLogLevel, type JobTrigger } from '../../shared/jobs.js';
+import { ClientStore } from '../database/client-store.js';
 import { openDatabase, type Database } from '../database/open-database.js';
 import type { JobProgress } from '../jobs/job-context.js';
 import { JobLog, type JobLogLine } from '../jobs/job-log.js';
@@ -20,7 +21,7 @@ import { repositoryJobName, type MaintenanceKind } from '../jobs/maintenance-job
 import { Notifier } from '../notifications/notifier.js';
 import { indexUnindexedPacks } from '../repository/index-repair.js';
 import { Repository } from '../repository/repository.js';
-import { previousCacheDirectory } from '../session/previous-cache.js';
+import { previousCacheDirectory, removeOrphanedPreviousCaches } from '../session/previous-cache.js';
 import { loadOrCreateServerIdentity, type ServerIdentity } from '../session/server-identity.js';
 import { openStorage } from '../storage/open-storage.js';
 import { BlackoutCalendar } from '../scheduler/blackout-windows.js';
@@ -677,15 +678,23 @@ export class Daemon {
     };
   }
 
-  /** Job history older than the retention age is deleted now and then once a day. */
+  /**
+   * Now and then once a day: job history older than the retention age is deleted (unless that is
+   * switched off), and so are the cached digests of removed clients.
+   */
   private scheduleRetention(): void {
-    if (this.config.jobRetentionMs <= 0) return;
     void this.applyRetention();
     this.retentionTimer = setInterval(() => void this.applyRetention(), 86_400_000);
     this.retentionTimer.unref();
   }
 
   async applyRetention(): Promise<void> {
+    await this.deleteOldJobs();
+    await this.removeOrphanedDigests();
+  }
+
+  private async deleteOldJobs(): Promise<void> {
+    if (this.config.jobRetentionMs <= 0) return;
     const cutoff = new Date(Date.now() - this.config.jobRetentionMs);
     try {
       const removed = await deleteJobsOlderThan(this.database.prisma, this.config.stateDir, cutoff);
@@ -694,6 +703,18 @@ export class Daemon {
       }
     } catch (err) {
       this.log.error({ err }, `job retention failed: ${(err as Error).message}; the old jobs stay until the next run (in a day).`);
+    }
+  }
+
+  /** The cached previous-snapshot digests of removed clients (only disk space: they are sealed and name nothing). */
+  private async removeOrphanedDigests(): Promise<void> {
+    const dir = previousCacheDirectory(this.config.stateDir);
+    try {
+      const clients = (await new ClientStore(this.database.prisma).list()).map((c) => c.name);
+      const removed = await removeOrphanedPreviousCaches(dir, this.repository.keys, clients, new Date(Date.now() - 3_600_000));
+      if (removed.files > 0) this.log.info({ files: removed.files, bytes: removed.bytes }, `deleted ${removed.files} cached previous-snapshot digest(s) of removed clients (${removed.bytes} bytes) from ${dir}`);
+    } catch (err) {
+      this.log.error({ err }, `cleaning ${dir} failed: ${(err as Error).message}; the files of removed clients stay until the next run (in a day). They hold nothing readable without the repository's keys.`);
     }
   }
 

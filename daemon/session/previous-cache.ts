@@ -158,3 +158,41 @@ export async function savePreviousCache(repo: Repository, dir: string, client: s
     throw err;
   }
 }
+
+export interface RemovedCaches {
+  files: number;
+  bytes: number;
+}
+
+/**
+ * Deletes the cache files of clients that are no longer registered (and temporary files a crash
+ * left), once they are older than `olderThan`: a file written meanwhile for a client added a
+ * moment ago is young and stays. The names are keyed, so the files of the clients that remain
+ * are recognised by computing their names; nothing else in the directory is touched.
+ */
+export async function removeOrphanedPreviousCaches(dir: string, keys: MasterKeys, clients: Iterable<string>, olderThan: Date): Promise<RemovedCaches> {
+  const keep = new Set([...clients].map((c) => path.basename(previousCachePath(dir, keys, c))));
+  const removed: RemovedCaches = { files: 0, bytes: 0 };
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
+    throw err;
+  }
+  for (const name of names) {
+    if (keep.has(name) || !/^[0-9a-f]{32}\.digest(\.[0-9a-f]{16}\.tmp)?$/.test(name)) continue;
+    const file = path.join(dir, name);
+    try {
+      const st = await fs.lstat(file);
+      if (!st.isFile() || st.mtime >= olderThan) continue;
+      await fs.rm(file);
+      removed.files++;
+      removed.bytes += st.size;
+    } catch (err) {
+      // Gone already (another daemon's clean-up, a concurrent save's rename): nothing to do.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return removed;
+}

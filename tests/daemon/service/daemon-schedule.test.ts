@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ClientStore } from '../../../daemon/database/client-store.js';
+import { previousCachePath } from '../../../daemon/session/previous-cache.js';
 import { openTestRepository } from '../../helpers/repo.js';
 import { createDaemonTestbed, fullRun, transitionsOf, type DaemonTestbed } from '../../helpers/daemon-testbed.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
@@ -175,6 +177,20 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     const second = await daemon.runNow('cached');
     await bed.waitForJobs((all) => all[0]?.id === second.id && all[0].state === 'succeeded', 30_000);
     expect(lines.find((l) => l.startsWith('previous snapshot '))).toMatch(new RegExp(`^previous snapshot ${firstSnapshot}: \\d+ record\\(s\\) and \\d+ known chunk\\(s\\), from the cached digest$`));
+
+    // Once the client is removed, the daemon's daily housekeeping deletes its digest (when it is
+    // over an hour old), and leaves the files of registered clients alone.
+    const cacheDir = path.join(bed.stateDir, 'cache', 'previous');
+    const digests = () => fs.readdirSync(cacheDir).filter((f) => f.endsWith('.digest')).sort();
+    const [digest] = digests();
+    const other = path.join(cacheDir, path.basename(previousCachePath(cacheDir, daemon.repository.keys, 'still-here')));
+    await bed.addClient('still-here', S2, dataS2);
+    fs.copyFileSync(path.join(cacheDir, digest!), other);
+    const dayAgo = new Date(Date.now() - 86_400_000);
+    for (const f of [digest!, path.basename(other)]) fs.utimesSync(path.join(cacheDir, f), dayAgo, dayAgo);
+    await new ClientStore(bed.db.prisma).remove('cached');
+    await daemon.applyRetention();
+    expect(digests()).toEqual([path.basename(other)]);
   });
 
   it('refuses a bad schedule in the database with a clear log line and schedules the other clients', async () => {

@@ -10,9 +10,10 @@ import { forgetSnapshots } from '../../../daemon/maintenance/forget.js';
 import { pruneRepository } from '../../../daemon/maintenance/prune.js';
 import { LocalStorage } from '../../../daemon/storage/local.js';
 import { S3Storage, parseS3Location, s3OptionsFromEnv } from '../../../daemon/storage/s3.js';
+import { generateMasterKeys } from '../../../daemon/repository/crypto.js';
 import { Repository } from '../../../daemon/repository/repository.js';
 import { Restorer } from '../../../daemon/restorer/restorer.js';
-import { decodePreviousCache, encodePreviousCache, previousCachePath } from '../../../daemon/session/previous-cache.js';
+import { decodePreviousCache, encodePreviousCache, previousCachePath, removeOrphanedPreviousCaches } from '../../../daemon/session/previous-cache.js';
 import { runPullBackup } from '../../../daemon/session/probe-session.js';
 import { tempDir } from '../../helpers/cli.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
@@ -318,5 +319,35 @@ describe('the cached digest of the previous snapshot', () => {
     await session('theta', firstWalk, { cache: false });
     expect(fs.existsSync(cacheFile('theta'))).toBe(false);
     expect((await session('theta', unchangedWalk, { cache: false })).treesLoaded).toBe(4);
+  });
+});
+
+describe('cached digests of removed clients', () => {
+  it('are deleted once old; the files of registered clients, young files and anything else stay', async () => {
+    const { dir, cleanup } = tempDir('haul-digest-orphans-');
+    const keys = generateMasterKeys();
+    const now = Date.now();
+    const put = (name: string, ageMs: number, bytes = 100) => {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, Buffer.alloc(bytes));
+      fs.utimesSync(file, new Date(now - ageMs), new Date(now - ageMs));
+      return file;
+    };
+    const day = 86_400_000;
+    const kept = put(path.basename(previousCachePath(dir, keys, 'alpha')), 30 * day);
+    const removedClient = put(path.basename(previousCachePath(dir, keys, 'gone')), 2 * day, 300);
+    const justWritten = put(path.basename(previousCachePath(dir, keys, 'added-a-moment-ago')), 1000);
+    const crashLeftover = put(`${path.basename(previousCachePath(dir, keys, 'alpha'))}.0123456789abcdef.tmp`, 2 * day, 50);
+    const otherKeys = put(path.basename(previousCachePath(dir, generateMasterKeys(), 'alpha')), 2 * day, 7);
+    const unrelated = put('notes.txt', 30 * day);
+
+    const removed = await removeOrphanedPreviousCaches(dir, keys, ['alpha'], new Date(now - 3_600_000));
+
+    // A digest sealed under another repository's keys is as useless here as a removed client's.
+    expect(removed).toEqual({ files: 3, bytes: 300 + 50 + 7 });
+    expect([kept, justWritten, unrelated].every((f) => fs.existsSync(f))).toBe(true);
+    expect([removedClient, crashLeftover, otherKeys].some((f) => fs.existsSync(f))).toBe(false);
+    expect(await removeOrphanedPreviousCaches(path.join(dir, 'missing'), keys, [], new Date(now))).toEqual({ files: 0, bytes: 0 });
+    cleanup();
   });
 });
