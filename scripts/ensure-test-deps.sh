@@ -12,6 +12,8 @@ command -v musl-gcc >/dev/null || need+=(musl-tools)
 command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 # The cross compiler without its C library headers cannot build the aarch64 probe.
 [ -f /usr/aarch64-linux-gnu/include/stdio.h ] || need+=(libc6-dev-arm64-cross)
+# The probe's portable SHA-256 path on a CPU without SHA extensions, and the aarch64 probe, run under qemu.
+{ command -v qemu-x86_64-static >/dev/null && command -v qemu-aarch64-static >/dev/null; } || need+=(qemu-user-static)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 # Directory login tests start their own OpenLDAP server.
