@@ -1,12 +1,22 @@
-// Opening a blob (AES-GCM, bounded zstd, SHA-256) is most of a restore's CPU, and hashing a
-// received chunk (bounded zstd, SHA-256) much of a pull backup's. The pool does both on worker
-// threads, so a restore or a backup uses every core while the main thread issues file-system
-// calls or reads the SSH channel. A worker only returns plaintext or a SHA-256; the caller
-// compares it with the ID or the probe's claim, so nothing is taken as verified that the main
-// thread did not check.
+// zstd, AES-GCM and SHA-256 over whole chunks are most of the CPU of storing, checking and
+// reading blobs. The pool runs them on worker threads, so a backup or a restore uses every core
+// while the main thread reads the SSH channel, packs and issues file-system calls. Three kinds of
+// work: compressing a blob to store, hashing a chunk a probe sent (after bounded decompression),
+// opening a stored blob (decrypt, bounded decompression, hash). A worker only returns bytes and
+// SHA-256s; the caller compares them with the ID or the probe's claim, so nothing is taken as
+// verified that the main thread did not check.
+//
+// One pool per process (`sharedBlobWorkers`): the daemon's concurrent jobs each have their own
+// Repository handle but share these threads, so its memory does not grow with the jobs running.
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { compressBlob, type Compression } from './compression.js';
+
+export interface CompressedBlob {
+  data: Uint8Array;
+  compression: Compression;
+}
 
 export interface OpenedBlob {
   plain: Buffer;
@@ -46,9 +56,10 @@ export interface OpenRequest {
   limit: number;
 }
 
-// Plain CommonJS evaluated from this string, like the compression pool's, so it runs the same
-// from compiled output and from TypeScript sources. The nonce layout is crypto.ts's (domain 0,
-// blob, then the counter as 64 bits big-endian); the bounded decompression is compression.ts's.
+// Plain CommonJS evaluated from this string, so it runs the same from compiled output and from
+// TypeScript sources (tests), with no separate file to locate. The nonce layout is crypto.ts's
+// (domain 0, blob, then the counter as 64 bits big-endian); the bounded decompression and the
+// "worth compressing" rule are compression.ts's.
 const workerSource = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createDecipheriv, createHash } = require('node:crypto');
@@ -65,36 +76,43 @@ function decompress(frame, limit, exact) {
     return undefined;
   }
 }
-function open({ key, counter, ct, zstdFrame, limit }) {
-  const data = new Uint8Array(ct);
-  if (data.length < 16) return { failure: 'authentication' };
-  nonce.writeUInt32BE(0, 0);
-  nonce.writeUInt32BE(Math.floor(counter / 0x100000000), 4);
-  nonce.writeUInt32BE(counter >>> 0, 8);
-  const d = createDecipheriv('aes-256-gcm', new Uint8Array(key), nonce);
-  d.setAuthTag(data.subarray(data.length - 16));
-  const payload = d.update(data.subarray(0, data.length - 16));
-  try { d.final(); } catch { return { failure: 'authentication' }; }
-  const plain = zstdFrame ? decompress(payload, limit, false) : payload;
-  if (!plain) return { failure: 'decompression' };
-  return { plain, sha: createHash('sha256').update(plain).digest(), frame: zstdFrame ? payload : undefined };
-}
-function hash({ buffer, offset, length, zstdFrame, rawLength }) {
-  const data = new Uint8Array(buffer, offset, length);
-  const plain = zstdFrame ? decompress(data, rawLength, true) : data;
-  if (!plain || plain.length !== rawLength) return { failure: 'decompression' };
-  return { sha: createHash('sha256').update(plain).digest() };
-}
 const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+const work = {
+  compress({ data, level }) {
+    const input = new Uint8Array(data);
+    const out = Buffer.allocUnsafeSlow(zstd.compressBound(input.length));
+    const n = zstd.compress(out, input, level);
+    if (n > input.length - (input.length >> 5)) return [{ data, compression: 0 }, [data]];
+    const result = out.buffer.slice(out.byteOffset, out.byteOffset + n);
+    return [{ data: result, compression: 1 }, [result]];
+  },
+  hash({ buffer, offset, length, zstdFrame, rawLength }) {
+    const data = new Uint8Array(buffer, offset, length);
+    const plain = zstdFrame ? decompress(data, rawLength, true) : data;
+    if (!plain || plain.length !== rawLength) return [{ failure: 'decompression', buffer }, [buffer]];
+    const sha = own(createHash('sha256').update(plain).digest());
+    return [{ sha, buffer }, [buffer]];
+  },
+  open({ key, counter, ct, zstdFrame, limit }) {
+    const data = new Uint8Array(ct);
+    if (data.length < 16) return [{ failure: 'authentication' }, []];
+    nonce.writeUInt32BE(0, 0);
+    nonce.writeUInt32BE(Math.floor(counter / 0x100000000), 4);
+    nonce.writeUInt32BE(counter >>> 0, 8);
+    const d = createDecipheriv('aes-256-gcm', new Uint8Array(key), nonce);
+    d.setAuthTag(data.subarray(data.length - 16));
+    const payload = d.update(data.subarray(0, data.length - 16));
+    try { d.final(); } catch { return [{ failure: 'authentication' }, []]; }
+    const opened = zstdFrame ? decompress(payload, limit, false) : payload;
+    if (!opened) return [{ failure: 'decompression' }, []];
+    const plain = own(opened), sha = own(createHash('sha256').update(opened).digest());
+    const frame = zstdFrame ? own(payload) : undefined;
+    return [{ plain, sha, frame }, frame && frame !== plain ? [plain, frame] : [plain]];
+  },
+};
 parentPort.on('message', (m) => {
-  if (m.kind === 'hash') {
-    const r = hash(m);
-    return parentPort.postMessage({ id: m.id, failure: r.failure, sha: r.sha && own(r.sha), buffer: m.buffer }, [m.buffer]);
-  }
-  const r = open(m);
-  if (r.failure) return parentPort.postMessage({ id: m.id, failure: r.failure });
-  const plain = own(r.plain), sha = own(r.sha), frame = r.frame && own(r.frame);
-  parentPort.postMessage({ id: m.id, plain, sha, frame }, frame && frame !== plain ? [plain, frame] : [plain]);
+  const [reply, transfer] = work[m.kind](m);
+  parentPort.postMessage({ id: m.id, ...reply }, transfer);
 });
 `;
 
@@ -113,29 +131,49 @@ interface Reply {
   sha?: ArrayBuffer;
   frame?: ArrayBuffer;
   buffer?: ArrayBuffer;
+  data?: ArrayBuffer;
+  compression?: Compression;
 }
 
-/** Workers that open and hash blobs, one job each at a time; the rest wait here, in order. */
+/** Workers that compress, hash and open blobs, one job each at a time; the rest wait here, in order. */
 export class BlobWorkerPool {
   private readonly idle: Worker[] = [];
   private readonly running = new Map<Worker, Job>();
   private readonly queue: Job[] = [];
+  private readonly bindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding.js');
   private nextId = 0;
+  private closed = false;
 
-  constructor(size = Math.min(4, availableParallelism())) {
-    const bindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding.js');
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(workerSource, { eval: true, workerData: { bindingPath } });
-      w.on('message', (m: Reply) => this.finished(w, m));
-      w.on('error', (err) => {
-        this.running.get(w)?.reject(err);
-        this.running.delete(w);
-        for (const job of this.queue.splice(0)) job.reject(err);
-      });
-      // An idle worker never keeps the process alive.
-      w.unref();
-      this.idle.push(w);
-    }
+  constructor(readonly size = Math.min(4, availableParallelism())) {
+    for (let i = 0; i < size; i++) this.idle.push(this.startWorker());
+  }
+
+  private startWorker(): Worker {
+    const w = new Worker(workerSource, { eval: true, workerData: { bindingPath: this.bindingPath } });
+    w.on('message', (m: Reply) => this.finished(w, m));
+    w.on('error', (err) => {
+      // Only the job on this worker fails; a fresh worker takes its place for the ones waiting.
+      const job = this.running.get(w);
+      this.running.delete(w);
+      job?.reject(err);
+      if (this.closed) return;
+      this.idle.push(this.startWorker());
+      this.dispatch();
+    });
+    // An idle worker never keeps the process alive.
+    w.unref();
+    return w;
+  }
+
+  /**
+   * The blob compressed with zstd at `level` when that saves at least 1/32 of its size, else
+   * as it is (compression.ts's rule). The caller may reuse `data` at once: the worker gets a copy.
+   */
+  compress(data: Uint8Array, level: number): Promise<CompressedBlob> {
+    if (this.size === 0) return Promise.resolve(compressBlob(data, level));
+    const copy = new ArrayBuffer(data.length);
+    new Uint8Array(copy).set(data);
+    return this.run({ kind: 'compress', data: copy, level }, [copy], (m) => ({ data: new Uint8Array(m.data!), compression: m.compression! }));
   }
 
   /** Plaintext and SHA-256 of a blob, or why it could not be opened. */
@@ -167,6 +205,7 @@ export class BlobWorkerPool {
   }
 
   private run<T>(message: Record<string, unknown>, transfer: ArrayBuffer[], result: (m: Reply) => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('the blob worker pool is closed'));
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, message, transfer, finish: (m) => resolve(result(m)), reject });
       this.dispatch();
@@ -192,11 +231,24 @@ export class BlobWorkerPool {
     if (job && job.id === m.id) job.finish(m);
   }
 
+  /** Ends the workers; jobs still waiting fail. */
   async close(): Promise<void> {
+    this.closed = true;
+    const error = new Error('the blob worker pool was closed');
+    for (const job of this.queue.splice(0)) job.reject(error);
+    for (const job of this.running.values()) job.reject(error);
     const workers = [...this.idle, ...this.running.keys()];
     this.idle.length = 0;
+    this.running.clear();
     await Promise.all(workers.map((w) => w.terminate()));
   }
+}
+
+let shared: BlobWorkerPool | undefined;
+
+/** The process's pool, started on first use; its idle threads never keep the process alive. */
+export function sharedBlobWorkers(): BlobWorkerPool {
+  return (shared ??= new BlobWorkerPool());
 }
 
 function ownArrayBuffer(b: Buffer): ArrayBuffer {

@@ -4,10 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { Storage } from '../storage/storage.js';
 import { BlobType, type BlobLocation, type PackEntry } from './blob.js';
-import { BlobWorkerPool, type HashRequest, type HashedChunk } from './blob-worker-pool.js';
+import { sharedBlobWorkers, type HashRequest, type HashedChunk } from './blob-worker-pool.js';
 import { ChunkIndex } from './chunk-index.js';
-import { CompressionPool } from './compression-pool.js';
-import { Compression, compressBlob, decompressBounded } from './compression.js';
+import { Compression, compressBlob, decompressBounded, defaultZstdLevel } from './compression.js';
 import { newConfig, parseConfig, type ChunkerParams, type RepositoryConfig } from './config.js';
 import { blobIdFromHash, generateMasterKeys, openObject, sealObject, sha256, verifyObjectName, objectName, type MasterKeys, type SubkeyCipher } from './crypto.js';
 import { decodeEntries, decodeIndexRecords, encodeIndex, type EncodedPackRecord, type IndexedPack } from './index-file.js';
@@ -83,8 +82,6 @@ export class Repository {
   private readonly unindexed: IndexedPack[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private readonly compressing = new Set<Promise<void>>();
-  private pool: CompressionPool | undefined;
-  private workers: BlobWorkerPool | undefined;
   private bytesCompressing = 0;
   private writeFailure: unknown;
   readonly written: RepositoryStats = { blobsNew: 0, bytesNew: 0, bytesStored: 0, packsWritten: 0 };
@@ -94,6 +91,8 @@ export class Repository {
     readonly keys: MasterKeys,
     readonly config: RepositoryConfig,
     readonly keyName: string,
+    /** False for a `reopen()` handle: the storage belongs to the handle it was reopened from. */
+    private readonly ownsStorage = true,
   ) {}
 
   static async init(storage: Storage, passphrase: string, options: { chunker?: ChunkerParams; kdf?: { memoryKiB: number; iterations: number; parallelism: number } } = {}): Promise<Repository> {
@@ -142,7 +141,7 @@ export class Repository {
    * write failure never leak into another's. Each loads the index itself; close it after use.
    */
   reopen(): Repository {
-    return new Repository(this.storage, this.keys, this.config, this.keyName);
+    return new Repository(this.storage, this.keys, this.config, this.keyName, false);
   }
 
   // ---- keys ----
@@ -253,9 +252,8 @@ export class Repository {
     const ct = await this.storage.read('packs', loc.pack, { offset: loc.offset, length: loc.length });
     const cipher = await this.cipherFor(loc.pack);
     if (loc.length < openPoolThreshold) return this.openBlobWithFrame(id, loc, cipher, ct);
-    this.workers ??= new BlobWorkerPool();
     const limit = loc.type === BlobType.tree ? this.config.maxTreeSize : this.config.chunker.maxSize;
-    const opened = await this.workers.open({ key: cipher.subkey, counter: loc.offset, ciphertext: ct, zstd: loc.compression === Compression.zstd, limit });
+    const opened = await sharedBlobWorkers().open({ key: cipher.subkey, counter: loc.offset, ciphertext: ct, zstd: loc.compression === Compression.zstd, limit });
     const what = blobWhat(id, loc);
     if (opened === 'authentication') throw authenticationFailed(what);
     if (opened === 'decompression') throw decompressionFailed(what);
@@ -326,10 +324,9 @@ export class Repository {
       return { id, added: true };
     }
     while (this.compressing.size >= maxBlobsCompressing || this.bytesCompressing > maxBytesCompressing) await Promise.race(this.compressing);
-    this.pool ??= new CompressionPool();
     this.bytesCompressing += rawLength;
-    const job = this.pool
-      .compress(plaintext)
+    const job = sharedBlobWorkers()
+      .compress(plaintext, defaultZstdLevel)
       .then(({ data, compression }) => this.pack(id, type, compression, data, rawLength))
       .catch((err: unknown) => {
         this.writeFailure ??= err;
@@ -359,8 +356,7 @@ export class Repository {
 
   /** SHA-256 of a received chunk on the worker pool, after bounded decompression (see BlobWorkerPool.hash). */
   hashOnWorker(request: HashRequest): Promise<HashedChunk | 'decompression'> {
-    this.workers ??= new BlobWorkerPool();
-    return this.workers.hash(request);
+    return sharedBlobWorkers().hash(request);
   }
 
   private async pack(id: Buffer, type: BlobType, compression: Compression, data: Uint8Array, rawLength: number): Promise<void> {
@@ -372,12 +368,13 @@ export class Repository {
     if (this.writer.size >= this.config.packTargetSize) await this.flushPack();
   }
 
-  /** Releases the compression and blob-opening workers (they never keep the process alive while idle). */
+  /**
+   * Releases what the storage holds open (a local repository's cached pack handles), when this
+   * handle opened the storage; a `reopen()` handle shares it and leaves it open. The worker
+   * threads are the process's (`sharedBlobWorkers`) and stay: idle, they never keep it alive.
+   */
   async close(): Promise<void> {
-    await this.pool?.close();
-    this.pool = undefined;
-    await this.workers?.close();
-    this.workers = undefined;
+    if (this.ownsStorage) await this.storage.close?.();
   }
 
   async saveTree(tree: Tree): Promise<string> {

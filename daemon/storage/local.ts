@@ -121,6 +121,12 @@ export class LocalStorage implements Storage {
     }
   }
 
+  async close(): Promise<void> {
+    const open = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(open.map((h) => h.then((f) => f.close()).catch(() => undefined)));
+  }
+
   /** Objects are immutable once written, so a cached handle never reads stale bytes. */
   private handle(file: string): Promise<fs.FileHandle> {
     let h = this.handles.get(file);

@@ -50,4 +50,9 @@ export interface Storage {
   write(kind: ObjectKind, name: string, data: Buffer | readonly Buffer[]): Promise<void>;
   delete(kind: ObjectKind, name: string): Promise<void>;
   stat(kind: ObjectKind, name: string): Promise<StoredObject | undefined>;
+  /**
+   * Releases what the backend keeps open between calls (cached file handles); the storage stays
+   * usable, a later read opens again. Called by the Repository handle that opened it.
+   */
+  close?(): Promise<void>;
 }

@@ -61,7 +61,10 @@ describe('restore onto a client: the server side', () => {
     const backup = await new LocalArchiver(repo, { client: 'alpha', paths: [data] }).run();
     snap = (await repo.listSnapshots()).find((s) => s.id === backup.id)!;
   });
-  afterAll(() => tmp.cleanup());
+  afterAll(async () => {
+    await repo.close();
+    tmp.cleanup();
+  });
 
   it('restores a directory byte for byte through the real probe, mtimes to the nanosecond, hard links as links, owners as root', async () => {
     const target = freshTarget();
@@ -137,6 +140,7 @@ describe('restore onto a client: the server side', () => {
     expect(fs.readdirSync(path.join(target, 'docs')).filter((f) => f.startsWith('.haul-restore'))).toEqual([]);
     expect(fs.readFileSync(path.join(target, 'docs', 'readme.txt')).equals(fs.readFileSync(path.join(data, 'docs', 'readme.txt')))).toBe(true);
     expect(result.leftOut).toBe(1);
+    await damaged.close();
   });
 
   it('lists at most maxProblemsListed problems and counts all of them', async () => {

@@ -1,0 +1,92 @@
+// The blob worker pool (daemon/repository/blob-worker-pool.ts) and the handles' life cycle: one
+// pool per process shared by every Repository handle, a crashed worker fails only its own job,
+// and closing a repository closes the pack files its storage holds open (a reopened handle
+// leaves the shared storage alone).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BlobWorkerPool } from '../../../daemon/repository/blob-worker-pool.js';
+import { BlobType } from '../../../daemon/repository/blob.js';
+import { compressBlob } from '../../../daemon/repository/compression.js';
+import { sha256 } from '../../../daemon/repository/crypto.js';
+import { Repository } from '../../../daemon/repository/repository.js';
+import { LocalStorage } from '../../../daemon/storage/local.js';
+import { tempDir } from '../../helpers/cli.js';
+import { pseudoRandom, textLike } from '../../helpers/fixtures.js';
+
+const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
+const threads = () => fs.readdirSync('/proc/self/task').length;
+const openFiles = (dir: string) => fs.readdirSync('/proc/self/fd').filter((fd) => {
+  try {
+    return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
+  } catch {
+    return false;
+  }
+}).length;
+
+describe('blob worker pool', () => {
+  const tmp = tempDir('haul-blob-pool-');
+  afterAll(() => tmp.cleanup());
+
+  it('compresses by the repository\'s rule, hashes frames to their exact length, and opens nothing it cannot', async () => {
+    const pool = new BlobWorkerPool(2);
+    const text = Buffer.from(textLike('pool-text', 256 * 1024));
+    const noise = pseudoRandom('pool-noise', 256 * 1024);
+    const packed = await pool.compress(text, 3);
+    expect(packed).toEqual({ data: new Uint8Array(compressBlob(text, 3).data), compression: 1 });
+    expect(await pool.compress(noise, 3)).toEqual({ data: new Uint8Array(noise), compression: 0 });
+
+    const frame = Buffer.from(packed.data);
+    const hashed = await pool.hash({ data: Buffer.from(frame), exclusive: true, zstd: true, rawLength: text.length });
+    expect(hashed).toEqual({ sha256: sha256(text), data: frame });
+    expect(await pool.hash({ data: Buffer.from(frame), exclusive: false, zstd: true, rawLength: text.length - 1 })).toBe('decompression');
+    expect(await pool.open({ key: Buffer.alloc(32, 7), counter: 40, ciphertext: Buffer.alloc(15), zstd: false, limit: 1 << 20 })).toBe('authentication');
+    await pool.close();
+    await expect(pool.compress(text, 3)).rejects.toThrow('the blob worker pool is closed');
+  });
+
+  it('a worker that dies fails only its own job; a fresh worker takes the jobs waiting behind it', async () => {
+    const pool = new BlobWorkerPool(1);
+    const data = pseudoRandom('pool-after-crash', 64 * 1024);
+    // No such kind of work: the worker throws and exits, as it would on a fatal error.
+    const crash = (pool as unknown as { run: (m: object, t: ArrayBuffer[], r: () => void) => Promise<void> }).run({ kind: 'no-such-work' }, [], () => undefined);
+    const behind = pool.hash({ data: Buffer.from(data), exclusive: false, zstd: false, rawLength: data.length });
+    await expect(crash).rejects.toThrow(/not a function/);
+    expect(await behind).toEqual({ sha256: sha256(data), data: Buffer.from(data) });
+    await pool.close();
+  });
+
+  it('every repository handle of the process shares one pool: two jobs\' handles start no extra threads', async () => {
+    const repo = await Repository.init(new LocalStorage(path.join(tmp.dir, 'shared')), 'pw', { kdf });
+    const data = pseudoRandom('pool-shared', 64 * 1024);
+    const request = () => ({ data: Buffer.from(data), exclusive: false, zstd: false, rawLength: data.length });
+    await repo.hashOnWorker(request());
+    const before = threads();
+    const jobs = [repo.reopen(), repo.reopen()];
+    const results = await Promise.all(jobs.flatMap((j) => [j.hashOnWorker(request()), j.hashOnWorker(request())]));
+    expect(results.map((r) => r !== 'decompression' && r.sha256.equals(sha256(data)))).toEqual([true, true, true, true]);
+    expect(threads()).toBe(before);
+    for (const j of jobs) await j.close();
+    await repo.close();
+  });
+
+  it('closing the repository closes its cached pack files; closing a reopened handle leaves them to their owner', async () => {
+    const dir = path.join(tmp.dir, 'handles');
+    const repo = await Repository.init(new LocalStorage(dir), 'pw', { kdf });
+    const blobs = [pseudoRandom('handles-a', 200 * 1024), pseudoRandom('handles-b', 300 * 1024)];
+    const ids = [];
+    for (const b of blobs) ids.push((await repo.saveBlob(BlobType.data, b)).id);
+    await repo.flush();
+    const reader = repo.reopen();
+    expect((await reader.loadBlob(ids[0]!, BlobType.data)).equals(blobs[0]!)).toBe(true);
+    expect(openFiles(path.join(dir, 'packs'))).toBe(1);
+    await reader.close();
+    expect(openFiles(path.join(dir, 'packs'))).toBe(1);
+    await repo.close();
+    expect(openFiles(path.join(dir, 'packs'))).toBe(0);
+    // Still usable after close: the next read opens the pack again.
+    expect((await repo.loadBlob(ids[1]!, BlobType.data)).equals(blobs[1]!)).toBe(true);
+    await repo.close();
+    expect(openFiles(path.join(dir, 'packs'))).toBe(0);
+  });
+});
