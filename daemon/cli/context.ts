@@ -2,13 +2,14 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../shared/duration.js';
 import { HaulError } from '../../shared/errors.js';
-import { openDatabase, type Database } from '../database/open-database.js';
+import type { Database } from '../database/open-database.js';
 import { recordSnapshot } from '../database/snapshot-listing.js';
 import { shortId, type Snapshot } from '../repository/snapshot.js';
 import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
-import { lockRepository, type LockKind, type RepositoryLock } from '../repository/lock.js';
+import { lockRepository, type LockKind } from '../repository/lock.js';
 import { Repository } from '../repository/repository.js';
+import { holdLock } from './held-locks.js';
 import { repositoryPassphrase } from './passphrase.js';
 
 export interface GlobalOptions {
@@ -34,8 +35,6 @@ export async function repositoryStorage(opts: GlobalOptions): Promise<Storage> {
   return openStorage(repo);
 }
 
-const heldLocks: RepositoryLock[] = [];
-
 /**
  * Opens the repository; with `lock`, also takes a repository lock for the command's lifetime
  * (shared for anything that reads packs or adds data, exclusive for what deletes them).
@@ -48,7 +47,7 @@ export async function openRepository(cmd: Command, lock?: { kind: LockKind; purp
     throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
   }
   const repo = await Repository.open(storage, await repositoryPassphrase(opts));
-  if (lock) heldLocks.push(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
+  if (lock) holdLock(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
   return repo;
 }
 
@@ -58,11 +57,6 @@ function lockWaitMs(): number {
   return text ? parseDuration(text, 'HAUL_LOCK_WAIT') : 0;
 }
 
-/** Called once the command is over, whatever its outcome. */
-export async function releaseLocks(): Promise<void> {
-  await Promise.all(heldLocks.splice(0).map((l) => l.release()));
-}
-
 /** Prints for people, or one JSON document with --json. */
 export function output(json: boolean | undefined, value: unknown, human: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human());
@@ -70,6 +64,9 @@ export function output(json: boolean | undefined, value: unknown, human: () => s
 
 /** Opens the database (bringing it up to date first), runs `work`, and closes it again. */
 export async function withDatabase<T>(cmd: Command, work: (db: Database) => Promise<T>): Promise<T> {
+  // Loaded here, not above: commands that never open the database (and `haul backup` until its
+  // key unlock is under way) do not pay for loading it.
+  const { openDatabase } = await import('../database/open-database.js');
   const db = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
   try {
     const imported = db.legacyImport;
