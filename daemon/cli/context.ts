@@ -41,14 +41,27 @@ export async function repositoryStorage(opts: GlobalOptions): Promise<Storage> {
  * `location` opens another repository than --repo (`repo copy --from`).
  */
 export async function openRepository(cmd: Command, lock?: { kind: LockKind; purpose: string }, location?: string): Promise<Repository> {
+  const repo = await (await startUnlocking(cmd, location)).unlocked;
+  if (lock) holdLock(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
+  return repo;
+}
+
+/**
+ * Checks that there is a repository and gets the passphrase (asking on a terminal), then starts
+ * unlocking its key without waiting for it: Argon2id runs in the thread pool while the caller
+ * goes on (`haul backup` connects meanwhile). Whatever fails fast fails here, before the caller
+ * has done anything; only a wrong passphrase waits for `unlocked`.
+ */
+export async function startUnlocking(cmd: Command, location?: string): Promise<{ unlocked: Promise<Repository> }> {
   const opts = globalOptions(cmd);
   const storage = location === undefined ? await repositoryStorage(opts) : await openStorage(location);
   if (!(await storage.isInitialised())) {
     throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
   }
-  const repo = await Repository.open(storage, await repositoryPassphrase(opts));
-  if (lock) holdLock(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
-  return repo;
+  const unlocked = Repository.open(storage, await repositoryPassphrase(opts));
+  // Awaited by the caller later; until then a rejection must not count as unhandled.
+  unlocked.catch(() => undefined);
+  return { unlocked };
 }
 
 /** HAUL_LOCK_WAIT (as for the daemon: "90", "5m", "1h"): how long a command waits for a lock held elsewhere; none by default. */

@@ -98,6 +98,26 @@ describe.skipIf(skip !== undefined)(`haul backup unlocks the key while it connec
     tmp.cleanup();
   });
 
+  it('a missing passphrase or repository fails before connecting: nothing pinned, nothing put on the client', async () => {
+    const { HAUL_PASSWORD: _unused, ...noPassphrase } = env;
+    const none = await haul(['--quiet', 'backup', 'c1'], noPassphrase, { timeoutMs: 60_000 });
+    expect([none.status, none.stdout, none.stderr]).toEqual([
+      2,
+      '',
+      'haul: error: no passphrase given. Set HAUL_PASSWORD_FILE to a file holding it (or pass --password-file), or set HAUL_PASSWORD; on a terminal Haul asks for it.\n',
+    ]);
+    const elsewhere = path.join(tmp.dir, 'no-repo-here');
+    const missing = await haul(['--quiet', '--repo', elsewhere, 'backup', 'c1'], env, { timeoutMs: 60_000 });
+    expect([missing.status, missing.stdout, missing.stderr]).toEqual([
+      10,
+      '',
+      `haul: error: there is no Haul repository at ${elsewhere}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.\n`,
+    ]);
+    const listed = JSON.parse(haulSync(['client', 'list', '--json'], env).stdout) as { hostKey?: string }[];
+    expect(listed[0]).not.toHaveProperty('hostKey');
+    expect(cachedProbes()).toEqual([]);
+  }, 120_000);
+
   it('a wrong passphrase fails with exit 12 and the exact message after connecting, and leaves no snapshot', async () => {
     const r = await haul(['--quiet', 'backup', 'c1'], wrongPassphrase, { timeoutMs: 60_000 });
     expect([r.status, r.stdout, r.stderr]).toEqual([
@@ -106,7 +126,7 @@ describe.skipIf(skip !== undefined)(`haul backup unlocks the key while it connec
       `haul: error: wrong passphrase: none of the 1 key(s) of the repository at ${repo} opens with it. Check HAUL_PASSWORD_FILE / HAUL_PASSWORD (a trailing newline in the file is ignored).\n`,
     ]);
     // It did connect (first contact pinned the host key) and checked the probe meanwhile...
-    const listed = JSON.parse(haulSync(['client', 'list', '--json'], env).stdout) as { hostKey: string | null }[];
+    const listed = JSON.parse(haulSync(['client', 'list', '--json'], env).stdout) as { hostKey?: string }[];
     expect(listed[0]!.hostKey).toBe(sshd.hostKeyFingerprint);
     expect(cachedProbes()).toHaveLength(1);
     // ...but no session ran: no snapshot in the repository or the database.
