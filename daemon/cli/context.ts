@@ -2,13 +2,14 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../shared/duration.js';
 import { HaulError } from '../../shared/errors.js';
-import { openDatabase, type Database } from '../database/open-database.js';
+import type { Database } from '../database/open-database.js';
 import { recordSnapshot } from '../database/snapshot-listing.js';
 import { shortId, type Snapshot } from '../repository/snapshot.js';
 import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
-import { lockRepository, type LockKind, type RepositoryLock } from '../repository/lock.js';
+import { lockRepository, type LockKind } from '../repository/lock.js';
 import { Repository } from '../repository/repository.js';
+import { holdLock } from './held-locks.js';
 import { repositoryPassphrase } from './passphrase.js';
 
 export interface GlobalOptions {
@@ -34,33 +35,39 @@ export async function repositoryStorage(opts: GlobalOptions): Promise<Storage> {
   return openStorage(repo);
 }
 
-const heldLocks: RepositoryLock[] = [];
-
 /**
  * Opens the repository; with `lock`, also takes a repository lock for the command's lifetime
  * (shared for anything that reads packs or adds data, exclusive for what deletes them).
  * `location` opens another repository than --repo (`repo copy --from`).
  */
 export async function openRepository(cmd: Command, lock?: { kind: LockKind; purpose: string }, location?: string): Promise<Repository> {
+  const repo = await (await startUnlocking(cmd, location)).unlocked;
+  if (lock) holdLock(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
+  return repo;
+}
+
+/**
+ * Checks that there is a repository and gets the passphrase (asking on a terminal), then starts
+ * unlocking its key without waiting for it: Argon2id runs in the thread pool while the caller
+ * goes on (`haul backup` connects meanwhile). Whatever fails fast fails here, before the caller
+ * has done anything; only a wrong passphrase waits for `unlocked`.
+ */
+export async function startUnlocking(cmd: Command, location?: string): Promise<{ unlocked: Promise<Repository> }> {
   const opts = globalOptions(cmd);
   const storage = location === undefined ? await repositoryStorage(opts) : await openStorage(location);
   if (!(await storage.isInitialised())) {
     throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
   }
-  const repo = await Repository.open(storage, await repositoryPassphrase(opts));
-  if (lock) heldLocks.push(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
-  return repo;
+  const unlocked = Repository.open(storage, await repositoryPassphrase(opts));
+  // Awaited by the caller later; until then a rejection must not count as unhandled.
+  unlocked.catch(() => undefined);
+  return { unlocked };
 }
 
 /** HAUL_LOCK_WAIT (as for the daemon: "90", "5m", "1h"): how long a command waits for a lock held elsewhere; none by default. */
 function lockWaitMs(): number {
   const text = process.env['HAUL_LOCK_WAIT'];
   return text ? parseDuration(text, 'HAUL_LOCK_WAIT') : 0;
-}
-
-/** Called once the command is over, whatever its outcome. */
-export async function releaseLocks(): Promise<void> {
-  await Promise.all(heldLocks.splice(0).map((l) => l.release()));
 }
 
 /** Prints for people, or one JSON document with --json. */
@@ -70,6 +77,9 @@ export function output(json: boolean | undefined, value: unknown, human: () => s
 
 /** Opens the database (bringing it up to date first), runs `work`, and closes it again. */
 export async function withDatabase<T>(cmd: Command, work: (db: Database) => Promise<T>): Promise<T> {
+  // Loaded here, not above: commands that never open the database (and `haul backup` until its
+  // key unlock is under way) do not pay for loading it.
+  const { openDatabase } = await import('../database/open-database.js');
   const db = await openDatabase({ stateDir: stateDirectory(globalOptions(cmd)) });
   try {
     const imported = db.legacyImport;

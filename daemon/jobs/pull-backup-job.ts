@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { JobPhase } from '../../shared/jobs.js';
 import type { ClientConfig } from '../clients/client-config.js';
-import { lockRepository } from '../repository/lock.js';
+import { lockRepository, type RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
 import { ensureProbe } from '../session/probe-installer.js';
 import { startProbe, type RunningProbe } from '../session/probe-process.js';
@@ -14,7 +14,13 @@ import type { ConnectTimeouts, SshConnection } from '../session/ssh-connection.j
 import { connectToRegisteredClient, type PinHostKey } from './client-connection.js';
 
 export interface PullBackupJobOptions {
-  repo: Repository;
+  /**
+   * The repository, or the promise of it while its key is still being unlocked: connecting,
+   * pinning and checking the probe do not need it, so the CLI runs them while Argon2id works in
+   * the thread pool. It is awaited (and the repository locked) before the probe starts; if it
+   * fails, the connection is closed and nothing else happens.
+   */
+  repo: Repository | Promise<Repository>;
   client: ClientConfig;
   /** Records the host key pinned on first contact (the caller's client store). */
   pinHostKey: PinHostKey;
@@ -76,16 +82,13 @@ async function connectionLost(conn: SshConnection, err: HaulError): Promise<Haul
 
 export async function runPullBackupJob(options: PullBackupJobOptions): Promise<PullBackupResult> {
   if (options.signal?.aborted) throw abortReason(options.signal);
-  // Shared with other backups; keeps prune from deleting data this backup is about to reference.
-  const lock = await lockRepository(options.repo, 'shared', { purpose: `backup of ${options.client.name}`, waitMs: options.lockWaitMs ?? 0 });
-  try {
-    return await pullBackup(options);
-  } finally {
-    await lock.release();
-  }
+  const repo = Promise.resolve(options.repo);
+  // Awaited only after connecting; until then a failure (wrong passphrase) must not count as unhandled.
+  repo.catch(() => undefined);
+  return pullBackup(options, repo);
 }
 
-async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResult> {
+async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repository>): Promise<PullBackupResult> {
   const { client, signal } = options;
   const log = (line: string) => options.onLog?.(line);
   options.onPhase?.('connecting');
@@ -95,6 +98,7 @@ async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResu
     (late) => void late.close(),
   );
   let running: RunningProbe | undefined;
+  let lock: RepositoryLock | undefined;
   let finalizing = false;
   // Stopping the probe and closing the connection makes every step still waiting on it fail at once.
   const onAbort = () => {
@@ -111,13 +115,16 @@ async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResu
     options.onPhase?.('pushing-probe');
     const probe = await ensureProbe(conn, { probeDir: options.probeDir });
     log(probe.uploaded ? `uploaded the probe (${probe.arch}, sha256 ${probe.sha256.slice(0, 16)}) to ${probe.path}` : `the client's cached probe is current (${probe.arch})`);
+    const repo = await untilAborted(repoReady, signal, () => undefined);
+    // Shared with other backups; keeps prune from deleting data this backup is about to reference.
+    lock = await lockRepository(repo, 'shared', { purpose: `backup of ${client.name}`, waitMs: options.lockWaitMs ?? 0 });
     options.onPhase?.('transferring');
     running = await startProbe(conn, probe, '--serve', log);
     if (signal?.aborted) onAbort();
     const probeRun = running;
     let result: PullBackupResult;
     try {
-      result = await runPullBackup(options.repo, probeRun.transport, {
+      result = await runPullBackup(repo, probeRun.transport, {
         client: client.name,
         hostname: client.host,
         paths: client.paths,
@@ -148,5 +155,6 @@ async function pullBackup(options: PullBackupJobOptions): Promise<PullBackupResu
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await conn.close();
+    await lock?.release();
   }
 }

@@ -2,12 +2,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
-import { ClientStore } from '../../database/client-store.js';
-import { runPullBackupJob } from '../../jobs/pull-backup-job.js';
 import { shortId } from '../../repository/snapshot.js';
-import { previousCacheDirectory } from '../../session/previous-cache.js';
-import { loadOrCreateServerIdentity } from '../../session/server-identity.js';
-import { globalOptions, openRepository, output, recordSnapshotOrWarn, stateDirectory, withDatabase } from '../context.js';
+import { globalOptions, output, recordSnapshotOrWarn, startUnlocking, stateDirectory, withDatabase } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 /** probe/dist of this installation (compiled CLI lives in dist/daemon/cli/commands). */
@@ -26,13 +22,27 @@ export function registerBackup(program: Command): void {
     .action(async (name: string, opts: { tag: string[]; json?: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
       const home = stateDirectory(g);
+      // Unlocking the key (Argon2id, about half a second in the thread pool) needs neither the
+      // database nor the client: it starts first, and loading the SSH and session code and
+      // opening the database happen meanwhile, then connecting and checking the probe. Errors
+      // keep their order: the client's first (unknown, disabled), then a missing repository or
+      // passphrase (before connecting), then a wrong passphrase (after connecting, before the
+      // probe runs: runPullBackupJob awaits the repository before it starts the session).
+      const starting = startUnlocking(cmd);
+      starting.catch(() => undefined);
+      const [{ ClientStore }, { runPullBackupJob }, { previousCacheDirectory }, { loadOrCreateServerIdentity }] = await Promise.all([
+        import('../../database/client-store.js'),
+        import('../../jobs/pull-backup-job.js'),
+        import('../../session/previous-cache.js'),
+        import('../../session/server-identity.js'),
+      ]);
       await withDatabase(cmd, async (db) => {
         const store = new ClientStore(db.prisma);
         const client = await store.get(name);
         if (!client.enabled) {
           throw new HaulError('ClientDisabled', `client ${name} is disabled, so it is not backed up. If its address and paths are right (\`haul client list\`), enable it with \`haul client set ${name} --enable\`.`);
         }
-        const repo = await openRepository(cmd);
+        const { unlocked: repo } = await starting;
         const progress = createProgress(`backup ${name}`, { quiet: g.quiet || opts.json, bytes: true });
         const log: string[] = [];
         const result = await runPullBackupJob({
