@@ -186,7 +186,7 @@ export class SmallFileWriter {
     const bindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding.js');
     const workerData = { bindingPath, idKey: Uint8Array.from(options.idKey), maxChunkSize: options.maxChunkSize, overwrite: options.overwrite, setOwners: options.setOwners };
     // File creation waits on the disk as much as on a core, so a worker more than the cores.
-    const count = options.workers ?? (Number(process.env['HAUL_RESTORE_WRITERS']) || Math.min(4, availableParallelism() + 1));
+    const count = options.workers ?? Math.min(4, availableParallelism() + 1);
     for (let i = 0; i < count; i++) {
       const writer: Writer = { worker: new Worker(workerSource, { eval: true, workerData }), pending: new Map() };
       writer.worker.on('message', (m: { id: number; outcomes: SmallFileOutcome[] }) => this.answered(writer, m));
