@@ -80,6 +80,7 @@ export class Restorer {
       else await this.restoreTree(targetBuf, found.tree!);
     } finally {
       await this.smallFiles?.close();
+      this.smallFiles = undefined;
     }
     this.options.onProgress?.({ files: this.result.files, bytes: this.result.bytes, currentPath: '' });
     return this.result;
@@ -90,13 +91,13 @@ export class Restorer {
   }
 
   private async restoreTree(dir: Buffer, tree: Tree): Promise<void> {
-    // All small files of a directory go to the writer threads at once (they are batched there);
-    // the other entries are restored side by side, since one at a time leaves the disk and the
-    // thread pool idle between their calls.
+    // Small files go to the writer threads many at a time (they are batched there); the other
+    // entries are restored side by side, since one at a time leaves the disk and the thread pool
+    // idle between their calls.
     const small = tree.nodes.filter(isSmallFile);
     const others = tree.nodes.filter((n) => n.type !== 'dir' && !isSmallFile(n));
     await Promise.all([
-      ...small.map(async (node) => {
+      mapConcurrently(small, smallFilesInParallel, async (node) => {
         const full = joinPath(dir, nameBytes(node));
         try {
           await this.writeSmallFile(full, node);
@@ -279,6 +280,8 @@ function hasOneChunkAtMost(node: TreeNode): boolean {
 }
 
 const filesInParallel = 8;
+/** Two writer batches' worth per directory; a directory of a million files waits its turn. */
+const smallFilesInParallel = 1024;
 const dirsInParallel = 4;
 const holeBlock = 4096;
 const zeroBlock = Buffer.alloc(holeBlock);
