@@ -82,13 +82,26 @@ async function connectionLost(conn: SshConnection, err: HaulError): Promise<Haul
 
 export async function runPullBackupJob(options: PullBackupJobOptions): Promise<PullBackupResult> {
   if (options.signal?.aborted) throw abortReason(options.signal);
-  const repo = Promise.resolve(options.repo);
-  // Awaited only after connecting; until then a failure (wrong passphrase) must not count as unhandled.
+  const lockFor = (repo: Repository) => lockRepository(repo, 'shared', { purpose: `backup of ${options.client.name}`, waitMs: options.lockWaitMs ?? 0 });
+  if (!(options.repo instanceof Promise)) {
+    // An open repository (the daemon's) is locked before connecting: a job that waits for prune
+    // waits in the queue, holding no connection to its client. Shared with other backups; keeps
+    // prune from deleting data this backup is about to reference.
+    const lock = await lockFor(options.repo);
+    try {
+      return await pullBackup(options, Promise.resolve(options.repo));
+    } finally {
+      await lock.release();
+    }
+  }
+  // Still being unlocked (the CLI): connect meanwhile, lock after. Awaited only after connecting;
+  // until then a failure (wrong passphrase) must not count as unhandled.
+  const repo = options.repo;
   repo.catch(() => undefined);
-  return pullBackup(options, repo);
+  return pullBackup(options, repo, lockFor);
 }
 
-async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repository>): Promise<PullBackupResult> {
+async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repository>, lockFor?: (repo: Repository) => Promise<RepositoryLock>): Promise<PullBackupResult> {
   const { client, signal } = options;
   const log = (line: string) => options.onLog?.(line);
   options.onPhase?.('connecting');
@@ -116,8 +129,7 @@ async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repo
     const probe = await ensureProbe(conn, { probeDir: options.probeDir });
     log(probe.uploaded ? `uploaded the probe (${probe.arch}, sha256 ${probe.sha256.slice(0, 16)}) to ${probe.path}` : `the client's cached probe is current (${probe.arch})`);
     const repo = await untilAborted(repoReady, signal, () => undefined);
-    // Shared with other backups; keeps prune from deleting data this backup is about to reference.
-    lock = await lockRepository(repo, 'shared', { purpose: `backup of ${client.name}`, waitMs: options.lockWaitMs ?? 0 });
+    if (lockFor) lock = await lockFor(repo);
     options.onPhase?.('transferring');
     running = await startProbe(conn, probe, '--serve', log);
     if (signal?.aborted) onAbort();

@@ -56,14 +56,17 @@ export interface OpenRequest {
   limit: number;
 }
 
-// Plain CommonJS evaluated from this string, so it runs the same from compiled output and from
-// TypeScript sources (tests), with no separate file to locate. The nonce layout is crypto.ts's
-// (domain 0, blob, then the counter as 64 bits big-endian); the bounded decompression and the
-// "worth compressing" rule are compression.ts's.
-const workerSource = `
-const { parentPort, workerData } = require('node:worker_threads');
+/**
+ * The functions every blob-handling worker needs, as plain CommonJS for a worker evaluated from a
+ * string (so it runs the same from compiled output and from TypeScript sources, with no file to
+ * locate): `zstd` (the binding, from `workerData.bindingPath`), bounded `decompress`, and
+ * `decryptBlob`. The nonce layout is crypto.ts's (domain 0, blob, then the counter as 64 bits
+ * big-endian); the bounded decompression is compression.ts's. The restore's small-file writer
+ * (daemon/restorer/small-file-writer.ts) builds on them too.
+ */
+export const blobWorkerFunctions = `
+const zstd = require(require('node:worker_threads').workerData.bindingPath);
 const { createDecipheriv, createHash } = require('node:crypto');
-const zstd = require(workerData.bindingPath);
 const nonce = Buffer.alloc(12);
 // One zstd frame declaring its size, at most limit bytes (exactly limit when exact): else undefined.
 function decompress(frame, limit, exact) {
@@ -76,6 +79,24 @@ function decompress(frame, limit, exact) {
     return undefined;
   }
 }
+// The stored payload of a blob (ciphertext then 16-byte tag), or undefined when it does not authenticate.
+function decryptBlob(key, counter, data) {
+  if (data.length < 16) return undefined;
+  nonce.writeUInt32BE(0, 0);
+  nonce.writeUInt32BE(Math.floor(counter / 0x100000000), 4);
+  nonce.writeUInt32BE(counter >>> 0, 8);
+  const d = createDecipheriv('aes-256-gcm', key, nonce);
+  d.setAuthTag(data.subarray(data.length - 16));
+  const payload = d.update(data.subarray(0, data.length - 16));
+  try { d.final(); } catch { return undefined; }
+  return payload;
+}
+`;
+
+// The "worth compressing" rule is compression.ts's.
+const workerSource = `
+const { parentPort } = require('node:worker_threads');
+${blobWorkerFunctions}
 const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 const work = {
   compress({ data, level }) {
@@ -94,15 +115,8 @@ const work = {
     return [{ sha, buffer }, [buffer]];
   },
   open({ key, counter, ct, zstdFrame, limit }) {
-    const data = new Uint8Array(ct);
-    if (data.length < 16) return [{ failure: 'authentication' }, []];
-    nonce.writeUInt32BE(0, 0);
-    nonce.writeUInt32BE(Math.floor(counter / 0x100000000), 4);
-    nonce.writeUInt32BE(counter >>> 0, 8);
-    const d = createDecipheriv('aes-256-gcm', new Uint8Array(key), nonce);
-    d.setAuthTag(data.subarray(data.length - 16));
-    const payload = d.update(data.subarray(0, data.length - 16));
-    try { d.final(); } catch { return [{ failure: 'authentication' }, []]; }
+    const payload = decryptBlob(new Uint8Array(key), counter, new Uint8Array(ct));
+    if (!payload) return [{ failure: 'authentication' }, []];
     const opened = zstdFrame ? decompress(payload, limit, false) : payload;
     if (!opened) return [{ failure: 'decompression' }, []];
     const plain = own(opened), sha = own(createHash('sha256').update(opened).digest());
@@ -251,7 +265,8 @@ export function sharedBlobWorkers(): BlobWorkerPool {
   return (shared ??= new BlobWorkerPool());
 }
 
-function ownArrayBuffer(b: Buffer): ArrayBuffer {
+/** The buffer's own memory, to move to a worker; a view into shared memory (Node's pool, a slice) is copied first. */
+export function ownArrayBuffer(b: Buffer): ArrayBuffer {
   if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
   return Uint8Array.prototype.slice.call(b).buffer as ArrayBuffer;
 }

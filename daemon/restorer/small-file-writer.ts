@@ -8,6 +8,7 @@
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { blobWorkerFunctions, ownArrayBuffer } from '../repository/blob-worker-pool.js';
 
 /** One file for the writer. Strings are latin1, so raw name bytes survive the message as they are. */
 export interface SmallFile {
@@ -49,47 +50,26 @@ export interface SmallFileWriterOptions {
   workers?: number;
 }
 
-// Plain CommonJS evaluated from this string, as in the blob-opening pool, so it runs the same from
-// compiled output and from TypeScript sources. The nonce layout is crypto.ts's (domain 0, blob,
-// then the counter as 64 bits big-endian); the bounded decompression is compression.ts's; the
-// blob ID is crypto.ts's blobIdFromHash. Zero 4 KiB blocks are skipped, as in restorer.ts's
-// writeSparse, so sparse files stay sparse.
+// Plain CommonJS evaluated from this string, on the blob workers' functions (blob-worker-pool.ts:
+// decryptBlob, bounded decompress). The blob ID is crypto.ts's blobIdFromHash. Zero 4 KiB blocks
+// are skipped, as in restorer.ts's writeSparse, so sparse files stay sparse.
 const workerSource = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
-const { createDecipheriv, createHash, createHmac } = require('node:crypto');
-const zstd = require(workerData.bindingPath);
+const { createHmac } = require('node:crypto');
+${blobWorkerFunctions}
 const { maxChunkSize, overwrite, setOwners } = workerData;
 const idKey = Buffer.from(workerData.idKey);
 const createFlags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-const nonce = Buffer.alloc(12);
 const holeBlock = 4096;
 const zeroBlock = Buffer.alloc(holeBlock);
-
-function inflate(frame) {
-  try {
-    if (zstd.findFrameCompressedSize(frame) !== frame.length) return undefined;
-    const declared = zstd.getFrameContentSize(frame);
-    if (declared === null || declared > maxChunkSize) return undefined;
-    const out = Buffer.allocUnsafe(declared);
-    return zstd.decompress(out, frame) === declared ? out : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 // The chunk's verified plaintext, or undefined: authentication, decompression or ID failed.
 function openChunk(key, range, c) {
   if (c.length < 16 || c.start + c.length > range.length) return undefined;
-  const ct = range.subarray(c.start, c.start + c.length);
-  nonce.writeUInt32BE(0, 0);
-  nonce.writeUInt32BE(Math.floor(c.counter / 0x100000000), 4);
-  nonce.writeUInt32BE(c.counter >>> 0, 8);
-  const d = createDecipheriv('aes-256-gcm', key, nonce);
-  d.setAuthTag(ct.subarray(ct.length - 16));
-  const payload = d.update(ct.subarray(0, ct.length - 16));
-  try { d.final(); } catch { return undefined; }
-  const plain = c.zstd ? inflate(payload) : payload;
+  const payload = decryptBlob(key, c.counter, range.subarray(c.start, c.start + c.length));
+  if (!payload) return undefined;
+  const plain = c.zstd ? decompress(payload, maxChunkSize, false) : payload;
   if (!plain) return undefined;
   const id = createHmac('sha256', idKey).update(createHash('sha256').update(plain).digest()).digest();
   return id.equals(Buffer.from(c.id, 'latin1')) ? plain : undefined;
@@ -205,7 +185,7 @@ export class SmallFileWriter {
   write(batch: SmallFileBatch): Promise<SmallFileOutcome[]> {
     const writer = this.writers.reduce<Writer | undefined>((best, w) => (!best || w.pending.size < best.pending.size ? w : best), undefined);
     if (!writer) return Promise.reject(new Error('the restore\'s writer threads have stopped'));
-    const range = batch.range && transferable(batch.range);
+    const range = batch.range && ownArrayBuffer(batch.range);
     const key = batch.key && Uint8Array.from(batch.key).buffer;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -228,10 +208,4 @@ export class SmallFileWriter {
     const workers = this.writers.splice(0).map((w) => w.worker);
     await Promise.all(workers.map((w) => w.terminate()));
   }
-}
-
-/** The buffer's own memory, to move to a worker; a view into shared memory is copied first. */
-function transferable(b: Buffer): ArrayBuffer {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
-  return Uint8Array.prototype.slice.call(b).buffer as ArrayBuffer;
 }
