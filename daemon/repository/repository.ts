@@ -252,8 +252,7 @@ export class Repository {
     const ct = await this.storage.read('packs', loc.pack, { offset: loc.offset, length: loc.length });
     const cipher = await this.cipherFor(loc.pack);
     if (loc.length < openPoolThreshold) return this.openBlobWithFrame(id, loc, cipher, ct);
-    const limit = loc.type === BlobType.tree ? this.config.maxTreeSize : this.config.chunker.maxSize;
-    const opened = await sharedBlobWorkers().open({ key: cipher.subkey, counter: loc.offset, ciphertext: ct, zstd: loc.compression === Compression.zstd, limit });
+    const opened = await sharedBlobWorkers().open({ key: cipher.subkey, counter: loc.offset, ciphertext: ct, zstd: loc.compression === Compression.zstd, limit: this.plaintextLimit(loc.type) });
     const what = blobWhat(id, loc);
     if (opened === 'authentication') throw authenticationFailed(what);
     if (opened === 'decompression') throw decompressionFailed(what);
@@ -272,12 +271,16 @@ export class Repository {
     if (!payload) throw authenticationFailed(what);
     let plain: Buffer | undefined = payload;
     if (loc.compression === Compression.zstd) {
-      const limit = loc.type === BlobType.tree ? this.config.maxTreeSize : this.config.chunker.maxSize;
-      plain = decompressBounded(payload, limit);
+      plain = decompressBounded(payload, this.plaintextLimit(loc.type));
       if (!plain) throw decompressionFailed(what);
     }
     this.checkBlobHash(id, sha256(plain), what);
     return loc.compression === Compression.zstd ? { plain, zstdFrame: payload } : { plain };
+  }
+
+  /** The largest plaintext a stored blob of `type` may decompress to. */
+  private plaintextLimit(type: BlobType): number {
+    return type === BlobType.tree ? this.config.maxTreeSize : this.config.chunker.maxSize;
   }
 
   private checkBlobHash(id: Buffer, plainSha256: Buffer, what: string): void {
@@ -300,18 +303,12 @@ export class Repository {
 
   /**
    * Stores a blob unless the repository has it; returns its ID. Large blobs are compressed on
-   * the compression pool and packed when that finishes; `flush` waits for all of them.
-   *
-   * `encoded` is how to store the blob when this process already holds its encoding, so it is
-   * not compressed a second time: a zstd frame it has just decompressed (bounded) to exactly
-   * `plaintext`, or `none` for bytes a compressor with this repository's rule has just found not
-   * worth compressing. Like `ownSha256`, never a client's claim: only bytes this process checked.
+   * the worker pool and packed when that finishes; `flush` waits for all of them.
    */
-  async saveBlob(type: BlobType, plaintext: Uint8Array, ownSha256?: Buffer, encoded?: EncodedBlob): Promise<{ id: Buffer; added: boolean }> {
+  async saveBlob(type: BlobType, plaintext: Uint8Array, ownSha256?: Buffer): Promise<{ id: Buffer; added: boolean }> {
     // `ownSha256` is only ever a hash this process just computed over these very bytes (the pull
     // session verifies a probe's chunk that way): never a client's claim, so nothing is trusted
     // that the bytes did not prove, and the chunk is not hashed twice.
-    if (encoded) return this.saveEncodedBlob(type, ownSha256 ?? sha256(plaintext), plaintext.length, encoded);
     await this.loadIndex();
     const id = blobIdFromHash(this.keys, ownSha256 ?? sha256(plaintext));
     if (this.hasBlob(id)) return { id, added: false };
@@ -340,9 +337,11 @@ export class Repository {
   }
 
   /**
-   * `saveBlob` for a blob this process holds only in its stored form: `ownSha256` is the hash
-   * it computed over the `rawLength` bytes of plaintext that `encoded` holds (a zstd frame it
-   * decompressed to exactly those, or the plaintext itself).
+   * `saveBlob` for a blob whose stored form this process already holds, so it is not compressed
+   * a second time: a zstd frame it has just decompressed (bounded) to exactly `rawLength` bytes
+   * of plaintext whose SHA-256 it computed as `ownSha256`, or (`none`) plaintext a compressor
+   * with this repository's rule has just found not worth compressing. Like `ownSha256`, never a
+   * client's claim: only bytes this process checked.
    */
   async saveEncodedBlob(type: BlobType, ownSha256: Buffer, rawLength: number, encoded: EncodedBlob): Promise<{ id: Buffer; added: boolean }> {
     await this.loadIndex();

@@ -29,7 +29,7 @@ import {
 import { BlobType } from '../repository/blob.js';
 import { Compression, decompressBounded } from '../repository/compression.js';
 import { blobIdFromHash, chunkerKeyFor, sha256 } from '../repository/crypto.js';
-import type { EncodedBlob, Repository } from '../repository/repository.js';
+import type { Repository } from '../repository/repository.js';
 import { shortId, type Snapshot, type SnapshotStats, type StoredSnapshot } from '../repository/snapshot.js';
 import { encodeBytes, type NodeType, type TreeNode } from '../repository/tree.js';
 import { copyProbeDiagnostics } from './probe-diagnostics.js';
@@ -613,12 +613,14 @@ export class PullBackupSession {
     if (compression !== ChunkCompression.zstd && compression !== ChunkCompression.none) throw violation(`unknown chunk compression ${compression}`);
     const zstd = compression === ChunkCompression.zstd;
     if (!zstd && data.length !== rawLength) throw violation(`a chunk of ${where} has ${data.length} bytes, declared ${rawLength}`);
+    const notDecompressing = () => violation(`a chunk of ${where} does not decompress to its declared ${rawLength} bytes`);
+    const notMatching = () => violation(`a chunk of ${where} does not match its SHA-256 (data and claim differ)`);
     if (data.length < verifyOnWorkerFrom) {
       const plain = zstd ? decompressBounded(data, rawLength) : data;
-      if (!plain || plain.length !== rawLength) throw violation(`a chunk of ${where} does not decompress to its declared ${rawLength} bytes`);
+      if (!plain || plain.length !== rawLength) throw notDecompressing();
       const actual = sha256(plain);
-      if (!actual.equals(sha)) throw violation(`a chunk of ${where} does not match its SHA-256 (data and claim differ)`);
-      const { id } = await this.repo.saveBlob(BlobType.data, plain, actual, this.storedForm(zstd, data));
+      if (!actual.equals(sha)) throw notMatching();
+      const id = await this.storeChecked(actual, rawLength, zstd, data);
       this.uploadedIds.add(id.toString('hex'));
       return id;
     }
@@ -629,11 +631,9 @@ export class PullBackupSession {
     const length = data.length;
     this.verifyingBytes += length;
     const check = this.repo.hashOnWorker({ data, exclusive, zstd, rawLength }).then(async (hashed) => {
-      if (hashed === 'decompression') throw violation(`a chunk of ${where} does not decompress to its declared ${rawLength} bytes`);
-      if (!hashed.sha256.equals(sha)) throw violation(`a chunk of ${where} does not match its SHA-256 (data and claim differ)`);
-      const stored = this.storedForm(zstd, hashed.data);
-      if (stored) await this.repo.saveEncodedBlob(BlobType.data, hashed.sha256, rawLength, stored);
-      else await this.repo.saveBlob(BlobType.data, hashed.data, hashed.sha256);
+      if (hashed === 'decompression') throw notDecompressing();
+      if (!hashed.sha256.equals(sha)) throw notMatching();
+      await this.storeChecked(hashed.sha256, rawLength, zstd, hashed.data);
     });
     const tracked: Promise<void> = check
       .catch((err: unknown) => {
@@ -651,13 +651,16 @@ export class PullBackupSession {
   }
 
   /**
-   * How a verified chunk is stored: as it came, so the server spends no second compression (a
-   * third of its CPU per chunk before). A zstd frame has just decompressed to exactly the hashed
-   * bytes; a raw chunk of a probe that compresses is one it found not worth compressing.
+   * Stores a chunk whose check passed (`sha` computed here over its `rawLength` bytes of
+   * plaintext), as it came, so the server spends no second compression (a third of its CPU per
+   * chunk before): a zstd frame has just decompressed to exactly the hashed bytes; a raw chunk of
+   * a probe that compresses is one it found not worth compressing. Only a raw chunk of a probe
+   * without zstd is compressed here.
    */
-  private storedForm(zstd: boolean, data: Buffer): EncodedBlob | undefined {
-    if (zstd) return { compression: Compression.zstd, data };
-    return this.probeCompresses ? { compression: Compression.none, data } : undefined;
+  private async storeChecked(sha: Buffer, rawLength: number, zstd: boolean, received: Buffer): Promise<Buffer> {
+    if (!zstd && !this.probeCompresses) return (await this.repo.saveBlob(BlobType.data, received, sha)).id;
+    const stored = { compression: zstd ? Compression.zstd : Compression.none, data: received };
+    return (await this.repo.saveEncodedBlob(BlobType.data, sha, rawLength, stored)).id;
   }
 
   private throwIfVerifyFailed(): void {

@@ -95,9 +95,9 @@ describe('restore through the blob-opening worker pool', () => {
     // A bomb: a frame of 160 KiB (so it is opened on the pool, from 128 KiB) that declares 2.2 MiB, above the 1 MiB maximum chunk.
     const bombFrame = zstdFrame(Buffer.concat([claimed, Buffer.alloc(2 * 1024 * 1024)]));
     expect(bombFrame.length).toBeGreaterThan(128 * 1024);
-    const bomb = await repo.saveBlob(BlobType.data, claimed, sha256(claimed), { compression: Compression.zstd, data: bombFrame });
+    const bomb = await repo.saveEncodedBlob(BlobType.data, sha256(claimed), claimed.length, { compression: Compression.zstd, data: bombFrame });
     const other = pseudoRandom('other bytes', 200 * 1024);
-    const liar = await repo.saveBlob(BlobType.data, other, sha256(other), { compression: Compression.zstd, data: zstdFrame(pseudoRandom('not the same', 200 * 1024)) });
+    const liar = await repo.saveEncodedBlob(BlobType.data, sha256(other), other.length, { compression: Compression.zstd, data: zstdFrame(pseudoRandom('not the same', 200 * 1024)) });
     await repo.flush();
     const what = (id: Buffer) => `chunk ${id.toString('hex').slice(0, 16)} in pack ${repo.locate(id)!.pack}`;
     await expect(repo.loadBlob(bomb.id, BlobType.data)).rejects.toThrow(`${what(bomb.id)} does not decompress to a valid chunk.`);

@@ -136,9 +136,9 @@ describe('restore of many small files through the writer threads', () => {
   it('refuses a chunk that decompresses beyond the limit, one that opens to other bytes, and a size that does not add up', async () => {
     const claimed = pseudoRandom('what the ID says', 20_000);
     // A bomb: a small frame that declares one byte more than the largest chunk.
-    const bomb = await repo.saveBlob(BlobType.data, claimed, sha256(claimed), { compression: Compression.zstd, data: zstdFrame(Buffer.alloc(repo.config.chunker.maxSize + 1)) });
+    const bomb = await repo.saveEncodedBlob(BlobType.data, sha256(claimed), claimed.length, { compression: Compression.zstd, data: zstdFrame(Buffer.alloc(repo.config.chunker.maxSize + 1)) });
     // A liar: a valid, authentic frame of other bytes than the ID names.
-    const liar = await repo.saveBlob(BlobType.data, claimed.subarray(1), sha256(claimed.subarray(1)), { compression: Compression.zstd, data: zstdFrame(pseudoRandom('not the same', 19_999)) });
+    const liar = await repo.saveEncodedBlob(BlobType.data, sha256(claimed.subarray(1)), claimed.length - 1, { compression: Compression.zstd, data: zstdFrame(pseudoRandom('not the same', 19_999)) });
     await repo.flush();
     const snapshot = await repo.findSnapshot('latest');
     const { tree } = await resolvePath(repo, snapshot, `${data}/c`);
