@@ -118,7 +118,7 @@ export class LocalArchiver {
     const parentRoot = parent ? await this.loadTreeOrNothing(parent.tree) : undefined;
     const rootTree = await this.archiveTrie(Buffer.from('/'), trie, parentRoot);
     const treeId = await repo.saveTree(rootTree);
-    // Blobs still at the compression pool are counted only once packed: wait for them.
+    // Blobs still being compressed on the worker pool are counted only once packed: wait for them.
     await repo.flush();
     Object.assign(this.stats, { bytesNew: repo.written.bytesNew, bytesStored: repo.written.bytesStored, blobsNew: repo.written.blobsNew, durationMs: Date.now() - started });
     const snapshot: Snapshot = {

@@ -228,7 +228,7 @@ export class PullBackupSession {
       this.options.onFinalizing?.();
       await this.finishTrees();
       const treeId = await this.repo.saveTree({ nodes: this.root.children });
-      // Blobs still at the compression pool are counted only once packed: wait for them.
+      // Blobs still being compressed on the worker pool are counted only once packed: wait for them.
       await this.repo.flush();
       this.logStream();
       Object.assign(this.stats, { bytesNew: this.repo.written.bytesNew, bytesStored: this.repo.written.bytesStored, blobsNew: this.repo.written.blobsNew, durationMs: Date.now() - started });
