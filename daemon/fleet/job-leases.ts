@@ -11,7 +11,7 @@ import { isUniqueViolation } from '../database/prisma-errors.js';
 import type { JobRecord } from '../jobs/job-store.js';
 
 /** claimed: run it. client-busy: another claimed job of the client is unfinished; try later. gone: no longer queued (ended, or claimed elsewhere). */
-export type ClaimResult = { result: 'claimed' } | { result: 'client-busy'; by: { jobId: number; daemonId: string | null } } | { result: 'gone' };
+export type ClaimResult = { result: 'claimed' } | { result: 'client-busy'; by: { jobId: number; daemonId: string | null } } | { result: 'locked' } | { result: 'gone' };
 
 const unfinished = { notIn: [...terminalJobStates] };
 
@@ -49,7 +49,12 @@ export class JobLeases {
         if (this.provider === 'postgresql') {
           if (job.clientId !== null) await tx.$queryRaw`SELECT "id" FROM "Client" WHERE "id" = ${job.clientId} FOR UPDATE`;
           const rows = await tx.$queryRaw<{ id: number }[]>`SELECT "id" FROM "Job" WHERE "id" = ${job.id} AND "state" = 'queued' AND "claimedAt" IS NULL FOR UPDATE SKIP LOCKED`;
-          if (rows.length === 0) return { result: 'gone' } as const;
+          if (rows.length === 0) {
+            // SKIP LOCKED also skips a row another transaction holds for a moment (another
+            // daemon's look for jobs to adopt, a state write): still queued, it is not gone.
+            const waiting = await tx.job.count({ where: { id: job.id, state: 'queued', claimedAt: null } });
+            return waiting === 1 ? ({ result: 'locked' } as const) : ({ result: 'gone' } as const);
+          }
         }
         if (job.clientId !== null) {
           const other = await tx.job.findFirst({ where: { clientId: job.clientId, id: { not: job.id }, claimedAt: { not: null }, state: unfinished }, select: { id: true, daemonId: true } });

@@ -369,7 +369,12 @@ export class Daemon {
     if (claim.result === 'claimed') return true;
     // The daemon that queued an adopted job still holds it and tries again itself.
     if (this.adopted.delete(job.id)) return false;
-    if (claim.result === 'client-busy' && !this.stopping) {
+    if (claim.result === 'locked' && !this.stopping) {
+      // Left out of the queue, a job nobody else holds would wait in the database for ever.
+      const at = new Date(Date.now() + 1000);
+      this.log.info({ job: job.id, client: job.clientName }, `job ${job.id} (${job.clientName}) was held by another database transaction when it was to start; trying again at ${at.toISOString()}`);
+      this.queue.add(job, at);
+    } else if (claim.result === 'client-busy' && !this.stopping) {
       const at = new Date(Date.now() + this.config.fleet.heartbeatMs);
       this.log.info({ job: job.id, client: job.clientName, busyWith: claim.by }, `job ${job.id} (${job.clientName}) waits: the client has job ${claim.by.jobId} on daemon ${claim.by.daemonId ?? '(unknown)'}; trying again at ${at.toISOString()}`);
       this.queue.add(job, at);
