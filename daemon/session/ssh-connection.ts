@@ -5,6 +5,7 @@
 // one, the key seen is returned so the caller can pin it on first contact (trust on first use).
 // Every way a connection can fail becomes a HaulError that names the client and says what to
 // check, so a job log reads well without the source.
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import ssh2 from 'ssh2';
@@ -17,6 +18,7 @@ const { Client } = ssh2;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 15_000;
 export const DEFAULT_KEEPALIVE_COUNT_MAX = 4;
+export const DEFAULT_CLOSE_GRACE_MS = 5_000;
 
 /**
  * ssh2's defaults minus what relies on SHA-1: `ssh-rsa` host key signatures and the hmac-sha1
@@ -37,6 +39,8 @@ export interface ConnectTimeouts {
   /** SSH keepalive interval; a connection that misses `keepaliveCountMax` in a row is dropped. Default 15 s. */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
+  /** How long `close()` waits for the client's side of the TCP close before it cuts the socket. Default 5 s. */
+  closeGraceMs?: number;
 }
 
 export interface ConnectOptions {
@@ -111,6 +115,7 @@ export class SshConnection {
   /** Key exchange, host key and cipher algorithms of the connection (for the job log). */
   readonly negotiated: NegotiatedAlgorithms | undefined;
   private closedFlag = false;
+  private closing = false;
   private lastError: Error | undefined;
   private readonly closedPromise: Promise<void>;
 
@@ -224,9 +229,18 @@ export class SshConnection {
     }
   }
 
-  /** Ends the connection; resolves when it is closed. */
+  /**
+   * Ends the connection; resolves when it is closed. A peer that never finishes the TCP close
+   * (a stalled link, a client that stops reading) must not hold the job that ends it, nor a
+   * cancel waiting for that job: after a grace period the socket is cut.
+   */
   close(): Promise<void> {
-    if (!this.closedFlag) this.ssh.end();
+    if (this.closedFlag || this.closing) return this.closedPromise;
+    this.closing = true;
+    this.ssh.end();
+    const grace = setTimeout(() => socketOf(this.ssh)?.destroy(), this.options.timeouts?.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS);
+    grace.unref();
+    void this.closedPromise.then(() => clearTimeout(grace));
     return this.closedPromise;
   }
 
@@ -234,6 +248,14 @@ export class SshConnection {
     const why = this.lastError ? ` (${this.lastError.message})` : '';
     return new HaulError('ConnectionLost', `The SSH connection to ${this.label} was lost${why} while running ${summarize(command)}. Run the job again; if it keeps happening, check the network and the client's sshd log.`, { cause: cause ?? this.lastError });
   }
+}
+
+/**
+ * ssh2's socket: its `destroy()` does nothing once `end()` has made the socket unwritable, so
+ * cutting a connection whose close hangs needs the socket itself.
+ */
+function socketOf(ssh: SshClient): Socket | undefined {
+  return (ssh as unknown as { _sock?: Socket })._sock;
 }
 
 function wrapChannel(channel: ClientChannel, stdin: Readable | Buffer | undefined): RemoteProcess {
@@ -332,7 +354,7 @@ export function connectToClient(options: ConnectOptions): Promise<SshConnection>
       // Keep a listener: ssh2 may still emit errors while it tears the socket down.
       ssh.on('error', () => {});
       ssh.end();
-      ssh.destroy();
+      socketOf(ssh)?.destroy();
       reject(err);
     };
 

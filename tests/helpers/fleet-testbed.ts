@@ -22,6 +22,21 @@ export interface FleetDaemonProcess {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   logFile: string;
   stderr(): string;
+  /** The last lines of its log, one message each, for a failure's description. */
+  logTail(lines?: number): string;
+}
+
+function logTail(id: string, logFile: string, lines: number): string {
+  if (!fs.existsSync(logFile)) return `daemon ${id}: no log yet`;
+  const tail = fs.readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-lines).map((line) => {
+    try {
+      const entry = JSON.parse(line) as { time?: string; msg?: string; err?: { message?: string } };
+      return `${entry.time ?? ''} ${entry.msg ?? ''}${entry.err?.message ? ` (${entry.err.message})` : ''}`;
+    } catch {
+      return line;
+    }
+  });
+  return `daemon ${id}, last ${tail.length} log lines:\n${tail.join('\n')}`;
 }
 
 export interface FleetTestbed {
@@ -94,14 +109,16 @@ export async function createFleetTestbed(label: string, userNames: string[]): Pr
         let stderr = '';
         child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
         const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-        return { id, child, exit, logFile, stderr: () => stderr };
+        return { id, child, exit, logFile, stderr: () => stderr, logTail: (lines = 20) => logTail(id, logFile, lines) };
       },
       async close() {
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
         await db.close();
         await sshd.stop();
         postgres.stop();
-        fs.rmSync(tmp, { recursive: true, force: true });
+        // HAUL_TEST_KEEP=1 keeps the daemons' logs and the repository for a look after a failure.
+        if (process.env['HAUL_TEST_KEEP'] === '1') console.info(`kept ${tmp}`);
+        else fs.rmSync(tmp, { recursive: true, force: true });
         for (const d of dataDirs) fs.rmSync(d, { recursive: true, force: true });
       },
     };

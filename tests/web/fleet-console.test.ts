@@ -45,7 +45,7 @@ describe.skipIf(skip !== undefined)(`one console over two daemons${skip ? ` (ski
     await bed?.close();
   });
 
-  const jobsSummary = async () => JSON.stringify((await bed.db.prisma.job.findMany({ orderBy: { id: 'asc' } })).map((j) => [j.id, j.clientName, j.state, j.daemonId, j.failureMessage]));
+  const jobsSummary = async () => [JSON.stringify((await bed.db.prisma.job.findMany({ orderBy: { id: 'asc' } })).map((j) => [j.id, j.clientName, j.state, j.daemonId, j.failureMessage])), ...daemons.map((d) => d.logTail(15))].join('\n');
   const emit = (event: string, payload: unknown) => socket.timeout(30_000).emitWithAck(event, payload) as Promise<SocketReply>;
   const jobOf = (reply: SocketReply) => {
     if (!('ok' in reply)) throw new Error(`the console refused: ${JSON.stringify(reply)}`);
@@ -101,7 +101,7 @@ describe.skipIf(skip !== undefined)(`one console over two daemons${skip ? ` (ski
     await inState(second.id, ['transferring']);
 
     // The daemon that does not hold the job would refuse the cancel ("… not on this one"): an ok proves the route.
-    expect(await emit('job:cancel', { jobId: second.id })).toEqual({ ok: true, result: { ok: true } });
+    expect(await emit('job:cancel', { jobId: second.id }), await jobsSummary()).toEqual({ ok: true, result: { ok: true } });
     const cancelled = await bed.db.prisma.job.findUniqueOrThrow({ where: { id: second.id } });
     expect([cancelled.state, cancelled.daemonId, cancelled.failureMessage]).toEqual(['cancelled', second.daemonId, expect.stringMatching(/^cancelled by fleet-op via bus ipc:\S+ while it ran; no snapshot was written, what arrived is kept for the next run\.$/)]);
     const finished = await inState(first.id, ['succeeded', 'failed', 'cancelled']);

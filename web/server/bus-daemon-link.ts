@@ -23,6 +23,8 @@ export interface BusDaemonLinkOptions {
   log?: (message: string) => void;
 }
 
+const CANCEL_TIMEOUT_MS = 20_000;
+
 export class BusDaemonLink extends DaemonLinkBase implements DaemonLink {
   private client: BusClient | undefined;
   private subscription: EventSubscription | undefined;
@@ -155,7 +157,9 @@ export class BusDaemonLink extends DaemonLinkBase implements DaemonLink {
   }
 
   async cancelJob(request: { jobId: number; requestedBy: string }): Promise<void> {
-    await this.ask((bus) => bus.request('cancel', { jobId: request.jobId, requestedBy: request.requestedBy }));
+    // The daemon answers once the job has ended: stopping the probe, closing the connection (up to
+    // its 5 s grace when the client does not answer) and recording the end take longer than a query.
+    await this.ask((bus) => bus.request('cancel', { jobId: request.jobId, requestedBy: request.requestedBy }, { timeoutMs: CANCEL_TIMEOUT_MS }));
   }
 
   listDirectory(request: { snapshot: string; client: string; path: string; offset: number }) {

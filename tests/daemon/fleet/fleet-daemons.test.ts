@@ -198,7 +198,7 @@ describe.skipIf(skip !== undefined)(`two daemons on one PostgreSQL${skip ? ` (sk
       const message = 'taken over by the test: the lease of lease-a ran out';
       await bed.db.prisma.fleetDaemon.deleteMany({ where: { id: 'lease-a' } });
       await new JobStore(bed.db.prisma).finish(running.id, { state: 'failed', cause: 'daemon-restart', message });
-      const smallJob = await pollUntil(async () => (await bed.db.prisma.job.findFirst({ where: { clientId: small, state: { in: [...terminalJobStates] } } })) ?? undefined, 120_000, jobsSummary);
+      const smallJob = await pollUntil(async () => (await bed.db.prisma.job.findFirst({ where: { clientId: small, state: { in: [...terminalJobStates] } } })) ?? undefined, 120_000, async () => `${await jobsSummary()}\n${d.logTail(30)}`);
       expect([smallJob.state, smallJob.daemonId], await jobsSummary()).toEqual(['succeeded', 'lease-a']);
       // The job failed by the takeover stays as the takeover wrote it; the daemon is back in the fleet.
       expect(await bed.db.prisma.job.findUniqueOrThrow({ where: { id: running.id } })).toMatchObject({ state: 'failed', failureCause: 'daemon-restart', failureMessage: message });

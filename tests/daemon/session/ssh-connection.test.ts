@@ -306,6 +306,39 @@ describe.skipIf(skip !== undefined)(`SSH connection to a real sshd${skip ? ` (sk
     }
   });
 
+  it('close() cuts a connection whose peer never finishes the TCP close, after the grace period', async () => {
+    // A relay that carries the session, then, once the daemon's side ends, goes silent: it never
+    // ends either socket, as a stalled link or a client that stops reading would.
+    const sockets: net.Socket[] = [];
+    const relay = net.createServer({ allowHalfOpen: true }, (inbound) => {
+      const outbound = net.connect(sshd.port, '127.0.0.1');
+      sockets.push(inbound, outbound);
+      inbound.pipe(outbound, { end: false });
+      outbound.pipe(inbound, { end: false });
+      inbound.on('end', () => {
+        outbound.unpipe(inbound);
+        inbound.unpipe(outbound);
+      });
+      for (const s of [inbound, outbound]) s.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (relay.address() as net.AddressInfo).port;
+      const conn = await connectToClient({ host: '127.0.0.1', port, user: USER, identity, clientName: 'web1', timeouts: { closeGraceMs: 600 } });
+      expect((await conn.run('echo via relay')).stdout.toString()).toBe('via relay\n');
+      const t0 = performance.now();
+      const closed = await Promise.race([conn.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 5 s'), 5_000))]);
+      const ms = performance.now() - t0;
+      expect(closed).toBe('closed');
+      // It did wait for the peer first: the relay never answered the close.
+      expect(ms).toBeGreaterThanOrEqual(550);
+      expect(ms).toBeLessThan(3_000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      relay.close();
+    }
+  });
+
   it('measures: connect + login, and the round trip of one exec', async () => {
     const t0 = performance.now();
     const conn = await connect({ pinnedHostKey: sshd.hostKeyFingerprint });
