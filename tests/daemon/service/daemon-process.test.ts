@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { BlobType } from '../../../daemon/repository/blob.js';
 import { readPackHeader } from '../../../daemon/repository/index-repair.js';
 import { haul, haulBin, haulSync, testNode } from '../../helpers/cli.js';
@@ -101,7 +101,12 @@ describe.skipIf(skip !== undefined)(`the haul daemon process${skip ? ` (skipped:
   }, 60_000);
 
   it('kill -9 at random points of a real backup: the job fails with daemon-restart, the next run succeeds reusing what arrived, check --read-data passes', async () => {
-    await bed.addClient('crashy', P1, data, { schedule: '* * * * * *', port: link.port });
+    // 8 MiB/s: a run killed within 1.5 s stores at most about 12 MiB, so three kills never let a
+    // run finish the 40 MiB first (on the faster link, one run that beat its kill turned every
+    // later run into a quick no-change re-run that the kills missed).
+    const crawl = await slowLink(bed.sshd.port, 8 * MiB);
+    onTestFinished(() => crawl.close());
+    await bed.addClient('crashy', P1, data, { schedule: '* * * * * *', port: crawl.port });
     const repo = await openTestRepository(bed.repoDir);
     // Data bytes in the repository's packs, indexed or not (a start after a crash indexes those).
     const storedData = async () => {
