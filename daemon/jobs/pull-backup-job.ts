@@ -1,6 +1,6 @@
 // One pull backup of one client, end to end: connect out over SSH (host key pinned), make sure
 // the client has the right probe, run it, and feed its stream to the backup session.
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { JobPhase } from '../../shared/jobs.js';
 import type { ClientConfig } from '../clients/client-config.js';
@@ -118,8 +118,10 @@ async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repo
     if (finalizing) return;
     if (running) {
       running.proc.stop();
-      // With an error, so a write waiting for 'drain' fails instead of waiting forever.
-      (running.proc.channel as unknown as Duplex).destroy(new Error('the job was stopped'));
+      // Node's destroy, with an error: ssh2's own Channel.destroy() only asks the client to close
+      // the channel, so a read or a write waiting for 'drain' would wait on until the client's
+      // answer came through (seconds behind the data on a slow link, never on a stalled one).
+      Duplex.prototype.destroy.call(running.proc.channel, new Error('the job was stopped'));
     }
     void conn.close();
   };
@@ -132,7 +134,12 @@ async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repo
     if (lockFor) lock = await lockFor(repo);
     options.onPhase?.('transferring');
     running = await startProbe(conn, probe, '--serve', log);
-    if (signal?.aborted) onAbort();
+    // Stopped while the probe was starting: the channel is torn down here, before a session
+    // listens to it (a stream destroyed before anyone listened never tells them).
+    if (signal?.aborted) {
+      onAbort();
+      throw abortReason(signal);
+    }
     const probeRun = running;
     let result: PullBackupResult;
     try {

@@ -312,11 +312,22 @@ export class PullBackupSession {
 
   private async send(frame: Buffer): Promise<void> {
     const input = this.transport.input;
-    if (!input.write(frame)) await new Promise<void>((resolve, reject) => {
-      const onDrain = () => { input.off('error', onError); resolve(); };
-      const onError = (err: Error) => { input.off('drain', onDrain); reject(err); };
+    if (input.write(frame)) return;
+    await new Promise<void>((resolve, reject) => {
+      const settle = (err?: Error) => {
+        input.off('drain', onDrain);
+        input.off('error', settle);
+        input.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = () => settle();
+      // An SSH channel that closes under a waiting write (the job stopped, the connection gone)
+      // emits neither 'drain' nor 'error', only 'close': waiting on, the session would hang.
+      const onClose = () => settle(new Error('the channel to the probe closed while the server was writing to it'));
       input.once('drain', onDrain);
-      input.once('error', onError);
+      input.once('error', settle);
+      input.once('close', onClose);
     });
   }
 
@@ -888,6 +899,11 @@ function readChunks(stream: Readable): { next(): Promise<Buffer | undefined>; re
   stream.on('end', onEnd);
   stream.on('close', onEnd);
   stream.on('error', onError);
+  // A stream that ended or was destroyed before these listeners came emits nothing more.
+  if (stream.destroyed || stream.readableEnded) {
+    ended = true;
+    failure = stream.errored ?? undefined;
+  }
   return {
     async next() {
       for (;;) {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
 import { shortId } from '../../repository/snapshot.js';
+import { addBusOptions, type BusOptions } from '../bus.js';
 import { globalOptions, output, recordSnapshotOrWarn, startUnlocking, stateDirectory, withDatabase } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
 
@@ -14,13 +15,17 @@ export function defaultProbeDir(): string {
 }
 
 export function registerBackup(program: Command): void {
-  program
-    .command('backup <client>')
-    .description('back up a registered client now, over SSH (see `haul client add`)')
-    .option('--tag <tag>', 'tag the snapshot (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+  addBusOptions(program.command('backup <client>'))
+    .description('back up a registered client now, over SSH (see `haul client add`): as a job of the daemon when one runs on this server, else in this process')
+    .option('--tag <tag>', 'tag the snapshot (repeatable; runs in this process: daemon jobs take no tags)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('--no-daemon', 'back up in this process even when a daemon runs (it needs the passphrase)')
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, opts: { tag: string[]; json?: boolean }, cmd: Command) => {
+    .action(async (name: string, opts: BusOptions & { tag: string[]; daemon: boolean; json?: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
+      if (opts.daemon && opts.tag.length === 0) {
+        const { backupThroughDaemon } = await import('../daemon-backup.js');
+        if (await backupThroughDaemon(cmd, name, { ...opts, ...(g.quiet ? { quiet: true } : {}) })) return;
+      }
       const home = stateDirectory(g);
       // Unlocking the key (Argon2id, about half a second in the thread pool) needs neither the
       // database nor the client: it starts first, and loading the SSH and session code and

@@ -206,6 +206,51 @@ describe.skipIf(skip !== undefined)(`haul daemon on its bus${skip ? ` (skipped: 
     }
   }, 120_000);
 
+  it('`haul backup` hands the backup to the running daemon and follows it: no passphrase needed, the job and its snapshot recorded', async () => {
+    const noPassphrase = Object.fromEntries(Object.entries(bed.env).filter(([k]) => !k.startsWith('HAUL_PASSWORD')));
+    const before = await bed.db.prisma.job.count();
+    const r = await haul(['backup', 'web'], noPassphrase, { timeoutMs: 90_000 });
+    expect({ status: r.status, stderrFirst: r.stderr.split('\n')[0] }).toEqual({ status: 0, stderrFirst: expect.stringMatching(new RegExp(`^backup of web runs as job \\d+ of the Haul daemon at ${defaultBusEndpoints(bed.stateDir).commands}; Ctrl-C cancels it$`)) });
+    const printed = /^snapshot ([0-9a-f]{8}) saved for client web by job (\d+) of the daemon\n {2}2 of 2 files, [^\n]+ sent; \d+ (ms|s)[^\n]*\n$/.exec(r.stdout);
+    expect(printed, r.stdout).not.toBeNull();
+    const row = await bed.db.prisma.job.findUniqueOrThrow({ where: { id: Number(printed![2]) } });
+    expect({ state: row.state, trigger: row.trigger, client: row.clientName, snapshot: row.snapshotId!.slice(0, 8), jobsAdded: (await bed.db.prisma.job.count()) - before }).toEqual({ state: 'succeeded', trigger: 'manual', client: 'web', snapshot: printed![1], jobsAdded: 1 });
+    // The job's log lines reached the terminal as they were written.
+    expect(r.stderr).toMatch(new RegExp(`\\nINFO  snapshot ${printed![1]} saved: 2 files`));
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^INFO  job ${row.id} succeeded after \\d+\\.\\d s$`));
+
+    const json = await haul(['backup', 'web', '--json'], noPassphrase, { timeoutMs: 90_000 });
+    const answer = JSON.parse(json.stdout) as { via: string; daemon: string; job: { id: number; state: string; snapshotId: string } };
+    expect({ status: json.status, stderr: json.stderr, via: answer.via, daemon: answer.daemon, state: answer.job.state }).toEqual({ status: 0, stderr: '', via: 'daemon', daemon: defaultBusEndpoints(bed.stateDir).commands, state: 'succeeded' });
+    expect((await bed.db.prisma.job.findUniqueOrThrow({ where: { id: answer.job.id } })).snapshotId).toBe(answer.job.snapshotId);
+
+    // --no-daemon backs up in this process (with the passphrase): no job of the daemon's.
+    const jobs = await bed.db.prisma.job.count();
+    const here = await haul(['backup', 'web', '--no-daemon'], bed.env, { timeoutMs: 90_000 });
+    expect({ status: here.status, line: here.stdout.split('\n')[0] }).toEqual({ status: 0, line: expect.stringMatching(/^snapshot [0-9a-f]{8} saved for client web$/) });
+    expect(await bed.db.prisma.job.count()).toBe(jobs);
+    // A client the daemon does not know fails as the daemon words it.
+    const unknown = await haul(['backup', 'nobody'], noPassphrase, { timeoutMs: 30_000 });
+    expect({ status: unknown.status, stderr: unknown.stderr }).toEqual({ status: 1, stderr: 'haul: error: there is no client named "nobody"; `haul client list` shows them.\n' });
+  }, 180_000);
+
+  it('Ctrl-C on `haul backup` cancels the daemon job it follows', async () => {
+    const child = spawn(testNode, [haulBin, 'backup', 'slow'], { env: bed.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const [running] = await bed.waitForJobs((all) => all.some((j) => j.clientName === 'slow' && j.state === 'transferring'), 60_000).then((all) => all.filter((j) => j.clientName === 'slow' && j.state === 'transferring'));
+    child.kill('SIGINT');
+    expect(await closed).toBe(1);
+    const row = await bed.db.prisma.job.findUniqueOrThrow({ where: { id: running!.id } });
+    const daemonLog = () => logMessages().slice(-20).map((m) => m.msg).join('\n');
+    expect({ state: row.state, cause: row.failureCause, out }, `${err}\n--- daemon log:\n${daemonLog()}\n--- daemon stderr:\n${stderr}`).toEqual({ state: 'cancelled', cause: 'cancelled', out: '' });
+    expect(err).toContain(`cancelling job ${row.id}…\n`);
+    expect(err.trimEnd().split('\n').at(-1)).toBe(`haul: error: job ${row.id} (backup of slow) cancelled (cancelled): ${row.failureMessage}`);
+  }, 120_000);
+
   it('refuses a second daemon on the same state directory, which leaves the running job alone', async () => {
     const { job } = await bus.request('run-now', { client: 'slow' });
     await bed.waitForJobs((all) => all.some((j) => j.id === job.id && j.state === 'transferring'), 60_000);

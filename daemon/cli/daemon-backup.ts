@@ -1,0 +1,98 @@
+// `haul backup` on a server whose daemon runs: the backup becomes one of the daemon's jobs, so it
+// waits behind that client's running job instead of racing it, has its job log and audit line,
+// shows in the console, and uses the daemon's open repository and database (no passphrase here,
+// no start-up cost); this command follows the job to its end. Without a daemon (or with
+// --no-daemon) backup.ts runs the backup in this process.
+import type { Command } from 'commander';
+import type { BusClient } from '../../shared/bus/bus-client.js';
+import { isTerminalJobState, jobTopic, type Job } from '../../shared/bus/messages.js';
+import { displayText, formatDuration } from '../../shared/display.js';
+import { HaulError, isHaulError } from '../../shared/errors.js';
+import { connectToDaemon, type BusOptions } from './bus.js';
+import { jobCounts } from './job-lines.js';
+import { createProgress } from './progress.js';
+
+export interface DaemonBackupOptions extends BusOptions {
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** The daemon answers a cancel once the job has ended (closing its connection may take a few seconds). */
+const CANCEL_TIMEOUT_MS = 20_000;
+
+/**
+ * Asks the daemon to back up `client` now and follows the job. Resolves to undefined, having done
+ * nothing, when no daemon listens on this state directory's bus and none was named (--bus,
+ * HAUL_BUS): the caller then backs up in this process.
+ */
+export async function backupThroughDaemon(cmd: Command, client: string, opts: DaemonBackupOptions): Promise<Job | undefined> {
+  const named = opts.bus !== undefined || Boolean(process.env['HAUL_BUS']);
+  let bus: BusClient;
+  try {
+    bus = await connectToDaemon(cmd, opts);
+  } catch (err) {
+    if (!named && isHaulError(err, 'DaemonNotRunning')) return undefined;
+    throw err;
+  }
+  try {
+    const { job: queued } = await bus.request('run-now', { client });
+    const job = await followJob(bus, queued, opts);
+    report(job, bus.endpoint, opts);
+    return job;
+  } finally {
+    bus.close();
+  }
+}
+
+async function followJob(bus: BusClient, queued: Job, opts: DaemonBackupOptions): Promise<Job> {
+  const quiet = opts.quiet || opts.json;
+  if (!quiet) process.stderr.write(`backup of ${displayText(queued.clientName ?? '')} runs as job ${queued.id} of the Haul daemon at ${bus.endpoint}${queued.state === 'queued' ? '' : ` (${queued.state})`}; Ctrl-C cancels it\n`);
+  // Subscribed before the job is read: a change between the two cannot be missed.
+  const subscription = await bus.subscribe({ topics: [jobTopic(queued.id)] });
+  const progress = createProgress(`backup ${queued.clientName ?? ''}`, { quiet: Boolean(quiet), bytes: true });
+  let cancelling = false;
+  const cancel = () => {
+    if (cancelling) return;
+    cancelling = true;
+    if (!quiet) process.stderr.write(`cancelling job ${queued.id}…\n`);
+    bus.request('cancel', { jobId: queued.id }, { timeoutMs: CANCEL_TIMEOUT_MS }).catch((err: unknown) => {
+      process.stderr.write(`haul: could not cancel job ${queued.id}: ${(err as Error).message}\n`);
+      subscription.close();
+    });
+  };
+  process.on('SIGINT', cancel);
+  process.on('SIGTERM', cancel);
+  try {
+    const [now] = (await bus.request('list-jobs', { ids: [queued.id] })).jobs;
+    if (now && isTerminalJobState(now.state)) return now;
+    for await (const event of subscription) {
+      if (event.type === 'job-progress') {
+        progress.update(Number(event.bytesScanned), undefined, event.currentPath ?? '');
+      } else if (event.type === 'job-log') {
+        if (!quiet) process.stderr.write(`${displayText(event.line.slice(event.line.indexOf(' ') + 1))}\n`);
+      } else if (event.type === 'job-state' && isTerminalJobState(event.job.state)) {
+        return event.job;
+      }
+    }
+    throw new HaulError('DaemonNotRunning', `the Haul daemon at ${bus.endpoint} stopped sending news of job ${queued.id} before it ended; \`haul jobs --client ${queued.clientName ?? ''}\` shows how it ended.`);
+  } finally {
+    progress.stop();
+    process.off('SIGINT', cancel);
+    process.off('SIGTERM', cancel);
+    subscription.close();
+  }
+}
+
+/** Prints the outcome as the in-process backup does, or throws it as the error that sets the exit code. */
+function report(job: Job, endpoint: string, opts: DaemonBackupOptions): void {
+  const name = displayText(job.clientName ?? '');
+  if (job.state !== 'succeeded') {
+    throw new HaulError('JobFailed', `job ${job.id} (backup of ${name}) ${job.state}${job.failureCause ? ` (${job.failureCause})` : ''}${job.failureMessage ? `: ${displayText(job.failureMessage)}` : ''}`);
+  }
+  const took = job.startedAt && job.finishedAt ? Date.parse(job.finishedAt) - Date.parse(job.startedAt) : undefined;
+  if (opts.json) process.stdout.write(`${JSON.stringify({ via: 'daemon', daemon: endpoint, job }, null, 2)}\n`);
+  else process.stdout.write(`snapshot ${(job.snapshotId ?? '').slice(0, 8)} saved for client ${name} by job ${job.id} of the daemon\n  ${jobCounts(job)}${took !== undefined ? `; ${formatDuration(took)}` : ''}\n`);
+  if (job.errors > 0) {
+    throw new HaulError('IncompleteSnapshot', `the snapshot ${(job.snapshotId ?? '').slice(0, 8)} was saved, but ${job.errors} item(s) could not be read on the client (the job's log names them: \`haul log ${job.id}\`).`);
+  }
+}
