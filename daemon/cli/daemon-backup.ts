@@ -3,6 +3,7 @@
 // shows in the console, and uses the daemon's open repository and database (no passphrase here,
 // no start-up cost); this command follows the job to its end. Without a daemon (or with
 // --no-daemon) backup.ts runs the backup in this process.
+import * as os from 'node:os';
 import type { Command } from 'commander';
 import type { BusClient } from '../../shared/bus/bus-client.js';
 import { isTerminalJobState, jobTopic, type Job } from '../../shared/bus/messages.js';
@@ -35,13 +36,24 @@ export async function backupThroughDaemon(cmd: Command, client: string, opts: Da
     throw err;
   }
   try {
-    const { job: queued } = await bus.request('run-now', { client });
+    const { job: queued } = await bus.request('run-now', { client, requestedBy: requester() });
     const job = await followJob(bus, queued, opts);
     report(job, bus.endpoint, opts);
     return job;
   } finally {
     bus.close();
   }
+}
+
+/** Who asked, for the job's record and the audit trail: "alice with haul backup". */
+function requester(): string {
+  let user = 'someone';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // No passwd entry for this uid (a container): the bus peer still names the connection.
+  }
+  return `${user} with haul backup`.replace(/\p{Cc}/gu, '?').slice(0, 128);
 }
 
 async function followJob(bus: BusClient, queued: Job, opts: DaemonBackupOptions): Promise<Job> {
@@ -52,10 +64,11 @@ async function followJob(bus: BusClient, queued: Job, opts: DaemonBackupOptions)
   const progress = createProgress(`backup ${queued.clientName ?? ''}`, { quiet: Boolean(quiet), bytes: true });
   let cancelling = false;
   const cancel = () => {
-    if (cancelling) return;
+    // A second Ctrl-C leaves at once; the daemon goes on stopping the job.
+    if (cancelling) process.exit(130);
     cancelling = true;
-    if (!quiet) process.stderr.write(`cancelling job ${queued.id}…\n`);
-    bus.request('cancel', { jobId: queued.id }, { timeoutMs: CANCEL_TIMEOUT_MS }).catch((err: unknown) => {
+    if (!quiet) process.stderr.write(`cancelling job ${queued.id}… (Ctrl-C again leaves without waiting)\n`);
+    bus.request('cancel', { jobId: queued.id, requestedBy: requester() }, { timeoutMs: CANCEL_TIMEOUT_MS }).catch((err: unknown) => {
       process.stderr.write(`haul: could not cancel job ${queued.id}: ${(err as Error).message}\n`);
       subscription.close();
     });

@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
@@ -215,6 +216,7 @@ describe.skipIf(skip !== undefined)(`haul daemon on its bus${skip ? ` (skipped: 
     expect(printed, r.stdout).not.toBeNull();
     const row = await bed.db.prisma.job.findUniqueOrThrow({ where: { id: Number(printed![2]) } });
     expect({ state: row.state, trigger: row.trigger, client: row.clientName, snapshot: row.snapshotId!.slice(0, 8), jobsAdded: (await bed.db.prisma.job.count()) - before }).toEqual({ state: 'succeeded', trigger: 'manual', client: 'web', snapshot: printed![1], jobsAdded: 1 });
+    expect(row.requestedBy).toMatch(new RegExp(`^${os.userInfo().username} with haul backup via bus ipc:[0-9a-f]+$`));
     // The job's log lines reached the terminal as they were written.
     expect(r.stderr).toMatch(new RegExp(`\\nINFO  snapshot ${printed![1]} saved: 2 files`));
     expect(r.stderr.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^INFO  job ${row.id} succeeded after \\d+\\.\\d s$`));
@@ -247,7 +249,7 @@ describe.skipIf(skip !== undefined)(`haul daemon on its bus${skip ? ` (skipped: 
     const row = await bed.db.prisma.job.findUniqueOrThrow({ where: { id: running!.id } });
     const daemonLog = () => logMessages().slice(-20).map((m) => m.msg).join('\n');
     expect({ state: row.state, cause: row.failureCause, out }, `${err}\n--- daemon log:\n${daemonLog()}\n--- daemon stderr:\n${stderr}`).toEqual({ state: 'cancelled', cause: 'cancelled', out: '' });
-    expect(err).toContain(`cancelling job ${row.id}…\n`);
+    expect(err).toContain(`cancelling job ${row.id}… (Ctrl-C again leaves without waiting)\n`);
     expect(err.trimEnd().split('\n').at(-1)).toBe(`haul: error: job ${row.id} (backup of slow) cancelled (cancelled): ${row.failureMessage}`);
   }, 120_000);
 
