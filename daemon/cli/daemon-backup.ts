@@ -5,8 +5,8 @@
 // --no-daemon) backup.ts runs the backup in this process.
 import * as os from 'node:os';
 import type { Command } from 'commander';
-import type { BusClient } from '../../shared/bus/bus-client.js';
-import { isTerminalJobState, jobTopic, type Job } from '../../shared/bus/messages.js';
+import type { BusClient, EventSubscription } from '../../shared/bus/bus-client.js';
+import { isTerminalJobState, type Job } from '../../shared/bus/messages.js';
 import { displayText, formatDuration } from '../../shared/display.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { connectToDaemon, type BusOptions } from './bus.js';
@@ -17,6 +17,9 @@ export interface DaemonBackupOptions extends BusOptions {
   json?: boolean;
   quiet?: boolean;
 }
+
+/** The prefix of every job's topic (messages.ts, jobTopic). */
+const jobTopicPrefix = 'job/';
 
 /** The daemon answers a cancel once the job has ended (closing its connection may take a few seconds). */
 const CANCEL_TIMEOUT_MS = 20_000;
@@ -36,10 +39,17 @@ export async function backupThroughDaemon(cmd: Command, client: string, opts: Da
     throw err;
   }
   try {
-    const { job: queued } = await bus.request('run-now', { client, requestedBy: requester() });
-    const job = await followJob(bus, queued, opts);
-    report(job, bus.endpoint, opts);
-    return job;
+    // Subscribed before the job exists: none of its log lines or states can be missed, however
+    // fast it runs (the job's own topic is known only from run-now's answer).
+    const subscription = await bus.subscribe({ topics: [jobTopicPrefix] });
+    try {
+      const { job: queued } = await bus.request('run-now', { client, requestedBy: requester() });
+      const job = await followJob(bus, subscription, queued, opts);
+      report(job, bus.endpoint, opts);
+      return job;
+    } finally {
+      subscription.close();
+    }
   } finally {
     bus.close();
   }
@@ -56,11 +66,9 @@ function requester(): string {
   return `${user} with haul backup`.replace(/\p{Cc}/gu, '?').slice(0, 128);
 }
 
-async function followJob(bus: BusClient, queued: Job, opts: DaemonBackupOptions): Promise<Job> {
+async function followJob(bus: BusClient, subscription: EventSubscription, queued: Job, opts: DaemonBackupOptions): Promise<Job> {
   const quiet = opts.quiet || opts.json;
   if (!quiet) process.stderr.write(`backup of ${displayText(queued.clientName ?? '')} runs as job ${queued.id} of the Haul daemon at ${bus.endpoint}${queued.state === 'queued' ? '' : ` (${queued.state})`}; Ctrl-C cancels it\n`);
-  // Subscribed before the job is read: a change between the two cannot be missed.
-  const subscription = await bus.subscribe({ topics: [jobTopic(queued.id)] });
   const progress = createProgress(`backup ${queued.clientName ?? ''}`, { quiet: Boolean(quiet), bytes: true });
   let cancelling = false;
   const cancel = () => {
@@ -76,14 +84,14 @@ async function followJob(bus: BusClient, queued: Job, opts: DaemonBackupOptions)
   process.on('SIGINT', cancel);
   process.on('SIGTERM', cancel);
   try {
-    const [now] = (await bus.request('list-jobs', { ids: [queued.id] })).jobs;
-    if (now && isTerminalJobState(now.state)) return now;
+    if (isTerminalJobState(queued.state)) return queued;
+    // Every job's events come (the topic is a prefix); only this one's count.
     for await (const event of subscription) {
-      if (event.type === 'job-progress') {
+      if (event.type === 'job-progress' && event.jobId === queued.id) {
         progress.update(Number(event.bytesScanned), undefined, event.currentPath ?? '');
-      } else if (event.type === 'job-log') {
+      } else if (event.type === 'job-log' && event.jobId === queued.id) {
         if (!quiet) process.stderr.write(`${displayText(event.line.slice(event.line.indexOf(' ') + 1))}\n`);
-      } else if (event.type === 'job-state' && isTerminalJobState(event.job.state)) {
+      } else if (event.type === 'job-state' && event.job.id === queued.id && isTerminalJobState(event.job.state)) {
         return event.job;
       }
     }
@@ -92,7 +100,6 @@ async function followJob(bus: BusClient, queued: Job, opts: DaemonBackupOptions)
     progress.stop();
     process.off('SIGINT', cancel);
     process.off('SIGTERM', cancel);
-    subscription.close();
   }
 }
 
