@@ -6,23 +6,17 @@
 import * as os from 'node:os';
 import type { Command } from 'commander';
 import type { BusClient, EventSubscription } from '../../shared/bus/bus-client.js';
-import { isTerminalJobState, type Job } from '../../shared/bus/messages.js';
+import { cancelTimeoutMs, isTerminalJobState, jobTopicPrefix, type Job } from '../../shared/bus/messages.js';
 import { displayText, formatDuration } from '../../shared/display.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { connectToDaemon, type BusOptions } from './bus.js';
-import { jobCounts } from './job-lines.js';
+import { jobCounts, jobTitle } from './job-lines.js';
 import { createProgress } from './progress.js';
 
 export interface DaemonBackupOptions extends BusOptions {
   json?: boolean;
   quiet?: boolean;
 }
-
-/** The prefix of every job's topic (messages.ts, jobTopic). */
-const jobTopicPrefix = 'job/';
-
-/** The daemon answers a cancel once the job has ended (closing its connection may take a few seconds). */
-const CANCEL_TIMEOUT_MS = 20_000;
 
 /**
  * Asks the daemon to back up `client` now and follows the job. Resolves to undefined, having done
@@ -76,7 +70,7 @@ async function followJob(bus: BusClient, subscription: EventSubscription, queued
     if (cancelling) process.exit(130);
     cancelling = true;
     if (!quiet) process.stderr.write(`cancelling job ${queued.id}… (Ctrl-C again leaves without waiting)\n`);
-    bus.request('cancel', { jobId: queued.id, requestedBy: requester() }, { timeoutMs: CANCEL_TIMEOUT_MS }).catch((err: unknown) => {
+    bus.request('cancel', { jobId: queued.id, requestedBy: requester() }, { timeoutMs: cancelTimeoutMs }).catch((err: unknown) => {
       process.stderr.write(`haul: could not cancel job ${queued.id}: ${(err as Error).message}\n`);
       subscription.close();
     });
@@ -107,7 +101,7 @@ async function followJob(bus: BusClient, subscription: EventSubscription, queued
 function report(job: Job, endpoint: string, opts: DaemonBackupOptions): void {
   const name = displayText(job.clientName ?? '');
   if (job.state !== 'succeeded') {
-    throw new HaulError('JobFailed', `job ${job.id} (backup of ${name}) ${job.state}${job.failureCause ? ` (${job.failureCause})` : ''}${job.failureMessage ? `: ${displayText(job.failureMessage)}` : ''}`);
+    throw new HaulError('JobFailed', `job ${job.id} (${jobTitle(job)}) ${job.state}${job.failureCause ? ` (${job.failureCause})` : ''}${job.failureMessage ? `: ${displayText(job.failureMessage)}` : ''}`);
   }
   const took = job.startedAt && job.finishedAt ? Date.parse(job.finishedAt) - Date.parse(job.startedAt) : undefined;
   if (opts.json) process.stdout.write(`${JSON.stringify({ via: 'daemon', daemon: endpoint, job }, null, 2)}\n`);

@@ -197,9 +197,19 @@ export function eventTopic(event: BusEvent): string {
   }
 }
 
+/** The prefix of every job's events: subscribing to it gets all of them. */
+export const jobTopicPrefix = 'job/';
+
 export function jobTopic(jobId: number): string {
-  return `job/${jobId}/`;
+  return `${jobTopicPrefix}${jobId}/`;
 }
+
+/**
+ * How long a `cancel` request may take: the daemon answers once the job has ended (the probe
+ * stopped, the connection closed, up to its 5 s grace when the client does not answer, the end
+ * recorded), longer than an ordinary query.
+ */
+export const cancelTimeoutMs = 20_000;
 export const daemonTopic = 'daemon/';
 export const daemonStatusTopic = 'daemon/status';
 

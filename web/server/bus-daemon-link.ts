@@ -5,7 +5,7 @@
 // and after a failure says plainly "daemon not connected" until the daemon answers again.
 import type { CurveClientKeys } from '../../shared/bus/curve-keys.js';
 import { BusClient, type EventSubscription } from '../../shared/bus/bus-client.js';
-import type { BusEvent, DaemonStatus as BusDaemonStatus } from '../../shared/bus/messages.js';
+import { cancelTimeoutMs, type BusEvent, type DaemonStatus as BusDaemonStatus } from '../../shared/bus/messages.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { DaemonLinkBase } from './daemon-link-base.js';
 import type { Database } from '../../daemon/database/open-database.js';
@@ -22,8 +22,6 @@ export interface BusDaemonLinkOptions {
   timeoutMs?: number;
   log?: (message: string) => void;
 }
-
-const CANCEL_TIMEOUT_MS = 20_000;
 
 export class BusDaemonLink extends DaemonLinkBase implements DaemonLink {
   private client: BusClient | undefined;
@@ -157,9 +155,7 @@ export class BusDaemonLink extends DaemonLinkBase implements DaemonLink {
   }
 
   async cancelJob(request: { jobId: number; requestedBy: string }): Promise<void> {
-    // The daemon answers once the job has ended: stopping the probe, closing the connection (up to
-    // its 5 s grace when the client does not answer) and recording the end take longer than a query.
-    await this.ask((bus) => bus.request('cancel', { jobId: request.jobId, requestedBy: request.requestedBy }, { timeoutMs: CANCEL_TIMEOUT_MS }));
+    await this.ask((bus) => bus.request('cancel', { jobId: request.jobId, requestedBy: request.requestedBy }, { timeoutMs: cancelTimeoutMs }));
   }
 
   listDirectory(request: { snapshot: string; client: string; path: string; offset: number }) {
