@@ -7,6 +7,7 @@ import type { ClientConfig } from '../clients/client-config.js';
 import { lockRepository, type RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
 import { ensureProbe } from '../session/probe-installer.js';
+import { loadPreviousSnapshot, type PreviousSnapshot } from '../session/previous-snapshot.js';
 import { startProbe, type RunningProbe } from '../session/probe-process.js';
 import { runPullBackup, type PullBackupResult, type PullProgress, type SessionLimits } from '../session/probe-session.js';
 import type { ServerIdentity } from '../session/server-identity.js';
@@ -17,8 +18,9 @@ export interface PullBackupJobOptions {
   /**
    * The repository, or the promise of it while its key is still being unlocked: connecting,
    * pinning and checking the probe do not need it, so the CLI runs them while Argon2id works in
-   * the thread pool. It is awaited (and the repository locked) before the probe starts; if it
-   * fails, the connection is closed and nothing else happens.
+   * the thread pool. Once open it is locked and the client's previous snapshot is loaded, still
+   * while connecting; the probe starts when both are done. If it fails, the connection is closed
+   * and nothing else happens.
    */
   repo: Repository | Promise<Repository>;
   client: ClientConfig;
@@ -94,16 +96,32 @@ export async function runPullBackupJob(options: PullBackupJobOptions): Promise<P
       await lock.release();
     }
   }
-  // Still being unlocked (the CLI): connect meanwhile, lock after. Awaited only after connecting;
-  // until then a failure (wrong passphrase) must not count as unhandled.
-  const repo = options.repo;
-  repo.catch(() => undefined);
-  return pullBackup(options, repo, lockFor);
+  // Still being unlocked (the CLI): connect meanwhile, lock once it is open.
+  return pullBackup(options, options.repo, lockFor);
 }
 
 async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repository>, lockFor?: (repo: Repository) => Promise<RepositoryLock>): Promise<PullBackupResult> {
-  const { client, signal } = options;
   const log = (line: string) => options.onLog?.(line);
+  let lock: RepositoryLock | undefined;
+  // The repository's side runs while the job connects: the lock (the CLI's, once its key is
+  // unlocked) and the client's previous snapshot, which the probe needs first of all.
+  const prepared = repoReady.then(async (repo) => {
+    if (lockFor) lock = await lockFor(repo);
+    return { repo, previous: await loadPreviousSnapshot(repo, options.client.name, options.previousCacheDir, log) };
+  });
+  // Awaited once connected; a failure meanwhile (a wrong passphrase) must not count as unhandled.
+  prepared.catch(() => undefined);
+  try {
+    return await connectedBackup(options, prepared, log);
+  } finally {
+    // A connection that failed first leaves the preparation running: the lock is released after it.
+    await prepared.catch(() => undefined);
+    await lock?.release();
+  }
+}
+
+async function connectedBackup(options: PullBackupJobOptions, prepared: Promise<{ repo: Repository; previous: PreviousSnapshot }>, log: (line: string) => void): Promise<PullBackupResult> {
+  const { client, signal } = options;
   options.onPhase?.('connecting');
   const conn = await untilAborted(
     connectToRegisteredClient(client, options.pinHostKey, options.identity, log, options.timeouts),
@@ -111,7 +129,6 @@ async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repo
     (late) => void late.close(),
   );
   let running: RunningProbe | undefined;
-  let lock: RepositoryLock | undefined;
   let finalizing = false;
   // Stopping the probe and closing the connection makes every step still waiting on it fail at once.
   const onAbort = () => {
@@ -130,8 +147,7 @@ async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repo
     options.onPhase?.('pushing-probe');
     const probe = await ensureProbe(conn, { probeDir: options.probeDir });
     log(probe.uploaded ? `uploaded the probe (${probe.arch}, sha256 ${probe.sha256.slice(0, 16)}) to ${probe.path}` : `the client's cached probe is current (${probe.arch})`);
-    const repo = await untilAborted(repoReady, signal, () => undefined);
-    if (lockFor) lock = await lockFor(repo);
+    const { repo, previous } = await untilAborted(prepared, signal, () => undefined);
     options.onPhase?.('transferring');
     running = await startProbe(conn, probe, '--serve', log);
     // Stopped while the probe was starting: the channel is torn down here, before a session
@@ -154,6 +170,7 @@ async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repo
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         onLog: log,
         ...(options.previousCacheDir ? { previousCacheDir: options.previousCacheDir } : {}),
+        previous,
         onFinalizing: () => {
           finalizing = true;
           options.onPhase?.('finalizing');
@@ -174,6 +191,5 @@ async function pullBackup(options: PullBackupJobOptions, repoReady: Promise<Repo
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await conn.close();
-    await lock?.release();
   }
 }

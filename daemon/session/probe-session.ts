@@ -30,11 +30,12 @@ import { BlobType } from '../repository/blob.js';
 import { Compression, decompressBounded } from '../repository/compression.js';
 import { blobIdFromHash, chunkerKeyFor, sha256 } from '../repository/crypto.js';
 import type { Repository } from '../repository/repository.js';
-import { shortId, type Snapshot, type SnapshotStats, type StoredSnapshot } from '../repository/snapshot.js';
+import { type Snapshot, type SnapshotStats, type StoredSnapshot } from '../repository/snapshot.js';
 import { encodeBytes, type NodeType, type TreeNode } from '../repository/tree.js';
 import { copyProbeDiagnostics } from './probe-diagnostics.js';
-import { loadPreviousCache, savePreviousCache } from './previous-cache.js';
-import { buildDigest, loadPreviousRecords, PreviousDigest } from './previous-records.js';
+import { savePreviousCache } from './previous-cache.js';
+import { buildDigest, PreviousDigest } from './previous-records.js';
+import { loadPreviousSnapshot, type PreviousSnapshot } from './previous-snapshot.js';
 import { SentChunks } from './sent-chunks.js';
 
 export interface ProbeTransport {
@@ -89,6 +90,8 @@ export interface PullBackupOptions {
    * (previous-cache.ts); without it every backup reads the previous snapshot's trees.
    */
   previousCacheDir?: string;
+  /** The previous snapshot, already loaded (loadPreviousSnapshot) while the job connected; else the session loads it. */
+  previous?: PreviousSnapshot;
 }
 
 export interface PullBackupResult {
@@ -217,12 +220,11 @@ export class PullBackupSession {
 
   async run(): Promise<PullBackupResult> {
     const started = Date.now();
-    await this.repo.loadIndex();
     this.copyDiagnostics();
     try {
-      const snaps = await this.repo.listSnapshots({ client: this.options.client });
-      this.parent = snaps.at(-1);
-      this.previous = await this.loadPrevious();
+      const previous = this.options.previous ?? (await loadPreviousSnapshot(this.repo, this.options.client, this.options.previousCacheDir, (line) => this.log(line)));
+      this.parent = previous.parent;
+      this.previous = previous.digest;
       await this.receive();
       await this.settleVerifications();
       this.options.onFinalizing?.();
@@ -255,17 +257,6 @@ export class PullBackupSession {
       // A chunk that failed its check is the cause, whatever the stream did after it.
       throw this.verifyFailure ?? err;
     }
-  }
-
-  /** The parent snapshot's digest: from the cache when it is there and still right, else from its trees. */
-  private async loadPrevious(): Promise<PreviousDigest> {
-    const dir = this.options.previousCacheDir;
-    const log = (line: string) => this.log(line);
-    if (!this.parent) return PreviousDigest.empty();
-    const cached = dir ? await loadPreviousCache(this.repo, dir, this.options.client, this.parent.id, log) : undefined;
-    const digest = cached ?? (await loadPreviousRecords(this.repo, this.parent.tree, log));
-    log(`previous snapshot ${shortId(this.parent.id)}: ${digest.count} record(s) and ${digest.known.length} known chunk(s), ${cached ? 'from the cached digest' : `from its ${digest.treesLoaded} tree(s)`}`);
-    return digest;
   }
 
   /**
