@@ -3,13 +3,15 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../shared/duration.js';
 import { HaulError } from '../../shared/errors.js';
 import type { Database } from '../database/open-database.js';
-import { recordSnapshot } from '../database/snapshot-listing.js';
 import { shortId, type Snapshot } from '../repository/snapshot.js';
-import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
-import { lockRepository, type LockKind } from '../repository/lock.js';
-import { Repository } from '../repository/repository.js';
+import type { LockKind } from '../repository/lock.js';
+import type { Repository } from '../repository/repository.js';
 import { holdLock } from './held-locks.js';
+
+// The repository, its storage and the database are imported where they are opened, not above:
+// every command loads this module, and `haul backup` handed to the daemon opens none of them
+// (their native addons, argon2 and zstd, alone cost tens of milliseconds to load).
 import { repositoryPassphrase } from './passphrase.js';
 
 export interface GlobalOptions {
@@ -32,6 +34,7 @@ export function stateDirectory(opts: GlobalOptions): string {
 export async function repositoryStorage(opts: GlobalOptions): Promise<Storage> {
   const repo = opts.repo ?? process.env['HAUL_REPOSITORY'];
   if (!repo) throw new HaulError('InvalidArgument', 'no repository given. Pass --repo DIR (or s3:https://HOST/BUCKET/PREFIX) or set HAUL_REPOSITORY.');
+  const { openStorage } = await import('../storage/open-storage.js');
   return openStorage(repo);
 }
 
@@ -42,7 +45,10 @@ export async function repositoryStorage(opts: GlobalOptions): Promise<Storage> {
  */
 export async function openRepository(cmd: Command, lock?: { kind: LockKind; purpose: string }, location?: string): Promise<Repository> {
   const repo = await (await startUnlocking(cmd, location)).unlocked;
-  if (lock) holdLock(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
+  if (lock) {
+    const { lockRepository } = await import('../repository/lock.js');
+    holdLock(await lockRepository(repo, lock.kind, { purpose: lock.purpose, waitMs: lockWaitMs() }));
+  }
   return repo;
 }
 
@@ -54,6 +60,7 @@ export async function openRepository(cmd: Command, lock?: { kind: LockKind; purp
  */
 export async function startUnlocking(cmd: Command, location?: string): Promise<{ unlocked: Promise<Repository> }> {
   const opts = globalOptions(cmd);
+  const [{ openStorage }, { Repository }] = await Promise.all([import('../storage/open-storage.js'), import('../repository/repository.js')]);
   const storage = location === undefined ? await repositoryStorage(opts) : await openStorage(location);
   if (!(await storage.isInitialised())) {
     throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
@@ -99,6 +106,7 @@ export async function withDatabase<T>(cmd: Command, work: (db: Database) => Prom
  */
 export async function recordSnapshotOrWarn(cmd: Command, id: string, snapshot: Snapshot, open?: { db: Database; clientId: number }): Promise<void> {
   try {
+    const { recordSnapshot } = await import('../database/snapshot-listing.js');
     if (open) await recordSnapshot(open.db.prisma, id, snapshot, open.clientId);
     else await withDatabase(cmd, (db) => recordSnapshot(db.prisma, id, snapshot));
   } catch (err) {

@@ -41,7 +41,7 @@ export async function runBackupJob(ctx: JobContext): Promise<JobOutcome> {
     client,
     identity: ctx.identity,
     probeDir: ctx.probeDir,
-    ...(ctx.previousCacheDir ? { previousCacheDir: ctx.previousCacheDir } : {}),
+    ...(ctx.previousCacheDir ? { previousCacheDir: ctx.previousCacheDir, writeDigestLater: true } : {}),
     limits: { stallMs: ctx.stallMs },
     timeouts: { connectMs: ctx.connectTimeoutMs },
     signal: AbortSignal.any([ctx.signal, quota.signal]),
@@ -73,5 +73,6 @@ export async function runBackupJob(ctx: JobContext): Promise<JobOutcome> {
     log(`warning: the snapshot is saved, but listing it in the database failed (${(err as Error).message}); \`haul db rebuild\` lists it.`, 'WARN');
   }
   await applyRetentionAfterBackup(ctx.repo, ctx.prisma, client, log);
-  return { state: 'succeeded', snapshotId: result.id, counters };
+  // The digest for the next backup is written once the job's end is out (runner: afterEnd).
+  return { state: 'succeeded', snapshotId: result.id, counters, ...(result.writeDigest ? { afterEnd: result.writeDigest } : {}) };
 }

@@ -44,8 +44,15 @@ export interface JobContext {
   pinHostKey(fingerprint: string): Promise<void>;
 }
 
+/**
+ * Work that follows a succeeded job but is not part of it (writing the digest the next backup
+ * reads): the runner starts it once the job's end is recorded and published. It must not reject;
+ * what goes wrong is handed to `warn`, for the daemon's log (the job's own log is sealed by then).
+ */
+export type AfterJob = (warn: (line: string) => void) => Promise<void>;
+
 /** How a job ended when nothing was thrown (a throw becomes failed or cancelled in the runner). */
-export type JobOutcome = Extract<JobEnd, { state: 'succeeded' }> | Extract<JobEnd, { state: 'failed' }>;
+export type JobOutcome = (Extract<JobEnd, { state: 'succeeded' }> & { afterEnd?: AfterJob }) | Extract<JobEnd, { state: 'failed' }>;
 
 export function countersOf(p: JobProgress): JobCounters {
   return { filesDone: p.filesDone, bytesScanned: p.bytesScanned, bytesNew: p.bytesNew, bytesOnWire: p.bytesOnWire };

@@ -13,7 +13,7 @@ import type { Repository } from '../repository/repository.js';
 import type { ServerIdentity } from '../session/server-identity.js';
 import { failureOf } from './failure-cause.js';
 import { runBackupJob } from './backup-job.js';
-import { countersOf, type JobContext, type JobOutcome, type JobProgress } from './job-context.js';
+import { countersOf, type AfterJob, type JobContext, type JobOutcome, type JobProgress } from './job-context.js';
 import type { JobEnd, JobRecord, JobStore } from './job-store.js';
 import { isMaintenanceKind, runMaintenanceJob, type MaintenanceSettings } from './maintenance-jobs.js';
 import { runRestoreJob, type RestoreRequest } from './restore-job.js';
@@ -52,6 +52,8 @@ export interface JobRunnerOptions {
   onProgress?: (job: JobRecord, progress: JobProgress) => void;
   /** A failure that is a bug (cause internal), with its stack, for the daemon's own log. */
   onInternalError?: (job: JobRecord, err: unknown) => void;
+  /** A warning from the work that follows a job (JobOutcome.afterEnd), for the daemon's own log. */
+  onAfterJobWarning?: (job: JobRecord, line: string) => void;
   /** Check and prune jobs; a backup waits up to `lockWaitMs` while prune holds the repository. */
   maintenance?: MaintenanceSettings;
 }
@@ -82,6 +84,7 @@ export class JobRunner {
     timer.unref();
     let repo: Repository | undefined;
     let end: JobEnd;
+    let afterEnd: AfterJob | undefined;
     const stop = AbortSignal.any([signal, deadline.signal]);
     const attachLog = async () => {
       if (!this.options.openJobLog) return;
@@ -99,7 +102,7 @@ export class JobRunner {
       } else {
         const row = await this.clientOf(job);
         await attachLog();
-        end = await this.runKind({
+        const outcome = await this.runKind({
           job,
           client: row,
           repo,
@@ -121,6 +124,11 @@ export class JobRunner {
             await this.options.prisma.client.update({ where: { id: row.id }, data: { hostKey: fingerprint } });
           },
         });
+        if (outcome.state === 'succeeded' && outcome.afterEnd) {
+          afterEnd = outcome.afterEnd;
+          delete outcome.afterEnd;
+        }
+        end = outcome;
       }
     } catch (err) {
       const failure = failureOf(err);
@@ -134,7 +142,9 @@ export class JobRunner {
     end.durationMs = Date.now() - started;
     log(`job ${job.id} ${end.state} after ${duration(end.durationMs)}`, end.state === 'failed' ? 'ERROR' : 'INFO');
     if (sink) end.logSha256 = await sink.finish();
-    return store.finish(job.id, end);
+    const record = await store.finish(job.id, end);
+    if (afterEnd) void afterEnd((line) => this.options.onAfterJobWarning?.(job, line));
+    return record;
   }
 
   /** One case per kind of job; each returns how its job ended or throws why it did not. */

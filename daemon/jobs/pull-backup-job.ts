@@ -46,6 +46,8 @@ export interface PullBackupJobOptions {
   lockWaitMs?: number;
   /** Where the digests of clients' latest snapshots are cached (`<state>/cache/previous`); none: read the trees. */
   previousCacheDir?: string;
+  /** The caller writes the new digest after the job (the result's writeDigest; see PullBackupOptions). */
+  writeDigestLater?: boolean;
 }
 
 function abortReason(signal: AbortSignal): HaulError {
@@ -171,6 +173,7 @@ async function connectedBackup(options: PullBackupJobOptions, prepared: Promise<
         onLog: log,
         ...(options.previousCacheDir ? { previousCacheDir: options.previousCacheDir } : {}),
         previous,
+        ...(options.writeDigestLater ? { writeDigestLater: true } : {}),
         onFinalizing: () => {
           finalizing = true;
           options.onPhase?.('finalizing');

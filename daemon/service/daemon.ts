@@ -21,7 +21,7 @@ import { repositoryJobName, type MaintenanceKind } from '../jobs/maintenance-job
 import { Notifier } from '../notifications/notifier.js';
 import { indexUnindexedPacks } from '../repository/index-repair.js';
 import { Repository } from '../repository/repository.js';
-import { previousCacheDirectory, removeOrphanedPreviousCaches } from '../session/previous-cache.js';
+import { previousCacheDirectory, previousCacheWritesSettled, removeOrphanedPreviousCaches } from '../session/previous-cache.js';
 import { loadOrCreateServerIdentity, type ServerIdentity } from '../session/server-identity.js';
 import { openStorage } from '../storage/open-storage.js';
 import { BlackoutCalendar } from '../scheduler/blackout-windows.js';
@@ -135,6 +135,7 @@ export class Daemon {
       onLog: (job, line, level) => this.events.emit('job-log', { job, line, level, at: new Date() }),
       onProgress: (job, progress) => this.events.emit('job-progress', { job, progress }),
       onInternalError: (job, err) => log.error({ err, job: job.id }, `job ${job.id}: unexpected error (a bug in Haul)`),
+      onAfterJobWarning: (job, line) => log.warn({ job: job.id }, `after job ${job.id}: ${line}`),
       maintenance: { checkReadDataSubset: config.maintenance.checkReadData ?? undefined, repackThreshold: undefined, lockWaitMs: config.maintenance.lockWaitMs },
     });
     if (config.notifications) {
@@ -655,6 +656,8 @@ export class Daemon {
       for (const job of neverStarted) {
         await this.store.finish(job.id, { state: 'cancelled', message: 'the daemon was stopped before this job started; a scheduled run that was missed starts once after the restart.' }).catch((err: unknown) => this.log.error({ err, job: job.id }, 'could not record the cancellation'));
       }
+      // Digests the last jobs left to write (the next backups read them): a few ms each.
+      await previousCacheWritesSettled();
       await this.fleet.leave();
       // The bus goes last but one: clients see the jobs end before it closes.
       await this.bus?.stop();

@@ -126,6 +126,8 @@ function missingFromRepository(repo: Repository, digest: PreviousDigest): string
  */
 export async function loadPreviousCache(repo: Repository, dir: string, client: string, snapshot: string, log: (line: string) => void): Promise<PreviousDigest | undefined> {
   const file = previousCachePath(dir, repo.keys, client);
+  // The daemon writes a job's digest after the job has ended: the next backup waits for it.
+  await pendingWrites.get(file);
   let data: Buffer;
   try {
     data = await fs.readFile(file);
@@ -145,13 +147,42 @@ export async function loadPreviousCache(repo: Repository, dir: string, client: s
   }
 }
 
-/** Replaces the client's cache file (a new name, then a rename: a reader sees the old or the new one). */
-export async function savePreviousCache(repo: Repository, dir: string, client: string, snapshot: string, digest: PreviousDigest): Promise<void> {
-  const file = previousCachePath(dir, repo.keys, client);
+/** Cache files being written, by path: what a load of the same file waits for. */
+const pendingWrites = new Map<string, Promise<void>>();
+
+/**
+ * Replaces the client's cache file (a new name, then a rename: a reader sees the old or the new
+ * one). Writes of one file happen in the order asked, and a load in this process waits for them.
+ * `digest` may be the function that builds it, called when the write's turn comes.
+ */
+export function savePreviousCache(keys: MasterKeys, dir: string, client: string, snapshot: string, digest: PreviousDigest | (() => Promise<PreviousDigest>)): Promise<void> {
+  const file = previousCachePath(dir, keys, client);
+  // Built and sealed on a later turn of the event loop: what the caller does next (the daemon
+  // publishing the job's end) is not held up by them. A load waits from this call on.
+  const write = (pendingWrites.get(file) ?? Promise.resolve())
+    .then(() => new Promise((resolve) => setImmediate(resolve)))
+    .then(async () => writeCacheFile(file, dir, encodePreviousCache(keys, client, snapshot, typeof digest === 'function' ? await digest() : digest)));
+  const settled = write.then(
+    () => undefined,
+    () => undefined,
+  );
+  pendingWrites.set(file, settled);
+  void settled.then(() => {
+    if (pendingWrites.get(file) === settled) pendingWrites.delete(file);
+  });
+  return write;
+}
+
+/** Settles when every cache write started so far has ended (the daemon waits for them as it stops). */
+export async function previousCacheWritesSettled(): Promise<void> {
+  await Promise.all(pendingWrites.values());
+}
+
+async function writeCacheFile(file: string, dir: string, data: Buffer): Promise<void> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = `${file}.${randomBytes(8).toString('hex')}.tmp`;
   try {
-    await fs.writeFile(temp, encodePreviousCache(repo.keys, client, snapshot, digest), { mode: 0o600 });
+    await fs.writeFile(temp, data, { mode: 0o600 });
     await fs.rename(temp, file);
   } catch (err) {
     await fs.rm(temp, { force: true });
