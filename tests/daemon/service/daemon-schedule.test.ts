@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ClientStore } from '../../../daemon/database/client-store.js';
 import { previousCachePath } from '../../../daemon/session/previous-cache.js';
 import { openTestRepository } from '../../helpers/repo.js';
@@ -172,7 +172,8 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     const first = await daemon.runNow('cached');
     await bed.waitForJobs((all) => all[0]?.id === first.id && all[0].state === 'succeeded', 30_000);
     const firstSnapshot = lines.find((l) => l.startsWith('snapshot '))!.split(' ')[1]!;
-    expect(fs.readdirSync(path.join(bed.stateDir, 'cache', 'previous')).filter((f) => f.endsWith('.digest')).length).toBeGreaterThan(0);
+    // Written just after the job has ended (the runner's afterEnd), not as part of it.
+    await vi.waitFor(() => expect(fs.readdirSync(path.join(bed.stateDir, 'cache', 'previous')).filter((f) => f.endsWith('.digest')).length).toBeGreaterThan(0), { timeout: 5_000 });
     lines.length = 0;
     const second = await daemon.runNow('cached');
     await bed.waitForJobs((all) => all[0]?.id === second.id && all[0].state === 'succeeded', 30_000);
@@ -192,6 +193,28 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     // (Other tests of this file leave digests of their own clients here, younger than an hour.)
     expect(fs.existsSync(digest)).toBe(false);
     expect(fs.existsSync(other)).toBe(true);
+  });
+
+  it('a digest that cannot be written after its job is a warning in the daemon\'s log: the job succeeded and its sealed log is untouched', async () => {
+    await bed.addClient('unwritable', S1, dataS1);
+    // A file where the cache directory belongs: creating the digest fails.
+    const cacheDir = path.join(bed.stateDir, 'cache', 'previous');
+    const aside = `${cacheDir}.aside`;
+    fs.renameSync(cacheDir, aside);
+    fs.writeFileSync(cacheDir, 'not a directory');
+    const logFile = path.join(bed.stateDir, 'unwritable-daemon.log');
+    try {
+      const daemon = await bed.start({ logLevel: 'warn', logFile });
+      const job = await daemon.runNow('unwritable');
+      const [row] = await bed.waitForJobs((all) => all[0]?.id === job.id && all[0].state === 'succeeded', 30_000);
+      const warning = `after job ${job.id}: warning: the digest of this snapshot could not be cached (`;
+      await vi.waitFor(() => expect(fs.readFileSync(logFile, 'utf8')).toContain(warning), { timeout: 5_000 });
+      expect(fs.readFileSync(logFile, 'utf8')).toContain('); the next backup reads its trees instead');
+      expect(fs.readFileSync(row!.logPath!, 'utf8')).not.toContain('could not be cached');
+    } finally {
+      fs.rmSync(cacheDir, { force: true });
+      fs.renameSync(aside, cacheDir);
+    }
   });
 
   it('refuses a bad schedule in the database with a clear log line and schedules the other clients', async () => {
