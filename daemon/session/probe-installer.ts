@@ -4,18 +4,20 @@
 // under a name that carries the binary's SHA-256 (`haul-probe-<sha256hex>`), so a new build
 // never collides with a running old one and a cached copy is recognised by name and content.
 //
-// Round trips: a cached, intact probe costs one command (learn the architecture and cache
-// directory, list cached probes with their sizes and hashes). A missing or damaged one costs a
-// second: upload on stdin, check size and hash, move into place, run `--version`, delete older
-// versions, all in one shell. Without sha256sum on the client only the size is compared and
-// `--version` decides.
+// Round trips: ensureProbe costs one command for a cached, intact probe (learn the architecture
+// and cache directory, list cached probes with their sizes and hashes); startCachedProbe folds
+// that check into the command that runs the probe, so a backup's usual case is one command in
+// all. A missing or damaged probe costs a second: upload on stdin, check size and hash, move
+// into place, run `--version`, delete older versions, all in one shell. Without sha256sum on
+// the client only the size is compared and `--version` decides.
 //
 // Everything the client prints is parsed strictly and bounded: the client is not trusted.
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HaulError, isHaulError } from '../../shared/errors.js';
-import { posixShell, type RunResult, type SshConnection } from './ssh-connection.js';
+import type { Readable } from 'node:stream';
+import { posixShell, type RemoteProcess, type RunResult, type SshConnection } from './ssh-connection.js';
 
 export type ProbeArch = 'x86_64' | 'aarch64';
 
@@ -83,23 +85,29 @@ interface Discovery {
   cached: Map<string, { size: number; executable: boolean; sha256: string | undefined }>;
 }
 
-function discoveryScript(remoteCacheDir: string | undefined): string {
-  const cache = remoteCacheDir
+/** Sets `c` to the client's cache directory. */
+function cacheDirScript(remoteCacheDir: string | undefined): string {
+  return remoteCacheDir
     ? `c="${checkedPath(remoteCacheDir)}"`
     : // XDG says a relative XDG_CACHE_HOME is to be ignored.
       'c="${XDG_CACHE_HOME:-}"; case "$c" in /*) ;; *) c="${HOME:-}/.cache" ;; esac';
-  return posixShell(
-    [
-      cache,
-      'echo "os $(uname -s)"',
-      'echo "machine $(uname -m)"',
-      'echo "cache $c"',
-      'if command -v sha256sum >/dev/null 2>&1; then h=1; else h=0; fi',
-      'echo "sha256sum $h"',
-      'for f in "$c"/haul/haul-probe-*; do if [ -f "$f" ]; then s=$(wc -c < "$f"); x=-; [ -x "$f" ] && x=x; d=-; if [ $h = 1 ]; then d=$(sha256sum < "$f"); d=${d%% *}; fi; echo "probe ${f##*/} $s $x $d"; fi; done',
-      'echo end',
-    ].join('; '),
-  );
+}
+
+/** What the discovery prints, `c` being set. */
+function discoveryBody(): string {
+  return [
+    'echo "os $(uname -s)"',
+    'echo "machine $(uname -m)"',
+    'echo "cache $c"',
+    'if command -v sha256sum >/dev/null 2>&1; then h=1; else h=0; fi',
+    'echo "sha256sum $h"',
+    'for f in "$c"/haul/haul-probe-*; do if [ -f "$f" ]; then s=$(wc -c < "$f"); x=-; [ -x "$f" ] && x=x; d=-; if [ $h = 1 ]; then d=$(sha256sum < "$f"); d=${d%% *}; fi; echo "probe ${f##*/} $s $x $d"; fi; done',
+    'echo end',
+  ].join('; ');
+}
+
+function discoveryScript(remoteCacheDir: string | undefined): string {
+  return posixShell(`${cacheDirScript(remoteCacheDir)}; ${discoveryBody()}`);
 }
 
 function parseDiscovery(r: RunResult, label: string, user: string): Discovery {
@@ -134,6 +142,29 @@ interface LocalProbe {
   sha256: string;
 }
 
+/** Hashes of the local builds, by file, kept while the file's size and mtime stay the same. */
+const localHashes = new Map<string, { mtimeMs: number; size: number; sha256: string }>();
+
+/** The SHA-256 of the local build for `arch`, or undefined when there is none. */
+function localProbeHash(probeDir: string, arch: ProbeArch): string | undefined {
+  const file = path.join(probeDir, `haul-probe-${arch}`);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return undefined;
+  }
+  const known = localHashes.get(file);
+  if (known && known.mtimeMs === st.mtimeMs && known.size === st.size) return known.sha256;
+  const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  localHashes.set(file, { mtimeMs: st.mtimeMs, size: st.size, sha256 });
+  return sha256;
+}
+
+function localProbeSize(probeDir: string, arch: ProbeArch): number {
+  return fs.statSync(path.join(probeDir, `haul-probe-${arch}`)).size;
+}
+
 function loadLocalProbe(probeDir: string, arch: ProbeArch, label: string, machine: string): LocalProbe {
   const file = path.join(probeDir, `haul-probe-${arch}`);
   let bytes: Buffer;
@@ -166,8 +197,98 @@ const NO_SPACE = /No space left on device|Disk quota exceeded/i;
  */
 export async function ensureProbe(conn: SshConnection, options: EnsureProbeOptions): Promise<InstalledProbe> {
   const timeoutMs = options.timeoutMs ?? 120_000;
+  return ensureProbeFrom(conn, options, await conn.run(discoveryScript(options.remoteCacheDir), { timeoutMs, maxOutputBytes: 64 * 1024 }));
+}
+
+/** A cached probe the client started at once (startCachedProbe), its output ready to read. */
+export interface StartedProbe {
+  probe: InstalledProbe;
+  proc: RemoteProcess;
+}
+
+/** The line the quick start prints, with the probe's path, before the probe's own output. */
+const STARTING = 'haul-probe-starting ';
+
+/**
+ * The usual case in one round trip instead of two: one command runs this build of the probe at
+ * once when the client's cached copy is there and intact (hash checked), printing a marker line
+ * first; otherwise it prints the discovery and ends, and this goes on as ensureProbe does
+ * (uploading the probe if needed), returning where the probe is for the caller to start.
+ */
+export async function startCachedProbe(conn: SshConnection, options: EnsureProbeOptions, args: string[]): Promise<StartedProbe | InstalledProbe> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const known = new Map<string, ProbeArch>();
+  const names: Partial<Record<ProbeArch, string>> = {};
+  for (const arch of ['x86_64', 'aarch64'] as const) {
+    const sha = localProbeHash(options.probeDir, arch);
+    if (sha) {
+      known.set(sha, arch);
+      names[arch] = `haul-probe-${sha}`;
+    }
+  }
+  for (const a of args) {
+    if (!SAFE_ARG.test(a)) throw new HaulError('InvalidArgument', `Probe argument ${JSON.stringify(a)} contains characters that are not passed to a remote shell.`);
+  }
+  const quick = [
+    cacheDirScript(options.remoteCacheDir),
+    `case "$(uname -m)" in x86_64|amd64) n=${names.x86_64 ?? ''} ;; aarch64|arm64) n=${names.aarch64 ?? ''} ;; *) n= ;; esac`,
+    'f="$c/haul/$n"',
+    // The same conditions as the discovery's "cached and intact": Linux, executable, its SHA-256 is its name.
+    `if [ -n "$n" ] && [ "$(uname -s)" = Linux ] && [ -f "$f" ] && [ -x "$f" ] && command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < "$f"); if [ "\${h%% *}" = "\${n#haul-probe-}" ]; then echo "${STARTING}$f"; exec "$f"${args.map((a) => ` ${a}`).join('')}; fi; fi`,
+  ].join('; ');
+  const script = `${quick}; ${discoveryBody()}`;
+  const proc = await conn.exec(posixShell(script));
+  const first = await firstLine(proc.stdout, 64 * 1024);
+  const line = first.line.toString('utf8');
+  if (first.complete && line.startsWith(STARTING)) {
+    const probePath = line.slice(STARTING.length);
+    const arch = known.get(probePath.slice(probePath.lastIndexOf('haul-probe-') + 'haul-probe-'.length));
+    if (arch && SAFE_PATH.test(probePath)) {
+      if (first.rest.length > 0) proc.stdout.unshift(first.rest);
+      const sha256 = probePath.slice(-64);
+      return { probe: { path: probePath, arch, sha256, size: localProbeSize(options.probeDir, arch), uploaded: false }, proc };
+    }
+    // A marker we did not ask for: not our shell's doing. Stop it and take the long way.
+    proc.stop();
+    return ensureProbe(conn, options);
+  }
+  // No quick start: what was read is the start of the discovery's output.
+  proc.stdin.end();
+  proc.stdout.unshift(first.complete ? Buffer.concat([first.line, Buffer.from('\n'), first.rest]) : first.line);
+  return ensureProbeFrom(conn, options, await conn.outputOf(proc, script, { timeoutMs, maxOutputBytes: 64 * 1024 }));
+}
+
+/** The first line of `stream` (without its newline) and what came after it in the same reads; the stream is left paused. */
+function firstLine(stream: Readable, max: number): Promise<{ line: Buffer; rest: Buffer; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const done = (value: { line: Buffer; rest: Buffer; complete: boolean } | Error) => {
+      stream.pause();
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onEnd);
+      stream.off('error', done);
+      if (value instanceof Error) reject(value);
+      else resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const nl = buf.indexOf(0x0a);
+      if (nl >= 0) done({ line: buf.subarray(0, nl), rest: buf.subarray(nl + 1), complete: true });
+      else if (buf.length > max) done({ line: buf, rest: Buffer.alloc(0), complete: false });
+    };
+    const onEnd = () => done({ line: buf, rest: Buffer.alloc(0), complete: false });
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onEnd);
+    stream.once('error', done);
+  });
+}
+
+async function ensureProbeFrom(conn: SshConnection, options: EnsureProbeOptions, discovered: RunResult): Promise<InstalledProbe> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
   const label = conn.label;
-  const found = parseDiscovery(await conn.run(discoveryScript(options.remoteCacheDir), { timeoutMs, maxOutputBytes: 64 * 1024 }), label, conn.user);
+  const found = parseDiscovery(discovered, label, conn.user);
 
   if (found.os !== 'Linux') {
     throw new HaulError('UnsupportedArchitecture', `${label} runs ${found.os || 'an unknown system'} on ${found.machine}; the Haul probe runs on Linux only (x86_64 and aarch64).`);

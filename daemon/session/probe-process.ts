@@ -32,7 +32,11 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 
 export async function startProbe(conn: SshConnection, probe: InstalledProbe, mode: '--serve' | '--restore', log: (line: string) => void): Promise<RunningProbe> {
   // `exec` in the remote shell: stopping the channel's process must stop the probe itself.
-  const proc = await conn.exec(probeCommand(probe, [mode]));
+  return runningProbe(conn, probe, await conn.exec(probeCommand(probe, [mode])), log);
+}
+
+/** A probe process already started (startProbe, or probe-installer's startCachedProbe) as a RunningProbe. */
+export function runningProbe(conn: SshConnection, probe: InstalledProbe, proc: RemoteProcess, log: (line: string) => void): RunningProbe {
   const diagnostics = copyProbeDiagnostics(proc.stderr, log);
   return {
     proc,

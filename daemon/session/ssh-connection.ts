@@ -187,8 +187,13 @@ export class SshConnection {
 
   /** Runs `command` to its end and collects its output (bounded). stdin gets EOF after `stdin`, or at once. */
   async run(command: string, options: RunOptions = {}): Promise<RunResult> {
-    const max = options.maxOutputBytes ?? 1024 * 1024;
     const proc = await this.exec(command, { stdin: options.stdin ?? Buffer.alloc(0) });
+    return this.outputOf(proc, command, options);
+  }
+
+  /** What `run` does once the command has started: collects its output (bounded) until it exits. */
+  async outputOf(proc: RemoteProcess, command: string, options: Omit<RunOptions, 'stdin'> = {}): Promise<RunResult> {
+    const max = options.maxOutputBytes ?? 1024 * 1024;
     let truncated = false;
     const collect = (stream: Readable): Buffer[] => {
       const parts: Buffer[] = [];
@@ -201,6 +206,8 @@ export class SshConnection {
         if (chunk.length > 0) parts.push(chunk);
         size += chunk.length;
       });
+      // A stream paused by an earlier reader (startCachedProbe's first line) flows again.
+      stream.resume();
       return parts;
     };
     const out = collect(proc.stdout);

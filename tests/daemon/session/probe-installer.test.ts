@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { authorizedKeysLine, loadOrCreateServerIdentity, type ServerIdentity } from '../../../daemon/session/server-identity.js';
 import { connectToClient, type SshConnection } from '../../../daemon/session/ssh-connection.js';
-import { ensureProbe, probeCommand } from '../../../daemon/session/probe-installer.js';
+import { ensureProbe, probeCommand, startCachedProbe, type StartedProbe } from '../../../daemon/session/probe-installer.js';
 import { startProbe } from '../../../daemon/session/probe-process.js';
 import { failure } from '../../helpers/errors.js';
 import { ensureUser, mountTmpfs, sshdSkipReason, startSshd, tmpfsSkipReason, unmount, type TestSshd, type UnixUser } from '../../helpers/sshd.js';
@@ -133,6 +133,53 @@ describe.skipIf(skip !== undefined)(`probe installer over a real sshd${skip ? ` 
     expect(fs.statSync(installed.path).mode & 0o777).toBe(0o700);
   });
 
+  it('startCachedProbe: a cached, intact probe is checked and started by one command; otherwise it is put there first', async () => {
+    const cache = resetCache(PROBE);
+    const conn = await connect(PROBE);
+    const execs: string[] = [];
+    const exec = conn.exec.bind(conn);
+    conn.exec = (command, options) => {
+      execs.push(command);
+      return exec(command, options);
+    };
+    const expectedPath = path.join(cache, 'haul', `haul-probe-${probeSha}`);
+    // Nothing cached: the discovery part answers (first command), the upload is the second; the caller starts it.
+    const first = await startCachedProbe(conn, { probeDir }, ['--serve']);
+    expect(first).toEqual({ path: expectedPath, arch, sha256: probeSha, size: probeBytes.length, uploaded: true, version: expect.stringMatching(/^haul-probe /) });
+    expect(execs).toHaveLength(2);
+
+    // Cached: one command, and what it prints after the marker line is the probe's own HELLO.
+    execs.length = 0;
+    const second = (await startCachedProbe(conn, { probeDir }, ['--serve'])) as StartedProbe;
+    expect(execs).toHaveLength(1);
+    expect(second.probe).toEqual({ path: expectedPath, arch, sha256: probeSha, size: probeBytes.length, uploaded: false });
+    const hello = await new Promise<Buffer>((resolve) => {
+      let got = Buffer.alloc(0);
+      const onData = (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        if (got.length >= 13) {
+          second.proc.stdout.off('data', onData);
+          resolve(got);
+        }
+      };
+      second.proc.stdout.on('data', onData);
+      second.proc.stdout.resume();
+    });
+    // A frame: u32 length, type 1 (HELLO), then the magic.
+    expect(hello.readUInt32LE(0)).toBeGreaterThan(9);
+    expect(hello.subarray(4, 13).toString('latin1')).toBe('\x01HAULPRB1');
+    second.proc.stdin.end();
+    expect((await second.proc.exit).code).not.toBe(0); // EOF before BACKUP: the probe says so and ends
+
+    // Damaged: the check fails inside the same command, which then answers as the discovery.
+    fs.appendFileSync(expectedPath, 'X');
+    execs.length = 0;
+    const third = await startCachedProbe(conn, { probeDir }, ['--serve']);
+    expect(third).toMatchObject({ path: expectedPath, uploaded: true });
+    expect(execs).toHaveLength(2);
+    expect(fs.readFileSync(expectedPath).equals(probeBytes)).toBe(true);
+  });
+
   it('the installed probe passes --selftest when run over SSH', async () => {
     const conn = await connect(PROBE);
     const installed = await ensureProbe(conn, { probeDir });
@@ -234,6 +281,11 @@ describe.skipIf(skip !== undefined)(`probe installer over a real sshd${skip ? ` 
       expect(log).toEqual([expect.stringMatching(new RegExp(`^probe: .*${installed.path}: Permission denied$`))]);
       // Any other failure is not this one.
       expect(running.execFailure({ code: 4, signal: null })).toBeUndefined();
+      // The quick start (check and run in one command) does not start it: on a noexec mount the
+      // shell's -x test fails, so it answers as the discovery, and the upload's --version gives NoExec.
+      const quick = await failure(startCachedProbe(conn, { probeDir }, ['--serve']));
+      expect(quick.code).toBe('NoExec');
+      expect(quick.message).toContain(`the probe was copied to ${installed.path} but cannot be run there`);
       unmount(cache);
     });
 
