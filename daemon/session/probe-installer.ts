@@ -63,10 +63,15 @@ const SAFE_ARG = /^[A-Za-z0-9._/+,:@%=-]+$/;
 
 /** A shell command that runs the installed probe with `args`, whatever the login shell. */
 export function probeCommand(probe: Pick<InstalledProbe, 'path'>, args: string[]): string {
+  return posixShell(`exec "${checkedPath(probe.path)}"${shellArgs(args)}`);
+}
+
+/** ` a b c`, for arguments put into a shell command unquoted (checked against SAFE_ARG). */
+function shellArgs(args: string[]): string {
   for (const a of args) {
     if (!SAFE_ARG.test(a)) throw new HaulError('InvalidArgument', `Probe argument ${JSON.stringify(a)} contains characters that are not passed to a remote shell.`);
   }
-  return posixShell(`exec "${checkedPath(probe.path)}"${args.map((a) => ` ${a}`).join('')}`);
+  return args.map((a) => ` ${a}`).join('');
 }
 
 function checkedPath(p: string): string {
@@ -226,15 +231,12 @@ export async function startCachedProbe(conn: SshConnection, options: EnsureProbe
       names[arch] = `haul-probe-${sha}`;
     }
   }
-  for (const a of args) {
-    if (!SAFE_ARG.test(a)) throw new HaulError('InvalidArgument', `Probe argument ${JSON.stringify(a)} contains characters that are not passed to a remote shell.`);
-  }
   const quick = [
     cacheDirScript(options.remoteCacheDir),
     `case "$(uname -m)" in x86_64|amd64) n=${names.x86_64 ?? ''} ;; aarch64|arm64) n=${names.aarch64 ?? ''} ;; *) n= ;; esac`,
     'f="$c/haul/$n"',
     // The same conditions as the discovery's "cached and intact": Linux, executable, its SHA-256 is its name.
-    `if [ -n "$n" ] && [ "$(uname -s)" = Linux ] && [ -f "$f" ] && [ -x "$f" ] && command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < "$f"); if [ "\${h%% *}" = "\${n#haul-probe-}" ]; then echo "${STARTING}$f"; exec "$f"${args.map((a) => ` ${a}`).join('')}; fi; fi`,
+    `if [ -n "$n" ] && [ "$(uname -s)" = Linux ] && [ -f "$f" ] && [ -x "$f" ] && command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < "$f"); if [ "\${h%% *}" = "\${n#haul-probe-}" ]; then echo "${STARTING}$f"; exec "$f"${shellArgs(args)}; fi; fi`,
   ].join('; ');
   const script = `${quick}; ${discoveryBody()}`;
   const proc = await conn.exec(posixShell(script));
