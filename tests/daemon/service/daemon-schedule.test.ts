@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ClientStore } from '../../../daemon/database/client-store.js';
-import { previousCachePath } from '../../../daemon/session/previous-cache.js';
+import { decodePreviousCache, previousCachePath } from '../../../daemon/session/previous-cache.js';
 import { openTestRepository } from '../../helpers/repo.js';
 import { createDaemonTestbed, fullRun, transitionsOf, type DaemonTestbed } from '../../helpers/daemon-testbed.js';
 import { pseudoRandom } from '../../helpers/fixtures.js';
@@ -169,20 +169,23 @@ describe.skipIf(skip !== undefined)(`daemon scheduling over a real sshd${skip ? 
     const daemon = await bed.start();
     const lines: string[] = [];
     daemon.events.on('job-log', ({ line }) => lines.push(line));
+    const cacheDir = path.join(bed.stateDir, 'cache', 'previous');
+    const digest = previousCachePath(cacheDir, daemon.repository.keys, 'cached');
+    // Written just after the job has ended (the runner's afterEnd), not as part of it: wait until
+    // the file describes the job's snapshot (decoding throws while it is missing or older).
+    const describes = (snapshotId: string) => vi.waitFor(() => decodePreviousCache(daemon.repository.keys, fs.readFileSync(digest), 'cached', snapshotId), { timeout: 5_000 });
     const first = await daemon.runNow('cached');
-    await bed.waitForJobs((all) => all[0]?.id === first.id && all[0].state === 'succeeded', 30_000);
+    const [firstRow] = await bed.waitForJobs((all) => all[0]?.id === first.id && all[0].state === 'succeeded', 30_000);
     const firstSnapshot = lines.find((l) => l.startsWith('snapshot '))!.split(' ')[1]!;
-    // Written just after the job has ended (the runner's afterEnd), not as part of it.
-    await vi.waitFor(() => expect(fs.readdirSync(path.join(bed.stateDir, 'cache', 'previous')).filter((f) => f.endsWith('.digest')).length).toBeGreaterThan(0), { timeout: 5_000 });
+    await describes(firstRow!.snapshotId!);
     lines.length = 0;
     const second = await daemon.runNow('cached');
-    await bed.waitForJobs((all) => all[0]?.id === second.id && all[0].state === 'succeeded', 30_000);
+    const [secondRow] = await bed.waitForJobs((all) => all[0]?.id === second.id && all[0].state === 'succeeded', 30_000);
     expect(lines.find((l) => l.startsWith('previous snapshot '))).toMatch(new RegExp(`^previous snapshot ${firstSnapshot}: \\d+ record\\(s\\) and \\d+ known chunk\\(s\\), from the cached digest$`));
+    await describes(secondRow!.snapshotId!);
 
     // Once the client is removed, the daemon's daily housekeeping deletes its digest (when it is
     // over an hour old), and leaves the files of registered clients alone.
-    const cacheDir = path.join(bed.stateDir, 'cache', 'previous');
-    const digest = previousCachePath(cacheDir, daemon.repository.keys, 'cached');
     const other = previousCachePath(cacheDir, daemon.repository.keys, 'still-here');
     await bed.addClient('still-here', S2, dataS2);
     fs.copyFileSync(digest, other);
