@@ -8,11 +8,11 @@ import type { Storage } from '../storage/storage.js';
 import type { LockKind } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
 import { holdLock } from './held-locks.js';
+import { repositoryPassphrase } from './passphrase.js';
 
 // The repository, its storage and the database are imported where they are opened, not above:
 // every command loads this module, and `haul backup` handed to the daemon opens none of them
 // (their native addons, argon2 and zstd, alone cost tens of milliseconds to load).
-import { repositoryPassphrase } from './passphrase.js';
 
 export interface GlobalOptions {
   home?: string;

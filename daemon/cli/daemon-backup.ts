@@ -9,6 +9,7 @@ import type { BusClient, EventSubscription } from '../../shared/bus/bus-client.j
 import { cancelTimeoutMs, isTerminalJobState, jobTopicPrefix, type Job } from '../../shared/bus/messages.js';
 import { displayText, formatDuration } from '../../shared/display.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
+import { shortId } from '../repository/snapshot.js';
 import { connectToDaemon, type BusOptions } from './bus.js';
 import { jobCounts, jobTitle } from './job-lines.js';
 import { createProgress } from './progress.js';
@@ -105,8 +106,8 @@ function report(job: Job, endpoint: string, opts: DaemonBackupOptions): void {
   }
   const took = job.startedAt && job.finishedAt ? Date.parse(job.finishedAt) - Date.parse(job.startedAt) : undefined;
   if (opts.json) process.stdout.write(`${JSON.stringify({ via: 'daemon', daemon: endpoint, job }, null, 2)}\n`);
-  else process.stdout.write(`snapshot ${(job.snapshotId ?? '').slice(0, 8)} saved for client ${name} by job ${job.id} of the daemon\n  ${jobCounts(job)}${took !== undefined ? `; ${formatDuration(took)}` : ''}\n`);
+  else process.stdout.write(`snapshot ${shortId(job.snapshotId ?? '')} saved for client ${name} by job ${job.id} of the daemon\n  ${jobCounts(job)}${took !== undefined ? `; ${formatDuration(took)}` : ''}\n`);
   if (job.errors > 0) {
-    throw new HaulError('IncompleteSnapshot', `the snapshot ${(job.snapshotId ?? '').slice(0, 8)} was saved, but ${job.errors} item(s) could not be read on the client (the job's log names them: \`haul log ${job.id}\`).`);
+    throw new HaulError('IncompleteSnapshot', `the snapshot ${shortId(job.snapshotId ?? '')} was saved, but ${job.errors} item(s) could not be read on the client (the job's log names them: \`haul log ${job.id}\`).`);
   }
 }

@@ -124,10 +124,7 @@ export class JobRunner {
             await this.options.prisma.client.update({ where: { id: row.id }, data: { hostKey: fingerprint } });
           },
         });
-        if (outcome.state === 'succeeded' && outcome.afterEnd) {
-          afterEnd = outcome.afterEnd;
-          delete outcome.afterEnd;
-        }
+        if (outcome.state === 'succeeded') afterEnd = outcome.afterEnd;
         end = outcome;
       }
     } catch (err) {

@@ -6,9 +6,8 @@ import type { JobPhase } from '../../shared/jobs.js';
 import type { ClientConfig } from '../clients/client-config.js';
 import { lockRepository, type RepositoryLock } from '../repository/lock.js';
 import type { Repository } from '../repository/repository.js';
-import { startCachedProbe } from '../session/probe-installer.js';
 import { loadPreviousSnapshot, type PreviousSnapshot } from '../session/previous-snapshot.js';
-import { runningProbe, startProbe, type RunningProbe } from '../session/probe-process.js';
+import { installAndStartProbe, type RunningProbe } from '../session/probe-process.js';
 import { runPullBackup, type PullBackupResult, type PullProgress, type SessionLimits } from '../session/probe-session.js';
 import type { ServerIdentity } from '../session/server-identity.js';
 import type { ConnectTimeouts, SshConnection } from '../session/ssh-connection.js';
@@ -147,15 +146,10 @@ async function connectedBackup(options: PullBackupJobOptions, prepared: Promise<
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     options.onPhase?.('pushing-probe');
-    // Usually the check and the start are one command: the probe runs from here on, waiting for
-    // BACKUP; otherwise it is uploaded first and started below.
-    const started = await startCachedProbe(conn, { probeDir: options.probeDir }, ['--serve']);
-    const probe = 'proc' in started ? started.probe : started;
-    if ('proc' in started) running = runningProbe(conn, probe, started.proc, log);
-    log(probe.uploaded ? `uploaded the probe (${probe.arch}, sha256 ${probe.sha256.slice(0, 16)}) to ${probe.path}` : `the client's cached probe is current (${probe.arch})`);
+    // Started before the repository side is ready: the probe waits for BACKUP.
+    running = await installAndStartProbe(conn, options.probeDir, '--serve', log);
     const { repo, previous } = await untilAborted(prepared, signal, () => undefined);
     options.onPhase?.('transferring');
-    running ??= await startProbe(conn, probe, '--serve', log);
     // Stopped while the probe was starting: the channel is torn down here, before a session
     // listens to it (a stream destroyed before anyone listened never tells them).
     if (signal?.aborted) {

@@ -477,6 +477,8 @@ export class ClientRestoreSession {
     output.on('end', ended);
     output.on('close', ended);
     output.on('error', ended);
+    // Paused by the probe's quick start, which read the line before the probe's output.
+    output.resume();
     // Over SSH stdin and stdout are one channel; a local process has a separate stdin that fails with EPIPE.
     if ((this.transport.input as unknown) !== output) this.transport.input.on('error', ended);
   }

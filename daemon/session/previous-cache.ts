@@ -153,15 +153,15 @@ const pendingWrites = new Map<string, Promise<void>>();
 /**
  * Replaces the client's cache file (a new name, then a rename: a reader sees the old or the new
  * one). Writes of one file happen in the order asked, and a load in this process waits for them.
- * `digest` may be the function that builds it, called when the write's turn comes.
+ * `build` makes the digest, called when the write's turn comes.
  */
-export function savePreviousCache(keys: MasterKeys, dir: string, client: string, snapshot: string, digest: PreviousDigest | (() => Promise<PreviousDigest>)): Promise<void> {
+export function savePreviousCache(keys: MasterKeys, dir: string, client: string, snapshot: string, build: () => Promise<PreviousDigest>): Promise<void> {
   const file = previousCachePath(dir, keys, client);
   // Built and sealed on a later turn of the event loop: what the caller does next (the daemon
   // publishing the job's end) is not held up by them. A load waits from this call on.
   const write = (pendingWrites.get(file) ?? Promise.resolve())
     .then(() => new Promise((resolve) => setImmediate(resolve)))
-    .then(async () => writeCacheFile(file, dir, encodePreviousCache(keys, client, snapshot, typeof digest === 'function' ? await digest() : digest)));
+    .then(async () => writeCacheFile(file, dir, encodePreviousCache(keys, client, snapshot, await build())));
   const settled = write.then(
     () => undefined,
     () => undefined,

@@ -147,11 +147,11 @@ interface LocalProbe {
   sha256: string;
 }
 
-/** Hashes of the local builds, by file, kept while the file's size and mtime stay the same. */
-const localHashes = new Map<string, { mtimeMs: number; size: number; sha256: string }>();
+/** The local builds' hashes and sizes, by file, kept while the file's size and mtime stay the same. */
+const localBuilds = new Map<string, { mtimeMs: number; size: number; sha256: string }>();
 
-/** The SHA-256 of the local build for `arch`, or undefined when there is none. */
-function localProbeHash(probeDir: string, arch: ProbeArch): string | undefined {
+/** The SHA-256 and size of the local build for `arch`, or undefined when there is none. */
+function localBuild(probeDir: string, arch: ProbeArch): { sha256: string; size: number } | undefined {
   const file = path.join(probeDir, `haul-probe-${arch}`);
   let st: fs.Stats;
   try {
@@ -159,15 +159,11 @@ function localProbeHash(probeDir: string, arch: ProbeArch): string | undefined {
   } catch {
     return undefined;
   }
-  const known = localHashes.get(file);
-  if (known && known.mtimeMs === st.mtimeMs && known.size === st.size) return known.sha256;
-  const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-  localHashes.set(file, { mtimeMs: st.mtimeMs, size: st.size, sha256 });
-  return sha256;
-}
-
-function localProbeSize(probeDir: string, arch: ProbeArch): number {
-  return fs.statSync(path.join(probeDir, `haul-probe-${arch}`)).size;
+  const known = localBuilds.get(file);
+  if (known && known.mtimeMs === st.mtimeMs && known.size === st.size) return known;
+  const build = { mtimeMs: st.mtimeMs, size: st.size, sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex') };
+  localBuilds.set(file, build);
+  return build;
 }
 
 function loadLocalProbe(probeDir: string, arch: ProbeArch, label: string, machine: string): LocalProbe {
@@ -222,18 +218,11 @@ const STARTING = 'haul-probe-starting ';
  */
 export async function startCachedProbe(conn: SshConnection, options: EnsureProbeOptions, args: string[]): Promise<StartedProbe | InstalledProbe> {
   const timeoutMs = options.timeoutMs ?? 120_000;
-  const known = new Map<string, ProbeArch>();
-  const names: Partial<Record<ProbeArch, string>> = {};
-  for (const arch of ['x86_64', 'aarch64'] as const) {
-    const sha = localProbeHash(options.probeDir, arch);
-    if (sha) {
-      known.set(sha, arch);
-      names[arch] = `haul-probe-${sha}`;
-    }
-  }
+  const builds = { x86_64: localBuild(options.probeDir, 'x86_64'), aarch64: localBuild(options.probeDir, 'aarch64') };
+  const name = (arch: ProbeArch) => (builds[arch] ? `haul-probe-${builds[arch].sha256}` : '');
   const quick = [
     cacheDirScript(options.remoteCacheDir),
-    `case "$(uname -m)" in x86_64|amd64) n=${names.x86_64 ?? ''} ;; aarch64|arm64) n=${names.aarch64 ?? ''} ;; *) n= ;; esac`,
+    `case "$(uname -m)" in x86_64|amd64) n=${name('x86_64')} ;; aarch64|arm64) n=${name('aarch64')} ;; *) n= ;; esac`,
     'f="$c/haul/$n"',
     // The same conditions as the discovery's "cached and intact": Linux, executable, its SHA-256 is its name.
     `if [ -n "$n" ] && [ "$(uname -s)" = Linux ] && [ -f "$f" ] && [ -x "$f" ] && command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < "$f"); if [ "\${h%% *}" = "\${n#haul-probe-}" ]; then echo "${STARTING}$f"; exec "$f"${shellArgs(args)}; fi; fi`,
@@ -244,11 +233,11 @@ export async function startCachedProbe(conn: SshConnection, options: EnsureProbe
   const line = first.line.toString('utf8');
   if (first.complete && line.startsWith(STARTING)) {
     const probePath = line.slice(STARTING.length);
-    const arch = known.get(probePath.slice(probePath.lastIndexOf('haul-probe-') + 'haul-probe-'.length));
+    const sha256 = probePath.slice(probePath.lastIndexOf('/haul-probe-') + '/haul-probe-'.length);
+    const arch = (['x86_64', 'aarch64'] as const).find((a) => builds[a]?.sha256 === sha256);
     if (arch && SAFE_PATH.test(probePath)) {
       if (first.rest.length > 0) proc.stdout.unshift(first.rest);
-      const sha256 = probePath.slice(-64);
-      return { probe: { path: probePath, arch, sha256, size: localProbeSize(options.probeDir, arch), uploaded: false }, proc };
+      return { probe: { path: probePath, arch, sha256, size: builds[arch]!.size, uploaded: false }, proc };
     }
     // A marker we did not ask for: not our shell's doing. Stop it and take the long way.
     proc.stop();

@@ -4,7 +4,7 @@
 // NoExec error the installer gives.
 import type { HaulError } from '../../shared/errors.js';
 import { copyProbeDiagnostics, type ProbeDiagnostics } from './probe-diagnostics.js';
-import { ensureProbe, noExecError, probeCommand, type InstalledProbe } from './probe-installer.js';
+import { noExecError, probeCommand, startCachedProbe, type InstalledProbe } from './probe-installer.js';
 import type { ProbeTransport } from './probe-session.js';
 import type { RemoteExit, RemoteProcess, SshConnection } from './ssh-connection.js';
 
@@ -36,7 +36,7 @@ export async function startProbe(conn: SshConnection, probe: InstalledProbe, mod
 }
 
 /** A probe process already started (startProbe, or probe-installer's startCachedProbe) as a RunningProbe. */
-export function runningProbe(conn: SshConnection, probe: InstalledProbe, proc: RemoteProcess, log: (line: string) => void): RunningProbe {
+function runningProbe(conn: SshConnection, probe: InstalledProbe, proc: RemoteProcess, log: (line: string) => void): RunningProbe {
   const diagnostics = copyProbeDiagnostics(proc.stderr, log);
   return {
     proc,
@@ -63,9 +63,13 @@ export function runningProbe(conn: SshConnection, probe: InstalledProbe, proc: R
   };
 }
 
-/** Makes sure the client has the current probe (uploading it if not), logs which, and starts it. */
+/**
+ * Makes sure the client has the current probe, logs which, and starts it: one command when the
+ * cached copy is intact (startCachedProbe checks and starts it), else the upload, then the start.
+ */
 export async function installAndStartProbe(conn: SshConnection, probeDir: string, mode: '--serve' | '--restore', log: (line: string) => void): Promise<RunningProbe> {
-  const probe = await ensureProbe(conn, { probeDir });
+  const started = await startCachedProbe(conn, { probeDir }, [mode]);
+  const probe = 'proc' in started ? started.probe : started;
   log(probe.uploaded ? `uploaded the probe (${probe.arch}, sha256 ${probe.sha256.slice(0, 16)}) to ${probe.path}` : `the client's cached probe is current (${probe.arch})`);
-  return startProbe(conn, probe, mode, log);
+  return 'proc' in started ? runningProbe(conn, probe, started.proc, log) : startProbe(conn, probe, mode, log);
 }
