@@ -216,7 +216,11 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  constructor(private readonly limit = maxFrameLength) {}
+  /** `allocate`: memory for a frame joined from several reads (n bytes, owned by the frame alone). */
+  constructor(
+    private readonly limit = maxFrameLength,
+    private readonly allocate: (n: number) => Buffer = (n) => Buffer.allocUnsafeSlow(n),
+  ) {}
 
   /** Returns the complete frames now available; throws MalformedBody on a bad length. */
   push(data: Buffer): Frame[] {
@@ -262,7 +266,7 @@ export class FrameDecoder {
       else this.chunks[0] = first.subarray(n);
       return { frame: first.subarray(0, n), exclusive: false };
     }
-    const frame = Buffer.allocUnsafeSlow(n);
+    const frame = this.allocate(n);
     let filled = 0;
     while (filled < n) {
       const c = this.chunks[0]!;

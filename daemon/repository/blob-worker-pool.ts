@@ -69,11 +69,13 @@ const zstd = require(require('node:worker_threads').workerData.bindingPath);
 const { createDecipheriv, createHash } = require('node:crypto');
 const nonce = Buffer.alloc(12);
 // One zstd frame declaring its size, at most limit bytes (exactly limit when exact): else undefined.
-function decompress(frame, limit, exact) {
+// With scratch (a buffer of at least limit bytes), the result is a view into it, valid until the
+// next call: for a caller that only hashes it, no fresh memory per chunk (page faults, malloc).
+function decompress(frame, limit, exact, scratch) {
   try {
     const declared = zstd.findFrameCompressedSize(frame) === frame.length ? zstd.getFrameContentSize(frame) : null;
     if (declared === null || declared > limit || (exact && declared !== limit)) return undefined;
-    const out = Buffer.allocUnsafeSlow(declared);
+    const out = scratch ? scratch.subarray(0, declared) : Buffer.allocUnsafeSlow(declared);
     return zstd.decompress(out, frame) === declared ? out : undefined;
   } catch {
     return undefined;
@@ -98,6 +100,7 @@ const workerSource = `
 const { parentPort } = require('node:worker_threads');
 ${blobWorkerFunctions}
 const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+let scratch = Buffer.allocUnsafeSlow(0);
 const work = {
   compress({ data, level }) {
     const input = new Uint8Array(data);
@@ -109,7 +112,8 @@ const work = {
   },
   hash({ buffer, offset, length, zstdFrame, rawLength }) {
     const data = new Uint8Array(buffer, offset, length);
-    const plain = zstdFrame ? decompress(data, rawLength, true) : data;
+    if (zstdFrame && scratch.length < rawLength) scratch = Buffer.allocUnsafeSlow(rawLength);
+    const plain = zstdFrame ? decompress(data, rawLength, true, scratch) : data;
     if (!plain || plain.length !== rawLength) return [{ failure: 'decompression', buffer }, [buffer]];
     const sha = own(createHash('sha256').update(plain).digest());
     return [{ sha, buffer }, [buffer]];

@@ -18,14 +18,16 @@ export function compressBlob(data: Uint8Array, level = defaultZstdLevel): { data
 
 /**
  * Decompresses exactly one zstd frame that declares its size, at most `limit` bytes; returns
- * undefined for anything else (several frames, no declared size, too large, damaged).
+ * undefined for anything else (several frames, no declared size, too large, damaged). With
+ * `scratch`, the result may be a view into it (for a caller that only hashes the plaintext).
  */
-export function decompressBounded(frame: Uint8Array, limit: number): Buffer | undefined {
+export function decompressBounded(frame: Uint8Array, limit: number, scratch?: Buffer): Buffer | undefined {
   try {
     if (zstd.findFrameCompressedSize(frame) !== frame.length) return undefined;
     const declared = zstd.getFrameContentSize(frame);
     if (declared === null || declared > limit) return undefined;
-    const out = Buffer.allocUnsafe(declared);
+    // Into the caller's scratch buffer when it is large enough: a view, valid until its next use.
+    const out = scratch && scratch.length >= declared ? scratch.subarray(0, declared) : Buffer.allocUnsafe(declared);
     const n = zstd.decompress(out, frame);
     return n === declared ? out : undefined;
   } catch {

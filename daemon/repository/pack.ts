@@ -45,14 +45,22 @@ export class PackWriter {
    * young: kept until the pack is finished, a million of them would each cost a few hundred
    * bytes and old-generation garbage collection.
    */
-  private block = Buffer.allocUnsafe(0);
+  private block: Buffer = Buffer.allocUnsafe(0);
   private blockUsed = 0;
 
-  constructor(private readonly keys: MasterKeys) {
+  /**
+   * `arena`: memory reused from pack to pack (the caller's), that every blob's ciphertext is
+   * copied into while it fits. Ciphertext kept in buffers of its own until the pack is written
+   * lives long enough to reach V8's old generation, and every 64 MiB of that starts a full
+   * garbage collection of the process's heap; copied at once, it dies young. Without an arena,
+   * or once it is full, small blobs go to fresh blocks and large ones stay as they are.
+   */
+  constructor(private readonly keys: MasterKeys, readonly arena?: Buffer) {
     const salt = randomBytes(saltLength);
     this.cipher = new SubkeyCipher(keys, salt, packInfo);
     this.parts = [packMagic, salt];
     this.offset = packPreambleLength;
+    if (arena) this.block = arena;
   }
 
   get size(): number {
@@ -66,7 +74,10 @@ export class PackWriter {
   add(id: Buffer, type: BlobType, compression: Compression, payload: Uint8Array, rawLength: number): PackEntry {
     const [body, tag] = this.cipher.encryptParts(NonceDomain.blob, this.offset, payload);
     const entry: PackEntry = { id, type, compression, offset: this.offset, length: body.length + tag.length, rawLength };
-    if (entry.length > smallBlob) {
+    if (this.arena !== undefined && this.block === this.arena && this.blockUsed + entry.length <= this.block.length) {
+      this.blockUsed += body.copy(this.block, this.blockUsed);
+      this.blockUsed += tag.copy(this.block, this.blockUsed);
+    } else if (entry.length > smallBlob) {
       this.closeBlock();
       this.parts.push(body, tag);
     } else {

@@ -45,6 +45,8 @@ export interface RepositoryStats {
 
 /** At most this many packs are written concurrently; more only queues bytes in memory. */
 const maxPacksInFlight = 2;
+/** Pack arenas (PackWriter) kept for reuse; a writer beyond them packs without one. */
+const maxPackArenas = maxPacksInFlight + 1;
 /** An index file is written after this many packs, so an interrupted run keeps most of its work. */
 const packsPerIndexFile = 8;
 /** Blobs at least this large are compressed on the pool, with at most this much in flight. */
@@ -84,6 +86,9 @@ export class Repository {
   private readonly compressing = new Set<Promise<void>>();
   private bytesCompressing = 0;
   private writeFailure: unknown;
+  /** Memory each pack's blobs are gathered in, reused once the pack is written (see PackWriter). */
+  private readonly freeArenas: Buffer[] = [];
+  private arenasInUse = 0;
   readonly written: RepositoryStats = { blobsNew: 0, bytesNew: 0, bytesStored: 0, packsWritten: 0 };
 
   private constructor(
@@ -359,12 +364,25 @@ export class Repository {
   }
 
   private async pack(id: Buffer, type: BlobType, compression: Compression, data: Uint8Array, rawLength: number): Promise<void> {
-    this.writer ??= new PackWriter(this.keys);
+    this.writer ??= new PackWriter(this.keys, this.takeArena());
     const entry = this.writer.add(id, type, compression, data, rawLength);
     this.written.blobsNew++;
     this.written.bytesNew += rawLength;
     this.written.bytesStored += entry.length;
     if (this.writer.size >= this.config.packTargetSize) await this.flushPack();
+  }
+
+  private takeArena(): Buffer | undefined {
+    if (this.freeArenas.length === 0 && this.arenasInUse >= maxPackArenas) return undefined;
+    this.arenasInUse++;
+    // Room for a full pack plus the one blob that may push it past the target size.
+    return this.freeArenas.pop() ?? Buffer.allocUnsafeSlow(this.config.packTargetSize + this.config.chunker.maxSize + 64 * 1024);
+  }
+
+  private returnArena(arena: Buffer | undefined): void {
+    if (!arena) return;
+    this.arenasInUse--;
+    this.freeArenas.push(arena);
   }
 
   /**
@@ -390,10 +408,15 @@ export class Repository {
     this.writer = undefined;
     const pack = writer.finish();
     while (this.inFlight.size >= maxPacksInFlight) await Promise.race(this.inFlight);
+    if (this.writeFailure) this.returnArena(writer.arena);
     this.throwIfWriteFailed();
     const job = (async () => {
       try {
-        await this.storage.write('packs', pack.name, pack.parts);
+        try {
+          await this.storage.write('packs', pack.name, pack.parts);
+        } finally {
+          this.returnArena(writer.arena);
+        }
         for (const e of pack.entries) {
           this.index.add(pack.name, e);
           this.openPackIds.delete(e.id.toString('hex'));

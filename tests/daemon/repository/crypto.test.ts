@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { blobIdFromHash, chunkerKeyFor, generateMasterKeys, openObject, sealObject, sha256 } from '../../../daemon/repository/crypto.js';
 import { HaulError } from '../../../shared/errors.js';
-import { PackWriter, parsePackHeader, packPreambleLength } from '../../../daemon/repository/pack.js';
+import { PackWriter, decryptPackBlob, packCipher, parsePackHeader, packPreambleLength } from '../../../daemon/repository/pack.js';
 import { compressBlob, decompressBounded } from '../../../daemon/repository/compression.js';
 
 describe('repository cryptography', () => {
@@ -44,6 +44,27 @@ describe('repository cryptography', () => {
     expect(entries).toEqual([a, b]);
     expect(a.offset).toBe(40);
     expect(b.offset).toBe(40 + a.length);
+  });
+
+  it('gathers blobs in a reused arena while they fit, then as before; each pack reads back exactly', () => {
+    const arena = Buffer.alloc(200_000);
+    const blobs = [Buffer.alloc(50_000, 7), Buffer.from('small'), Buffer.alloc(120_000, 9), Buffer.alloc(70_000, 3), Buffer.from('tail')];
+    const readBack = (pack: ReturnType<PackWriter['finish']>) => {
+      const bytes = Buffer.concat(pack.parts);
+      expect(bytes.length).toBe(pack.size);
+      const cipher = packCipher(keys, bytes.subarray(0, packPreambleLength));
+      return parsePackHeader(keys, pack.name, bytes.subarray(0, packPreambleLength), bytes, bytes.length).map((e) => decryptPackBlob(cipher, e.offset, bytes.subarray(e.offset, e.offset + e.length)));
+    };
+    const first = new PackWriter(keys, arena);
+    blobs.forEach((b, i) => first.add(Buffer.alloc(32, i), 0, 0, b, b.length));
+    const firstPack = first.finish();
+    // The first three fit the arena (one part); the 70,000-byte blob does not, nor what follows it.
+    expect(firstPack.parts.filter((p) => p.buffer === arena.buffer)).toHaveLength(1);
+    expect(readBack(firstPack)).toEqual(blobs);
+    // The arena reused for the next pack (as the repository does once a pack is written).
+    const second = new PackWriter(keys, arena);
+    second.add(Buffer.alloc(32, 9), 0, 0, Buffer.from('next pack'), 9);
+    expect(readBack(second.finish())).toEqual([Buffer.from('next pack')]);
   });
 
   it('compresses only when it pays and refuses frames larger than allowed', () => {
