@@ -9,6 +9,7 @@
 // One pool per process (`sharedBlobWorkers`): the daemon's concurrent jobs each have their own
 // Repository handle but share these threads, so its memory does not grow with the jobs running.
 import { availableParallelism } from 'node:os';
+import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { compressBlob, type Compression } from './compression.js';
@@ -118,6 +119,11 @@ const work = {
     const sha = own(createHash('sha256').update(plain).digest());
     return [{ sha, buffer }, [buffer]];
   },
+  name({ key, parts }) {
+    const mac = require('node:crypto').createHmac('sha256', new Uint8Array(key));
+    for (const p of parts) mac.update(p);
+    return [{ name: mac.digest('hex') }, []];
+  },
   open({ key, counter, ct, zstdFrame, limit }) {
     const payload = decryptBlob(new Uint8Array(key), counter, new Uint8Array(ct));
     if (!payload) return [{ failure: 'authentication' }, []];
@@ -151,6 +157,7 @@ interface Reply {
   buffer?: ArrayBuffer;
   data?: ArrayBuffer;
   compression?: Compression;
+  name?: string;
 }
 
 /** Workers that compress, hash and open blobs, one job each at a time; the rest wait here, in order. */
@@ -192,6 +199,20 @@ export class BlobWorkerPool {
     const copy = new ArrayBuffer(data.length);
     new Uint8Array(copy).set(data);
     return this.run({ kind: 'compress', data: copy, level }, [copy], (m) => ({ data: new Uint8Array(m.data!), compression: m.compression! }));
+  }
+
+  /**
+   * HMAC-SHA-256 under `key` over `parts` in order, as hex: a pack's name (crypto.ts's
+   * objectName). Parts in shared memory (a pack arena) are read where they are; the others are
+   * copied. None may change until the promise settles.
+   */
+  objectName(key: Buffer, parts: readonly Uint8Array[]): Promise<string> {
+    if (this.size === 0) {
+      const mac = createHmac('sha256', key);
+      for (const p of parts) mac.update(p);
+      return Promise.resolve(mac.digest('hex'));
+    }
+    return this.run({ kind: 'name', key: Uint8Array.from(key).buffer, parts }, [], (m) => m.name!);
   }
 
   /** Plaintext and SHA-256 of a blob, or why it could not be opened. */

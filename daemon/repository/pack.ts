@@ -27,6 +27,20 @@ export interface FinishedPack {
   encoded: EncodedPackRecord;
 }
 
+/** A finished pack before it is named: its bytes in order, and its entries (also as encoded in its header). */
+export interface PackContents {
+  parts: Buffer[];
+  size: number;
+  entries: PackEntry[];
+  headerEntries: Buffer;
+}
+
+/** A pack's name is the keyed hash of its bytes (`objectName` over `contents.parts`). */
+export function namedPack(contents: PackContents, name: string): FinishedPack {
+  const { parts, size, entries, headerEntries } = contents;
+  return { name, parts, size, entries, encoded: { name, count: entries.length, entries: headerEntries } };
+}
+
 /**
  * Ciphertext of blobs up to `smallBlob` bytes is gathered in blocks of `blockSize` rather than
  * kept as one small buffer per blob; larger ones are kept as they are (copying them would gain
@@ -53,7 +67,8 @@ export class PackWriter {
    * copied into while it fits. Ciphertext kept in buffers of its own until the pack is written
    * lives long enough to reach V8's old generation, and every 64 MiB of that starts a full
    * garbage collection of the process's heap; copied at once, it dies young. Without an arena,
-   * or once it is full, small blobs go to fresh blocks and large ones stay as they are.
+   * or once it is full, small blobs go to fresh blocks and large ones stay as they are. The
+   * repository's arenas are shared memory, so a worker thread computes the pack's name in place.
    */
   constructor(private readonly keys: MasterKeys, readonly arena?: Buffer) {
     const salt = randomBytes(saltLength);
@@ -99,7 +114,14 @@ export class PackWriter {
     this.blockUsed = 0;
   }
 
+  /** The finished pack, named (a keyed hash over all its bytes, on this thread). */
   finish(): FinishedPack {
+    const contents = this.finishContents();
+    return namedPack(contents, objectName(this.keys, contents.parts));
+  }
+
+  /** The finished pack's bytes and entries, for a caller that computes the name elsewhere (namedPack). */
+  finishContents(): PackContents {
     this.closeBlock();
     // The header's entries are laid out as index file entries: the finished pack carries them
     // encoded too, so a writer of many packs can keep them compactly until it writes the index.
@@ -110,8 +132,7 @@ export class PackWriter {
     trailer.writeUInt32LE(headerCt.length, 0);
     const parts = [...this.parts, headerCt, trailer];
     const size = this.offset + headerCt.length + 4;
-    const name = objectName(this.keys, parts);
-    return { name, parts, size, entries: this.entries, encoded: { name, count: this.entries.length, entries: header.subarray(4) } };
+    return { parts, size, entries: this.entries, headerEntries: header.subarray(4) };
   }
 }
 

@@ -11,7 +11,7 @@ import { newConfig, parseConfig, type ChunkerParams, type RepositoryConfig } fro
 import { blobIdFromHash, generateMasterKeys, openObject, sealObject, sha256, verifyObjectName, objectName, type MasterKeys, type SubkeyCipher } from './crypto.js';
 import { decodeEntries, decodeIndexRecords, encodeIndex, type EncodedPackRecord, type IndexedPack } from './index-file.js';
 import { parseKeyFile, unwrapMasterKeys, wrapMasterKeys, type KeyFile } from './keys.js';
-import { PackWriter, decryptPackBlob, isPackPreamble, packCipher, packPreambleLength } from './pack.js';
+import { PackWriter, decryptPackBlob, isPackPreamble, namedPack, packCipher, packPreambleLength, type FinishedPack } from './pack.js';
 import { parseSnapshot, type Snapshot, type StoredSnapshot } from './snapshot.js';
 import { decodeTree, encodeTree, type Tree } from './tree.js';
 
@@ -46,7 +46,7 @@ export interface RepositoryStats {
 /** At most this many packs are written concurrently; more only queues bytes in memory. */
 const maxPacksInFlight = 2;
 /** Pack arenas (PackWriter) kept for reuse; a writer beyond them packs without one. */
-const maxPackArenas = maxPacksInFlight + 1;
+const maxPackArenas = maxPacksInFlight + 2;
 /** An index file is written after this many packs, so an interrupted run keeps most of its work. */
 const packsPerIndexFile = 8;
 /** Blobs at least this large are compressed on the pool, with at most this much in flight. */
@@ -376,7 +376,8 @@ export class Repository {
     if (this.freeArenas.length === 0 && this.arenasInUse >= maxPackArenas) return undefined;
     this.arenasInUse++;
     // Room for a full pack plus the one blob that may push it past the target size.
-    return this.freeArenas.pop() ?? Buffer.allocUnsafeSlow(this.config.packTargetSize + this.config.chunker.maxSize + 64 * 1024);
+    // Shared memory, so that a worker thread can read a finished pack in place (its name).
+    return this.freeArenas.pop() ?? Buffer.from(new SharedArrayBuffer(this.config.packTargetSize + this.config.chunker.maxSize + 64 * 1024));
   }
 
   private returnArena(arena: Buffer | undefined): void {
@@ -406,7 +407,16 @@ export class Repository {
     const writer = this.writer;
     if (!writer || writer.count === 0) return;
     this.writer = undefined;
-    const pack = writer.finish();
+    // The name, a keyed hash over the whole pack, is computed on a worker thread (the arena is
+    // shared memory, read there in place); nothing writes to these parts until the pack is written.
+    const contents = writer.finishContents();
+    let pack: FinishedPack;
+    try {
+      pack = namedPack(contents, await sharedBlobWorkers().objectName(this.keys.mac, contents.parts));
+    } catch (err) {
+      this.returnArena(writer.arena);
+      throw err;
+    }
     while (this.inFlight.size >= maxPacksInFlight) await Promise.race(this.inFlight);
     if (this.writeFailure) this.returnArena(writer.arena);
     this.throwIfWriteFailed();

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BlobWorkerPool } from '../../../daemon/repository/blob-worker-pool.js';
 import { BlobType } from '../../../daemon/repository/blob.js';
 import { compressBlob } from '../../../daemon/repository/compression.js';
-import { sha256 } from '../../../daemon/repository/crypto.js';
+import { generateMasterKeys, objectName, sha256 } from '../../../daemon/repository/crypto.js';
 import { Repository } from '../../../daemon/repository/repository.js';
 import { LocalStorage } from '../../../daemon/storage/local.js';
 import { tempDir } from '../../helpers/cli.js';
@@ -43,6 +43,21 @@ describe('blob worker pool', () => {
     expect(await pool.open({ key: Buffer.alloc(32, 7), counter: 40, ciphertext: Buffer.alloc(15), zstd: false, limit: 1 << 20 })).toBe('authentication');
     await pool.close();
     await expect(pool.compress(text, 3)).rejects.toThrow('the blob worker pool is closed');
+  });
+
+  it('one worker hashes frame after frame into the same scratch memory, each to its own SHA-256; names packs as objectName does', async () => {
+    const pool = new BlobWorkerPool(1);
+    const big = Buffer.from(textLike('pool-big', 900 * 1024));
+    const small = Buffer.from(textLike('pool-small', 100 * 1024));
+    for (const plain of [big, small, big]) {
+      const frame = Buffer.from(compressBlob(plain, 3).data);
+      expect(await pool.hash({ data: Buffer.from(frame), exclusive: true, zstd: true, rawLength: plain.length })).toEqual({ sha256: sha256(plain), data: frame });
+    }
+    const keys = generateMasterKeys();
+    const shared = Buffer.from(new SharedArrayBuffer(4096)).fill(5);
+    const parts = [Buffer.from('HAULPAK1'), shared.subarray(0, 3000), Buffer.from('trailer')];
+    expect(await pool.objectName(keys.mac, parts)).toBe(objectName(keys, parts));
+    await pool.close();
   });
 
   it('a worker that dies fails only its own job; a fresh worker takes the jobs waiting behind it', async () => {
