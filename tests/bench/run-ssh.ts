@@ -188,7 +188,7 @@ function haulDriver(ctx: Context): Driver {
   return {
     name: 'haul',
     version: firstLine(process.execPath, [bin, '--version']) + ` (node ${process.version}), ${firstLine(path.join(rootDir, 'probe', 'dist', 'haul-probe-x86_64'), ['--version'])}`,
-    settings: `pull: probe chunks (gear CDC 256 KiB / 1 MiB / 4 MiB), hashes and zstd-3-compresses on the client; ssh2 transport (${ssh2CryptoBinding()}); server encrypts into 16 MiB packs`,
+    settings: `pull: probe chunks (gear CDC 256 KiB / 1 MiB / 4 MiB), hashes and zstd-1-compresses on the client; ssh2 transport (${ssh2CryptoBinding()}); server encrypts into 16 MiB packs`,
     async init() {
       const r = await ok('haul init', haul('init', '--json'));
       const add = await ok('haul client add', haul('client', 'add', 'bench', `${ctx.user.name}@${ctx.sshd.host}:${ctx.sshd.port}`, '--path', ctx.dataDir, '--json'));
