@@ -414,6 +414,8 @@ export class Repository {
     try {
       pack = namedPack(contents, await sharedBlobWorkers().objectName(this.keys.mac, contents.parts));
     } catch (err) {
+      // The pack's blobs are lost with it: fail every later save and flush, as a failed write does.
+      this.writeFailure ??= err;
       this.returnArena(writer.arena);
       throw err;
     }
