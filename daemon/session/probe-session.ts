@@ -635,13 +635,15 @@ export class PullBackupSession {
    * claimed SHA-256 at once, and the snapshot waits until every such check has passed (a
    * failed one fails the job), so nothing unverified is ever stored or referenced by a snapshot.
    */
-  private async verifyAndStore(compression: number, rawLength: number, sha: Buffer, data: Buffer, exclusive: boolean, where: string): Promise<Buffer> {
+  private async verifyAndStore(compression: number, rawLength: number, sha: Buffer, data: Buffer, exclusive: boolean, path: Buffer): Promise<Buffer> {
+    // The path is formatted only for an error message: not once per chunk.
+    const where = () => displayBytes(path);
     this.throwIfVerifyFailed();
     if (compression !== ChunkCompression.zstd && compression !== ChunkCompression.none) throw violation(`unknown chunk compression ${compression}`);
     const zstd = compression === ChunkCompression.zstd;
-    if (!zstd && data.length !== rawLength) throw violation(`a chunk of ${where} has ${data.length} bytes, declared ${rawLength}`);
-    const notDecompressing = () => violation(`a chunk of ${where} does not decompress to its declared ${rawLength} bytes`);
-    const notMatching = () => violation(`a chunk of ${where} does not match its SHA-256 (data and claim differ)`);
+    if (!zstd && data.length !== rawLength) throw violation(`a chunk of ${where()} has ${data.length} bytes, declared ${rawLength}`);
+    const notDecompressing = () => violation(`a chunk of ${where()} does not decompress to its declared ${rawLength} bytes`);
+    const notMatching = () => violation(`a chunk of ${where()} does not match its SHA-256 (data and claim differ)`);
     if (data.length < verifyOnWorkerFrom) {
       const plain = zstd ? decompressBounded(data, rawLength, this.decompressScratch) : data;
       if (!plain || plain.length !== rawLength) throw notDecompressing();
@@ -717,7 +719,7 @@ export class PullBackupSession {
       this.needs.delete(needId);
       this.needsAnswered++;
       if (!sha.equals(need.sha) || rawLength !== need.length) throw violation(`the answer to NEED ${needId} is not the chunk asked for`);
-      const id = await this.verifyAndStore(compression, rawLength, sha, data, exclusive, displayBytes(need.file.path));
+      const id = await this.verifyAndStore(compression, rawLength, sha, data, exclusive, need.file.path);
       need.file.content[need.slot] = id.toString('hex');
       need.file.pendingNeeds--;
       return;
@@ -725,7 +727,7 @@ export class PullBackupSession {
     if (this.state !== 'walk') throw violation('a chunk without a NEED after WALK_DONE');
     const file = this.currentFile('a chunk');
     if (file.offset + rawLength > Number.MAX_SAFE_INTEGER) throw violation(`${displayBytes(file.path)} is larger than 2^53 bytes`);
-    const id = await this.verifyAndStore(compression, rawLength, sha, data, exclusive, displayBytes(file.path));
+    const id = await this.verifyAndStore(compression, rawLength, sha, data, exclusive, file.path);
     this.sentChunks.add(id, rawLength);
     file.content.push(id.toString('hex'));
     file.fingerprints.push(this.fingerprint(sha));
