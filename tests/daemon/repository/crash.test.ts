@@ -65,8 +65,9 @@ describe('crash consistency', () => {
     const env = haulEnv(repo);
     expect(haulSync(['init'], env).status).toBe(0);
     const [a, b] = await Promise.all([
-      haul(['backup-local', '--client', 'same', '--tag', 'a', `${data}/small`, `${data}/big-0.bin`], env),
-      haul(['backup-local', '--client', 'same', '--tag', 'b', `${data}/small`, `${data}/big-1.bin`], env),
+      // --quiet: past 5 s on a loaded machine each would print a progress line to stderr.
+      haul(['--quiet', 'backup-local', '--client', 'same', '--tag', 'a', `${data}/small`, `${data}/big-0.bin`], env),
+      haul(['--quiet', 'backup-local', '--client', 'same', '--tag', 'b', `${data}/small`, `${data}/big-1.bin`], env),
     ]);
     expect([a.status, a.stderr, b.status, b.stderr]).toEqual([0, '', 0, '']);
     const verify = haulSync(['check', '--read-data'], env);
