@@ -9,10 +9,10 @@
 // One pool per process (`sharedBlobWorkers`): the daemon's concurrent jobs each have their own
 // Repository handle but share these threads, so its memory does not grow with the jobs running.
 import { availableParallelism } from 'node:os';
-import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { compressBlob, type Compression } from './compression.js';
+import { objectName, type MasterKeys } from './crypto.js';
 
 export interface CompressedBlob {
   data: Uint8Array;
@@ -202,17 +202,13 @@ export class BlobWorkerPool {
   }
 
   /**
-   * HMAC-SHA-256 under `key` over `parts` in order, as hex: a pack's name (crypto.ts's
-   * objectName). Parts in shared memory (a pack arena) are read where they are; the others are
+   * crypto.ts's objectName (HMAC-SHA-256 under the MAC key over `parts` in order), on a worker:
+   * a pack's name. Parts in shared memory (a pack arena) are read where they are; the others are
    * copied. None may change until the promise settles.
    */
-  objectName(key: Buffer, parts: readonly Uint8Array[]): Promise<string> {
-    if (this.size === 0) {
-      const mac = createHmac('sha256', key);
-      for (const p of parts) mac.update(p);
-      return Promise.resolve(mac.digest('hex'));
-    }
-    return this.run({ kind: 'name', key: Uint8Array.from(key).buffer, parts }, [], (m) => m.name!);
+  objectName(keys: MasterKeys, parts: readonly Uint8Array[]): Promise<string> {
+    if (this.size === 0) return Promise.resolve(objectName(keys, parts));
+    return this.run({ kind: 'name', key: Uint8Array.from(keys.mac).buffer, parts }, [], (m) => m.name!);
   }
 
   /** Plaintext and SHA-256 of a blob, or why it could not be opened. */

@@ -89,7 +89,7 @@ export class PackWriter {
   add(id: Buffer, type: BlobType, compression: Compression, payload: Uint8Array, rawLength: number): PackEntry {
     const [body, tag] = this.cipher.encryptParts(NonceDomain.blob, this.offset, payload);
     const entry: PackEntry = { id, type, compression, offset: this.offset, length: body.length + tag.length, rawLength };
-    if (this.arena !== undefined && this.block === this.arena && this.blockUsed + entry.length <= this.block.length) {
+    if (this.block === this.arena && this.blockUsed + entry.length <= this.block.length) {
       this.blockUsed += body.copy(this.block, this.blockUsed);
       this.blockUsed += tag.copy(this.block, this.blockUsed);
     } else if (entry.length > smallBlob) {

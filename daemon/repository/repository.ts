@@ -412,16 +412,15 @@ export class Repository {
     const contents = writer.finishContents();
     let pack: FinishedPack;
     try {
-      pack = namedPack(contents, await sharedBlobWorkers().objectName(this.keys.mac, contents.parts));
+      pack = namedPack(contents, await sharedBlobWorkers().objectName(this.keys, contents.parts));
+      while (this.inFlight.size >= maxPacksInFlight) await Promise.race(this.inFlight);
+      this.throwIfWriteFailed();
     } catch (err) {
       // The pack's blobs are lost with it: fail every later save and flush, as a failed write does.
       this.writeFailure ??= err;
       this.returnArena(writer.arena);
       throw err;
     }
-    while (this.inFlight.size >= maxPacksInFlight) await Promise.race(this.inFlight);
-    if (this.writeFailure) this.returnArena(writer.arena);
-    this.throwIfWriteFailed();
     const job = (async () => {
       try {
         try {

@@ -56,7 +56,7 @@ describe('blob worker pool', () => {
     const keys = generateMasterKeys();
     const shared = Buffer.from(new SharedArrayBuffer(4096)).fill(5);
     const parts = [Buffer.from('HAULPAK1'), shared.subarray(0, 3000), Buffer.from('trailer')];
-    expect(await pool.objectName(keys.mac, parts)).toBe(objectName(keys, parts));
+    expect(await pool.objectName(keys, parts)).toBe(objectName(keys, parts));
     await pool.close();
   });
 
