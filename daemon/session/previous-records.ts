@@ -8,7 +8,7 @@
 // file's saved tree and its position there. A file's node is read from its tree only when an
 // UNCHANGED names it, so a digest loaded from the cache (previous-cache.ts) costs no tree at all
 // when the probe names the whole tree unchanged.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import * as os from 'node:os';
 import { displayBytes } from '../../shared/display.js';
 import { BodyWriter, EntryKind } from '../../shared/probe-protocol.js';
@@ -46,26 +46,41 @@ export interface DigestTree {
 const dirRef = 0x8000_0000;
 const refWords = 4;
 
+// One-shot hashing: a digest is tens of thousands of these, and a Hash object per call cost a third more.
 export function pathHash(path: Buffer): bigint {
-  return createHash('sha256').update(path).digest().readBigUInt64LE(0);
+  return pathHashBytes(path).readBigUInt64LE(0);
 }
+
+/** pathHash as its 8 bytes (u64 LE), as a record stores it. */
+function pathHashBytes(path: Buffer): Buffer {
+  return hash('sha256', path, 'buffer').subarray(0, 8);
+}
+
+const metadataBytes = Buffer.alloc(33);
 
 /**
  * First 8 bytes (u64 LE) of SHA-256(u8 kind · u64 size · i64 mtime · i64 ctime · u64 inode); for a
  * directory `size` is the number of entries in it.
  */
 export function metadataDigest(kind: number, size: bigint, mtime: bigint, ctime: bigint, inode: bigint): bigint {
-  const b = Buffer.alloc(33);
+  return metadataDigestBytes(kind, size, mtime, ctime, inode).readBigUInt64LE(0);
+}
+
+/** metadataDigest as its 8 bytes (u64 LE), as a record stores it. */
+function metadataDigestBytes(kind: number, size: bigint, mtime: bigint, ctime: bigint, inode: bigint): Buffer {
+  const b = metadataBytes;
   b[0] = kind;
   b.writeBigUInt64LE(size, 1);
   b.writeBigInt64LE(mtime, 9);
   b.writeBigInt64LE(ctime, 17);
   b.writeBigUInt64LE(inode, 25);
-  return createHash('sha256').update(b).digest().readBigUInt64LE(0);
+  return hash('sha256', b, 'buffer').subarray(0, 8);
 }
 
+const slash = Buffer.from('/');
+
 export function joinPath(dir: Buffer, name: Buffer): Buffer {
-  return dir.length === 1 ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
+  return dir.length === 1 ? Buffer.concat([dir, name]) : Buffer.concat([dir, slash, name]);
 }
 
 /** The parts of a digest, as the cache file stores them. */
@@ -143,6 +158,13 @@ export class PreviousDigest {
   }
 }
 
+const noFingerprint = Buffer.alloc(8);
+
+/** Chunk i's fingerprint (8 bytes) in a file's saved list; zeros when none was recorded. */
+function fingerprintAt(fingerprints: Buffer | undefined, i: number): Buffer {
+  return fingerprints && fingerprints.length >= (i + 1) * 8 ? fingerprints.subarray(i * 8, i * 8 + 8) : noFingerprint;
+}
+
 /** u32 values appended in place, doubling as needed. */
 class GrowingU32 {
   private values = new Uint32Array(16 * 1024);
@@ -209,26 +231,26 @@ export class DigestBuilder {
     return i;
   }
 
-  /** A file's chunks (all of them present); with `record`, also its PREVIOUS record. */
-  file(node: TreeNode, record: { path: Buffer; tree: number; index: number } | undefined): void {
+  /** A file's chunks (all of them present, `ids` decoded from its content); with `record`, also its PREVIOUS record. */
+  file(node: TreeNode, ids: readonly Buffer[], record: { path: Buffer; tree: number; index: number } | undefined): void {
     const first = this.chunkCount;
     const fp = node.fingerprints ? Buffer.from(node.fingerprints, 'base64') : undefined;
-    (node.content ?? []).forEach((c, i) => this.chunk(Buffer.from(c, 'hex'), fp && fp.length >= (i + 1) * 8 ? fp.readBigUInt64LE(i * 8) : 0n));
+    ids.forEach((id, i) => this.chunk(id, fingerprintAt(fp, i)));
     if (!record || node.inode === undefined) return;
-    this.records.u64(pathHash(record.path));
-    this.records.u64(metadataDigest(EntryKind.file, BigInt(node.size ?? 0), BigInt(node.mtime), BigInt(node.ctime), BigInt(node.inode)));
+    this.records.bytes(pathHashBytes(record.path));
+    this.records.bytes(metadataDigestBytes(EntryKind.file, BigInt(node.size ?? 0), BigInt(node.mtime), BigInt(node.ctime), BigInt(node.inode)));
     this.refs.push(record.tree, record.index, first, this.chunkCount - first);
   }
 
   /** A chunk the repository has, of a file without a record (another of its chunks is gone). */
-  chunk(id: Buffer, fingerprint: bigint): void {
+  chunk(id: Buffer, fingerprint: Buffer): void {
     this.chunkIds.bytes(id);
-    this.fingerprints.u64(fingerprint);
+    this.fingerprints.bytes(fingerprint);
   }
 
   dir(path: Buffer, node: TreeNode, totals: SubtreeTotals, entries: number): void {
-    this.records.u64(pathHash(path));
-    this.records.u64(metadataDigest(EntryKind.dir, BigInt(entries), BigInt(node.mtime), BigInt(node.ctime), BigInt(node.inode!)));
+    this.records.bytes(pathHashBytes(path));
+    this.records.bytes(metadataDigestBytes(EntryKind.dir, BigInt(entries), BigInt(node.mtime), BigInt(node.ctime), BigInt(node.inode!)));
     this.refs.push(dirRef | (this.dirs.push({ path, node, totals }) - 1), 0, 0, 0);
   }
 
@@ -326,7 +348,7 @@ export async function buildDigest(root: { treeId: string; nodes: TreeNode[] }, s
       const ids = node.content.map((c) => Buffer.from(c, 'hex'));
       if (ids.every((id) => source.present(id)) && node.inode !== undefined) {
         treeIndex ??= out.tree(listing.treeId, dir);
-        out.file(node, { path, tree: treeIndex, index });
+        out.file(node, ids, { path, tree: treeIndex, index });
         totals.files++;
         totals.bytes += node.size ?? 0;
         continue;
@@ -334,7 +356,7 @@ export async function buildDigest(root: { treeId: string; nodes: TreeNode[] }, s
       whole = false;
       const fp = node.fingerprints ? Buffer.from(node.fingerprints, 'base64') : undefined;
       ids.forEach((id, i) => {
-        if (source.present(id)) out.chunk(id, fp && fp.length >= (i + 1) * 8 ? fp.readBigUInt64LE(i * 8) : 0n);
+        if (source.present(id)) out.chunk(id, fingerprintAt(fp, i));
       });
     }
     return whole ? totals : undefined;
