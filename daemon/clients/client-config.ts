@@ -1,7 +1,7 @@
 // What a client is (address, login, pinned host key, what to back up, when, how long to keep it)
 // and the rules every one of those settings must follow, wherever it comes from: the command
 // line, the console, a row of the database or an old clients.json. Pure checks, no storage.
-import cronParser from 'cron-parser';
+import { createRequire } from 'node:module';
 import { HaulError } from '../../shared/errors.js';
 import { isFingerprint } from '../session/ssh-connection.js';
 
@@ -111,6 +111,8 @@ export function checkSchedule(expression: string): string {
     throw new HaulError('InvalidArgument', `${JSON.stringify(expression)} is not a schedule: it has ${fields.length} field(s). ${advice}`);
   }
   const normalised = fields.join(' ');
+  // Loaded when a schedule is set, not by every command that reads a client (a backup's start-up).
+  const cronParser = createRequire(import.meta.url)('cron-parser') as typeof import('cron-parser');
   try {
     cronParser.parseExpression(normalised);
   } catch (err) {
