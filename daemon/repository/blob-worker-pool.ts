@@ -69,6 +69,8 @@ export const blobWorkerFunctions = `
 const zstd = require(require('node:worker_threads').workerData.bindingPath);
 const { createDecipheriv, createHash } = require('node:crypto');
 const nonce = Buffer.alloc(12);
+// Reused: zstd.decompress creates and frees a context per call.
+const decompressor = new zstd.DCtx();
 // One zstd frame declaring its size, at most limit bytes (exactly limit when exact): else undefined.
 // With scratch (a buffer of at least limit bytes), the result is a view into it, valid until the
 // next call: for a caller that only hashes it, no fresh memory per chunk (page faults, malloc).
@@ -77,7 +79,7 @@ function decompress(frame, limit, exact, scratch) {
     const declared = zstd.findFrameCompressedSize(frame) === frame.length ? zstd.getFrameContentSize(frame) : null;
     if (declared === null || declared > limit || (exact && declared !== limit)) return undefined;
     const out = scratch ? scratch.subarray(0, declared) : Buffer.allocUnsafeSlow(declared);
-    return zstd.decompress(out, frame) === declared ? out : undefined;
+    return decompressor.decompress(out, frame) === declared ? out : undefined;
   } catch {
     return undefined;
   }

@@ -3,7 +3,7 @@
 // that subkey with counter nonces. A nonce repeats only if two salts collide (2^-128 by the
 // birthday bound after 2^64 objects), so the usual 2^32-messages-per-key limit of random
 // 96-bit nonces never applies, however large the repository grows.
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { HaulError } from '../../shared/errors.js';
 
 export const keyLength = 32;
@@ -24,7 +24,8 @@ export function generateMasterKeys(): MasterKeys {
 }
 
 export function sha256(data: Uint8Array): Buffer {
-  return createHash('sha256').update(data).digest();
+  // One-shot: no Hash object per small chunk.
+  return hash('sha256', data, 'buffer');
 }
 
 /** The ID a blob is stored and deduplicated under; reading storage never reveals a plaintext hash. */
