@@ -35,7 +35,24 @@ export async function repositoryStorage(opts: GlobalOptions): Promise<Storage> {
   const repo = opts.repo ?? process.env['HAUL_REPOSITORY'];
   if (!repo) throw new HaulError('InvalidArgument', 'no repository given. Pass --repo DIR (or s3:https://HOST/BUCKET/PREFIX) or set HAUL_REPOSITORY.');
   const { openStorage } = await import('../storage/open-storage.js');
-  return openStorage(repo);
+  return opened(await openStorage(repo));
+}
+
+/**
+ * Storages this command opened. A local one caches open file handles for reading packs: closed
+ * when the command ends (main.ts), they are not left for the garbage collector, which closes them
+ * with a warning on stderr if it runs before the process exits.
+ */
+const openedStorages: Storage[] = [];
+
+function opened(storage: Storage): Storage {
+  openedStorages.push(storage);
+  return storage;
+}
+
+export async function closeStorages(): Promise<void> {
+  const all = openedStorages.splice(0);
+  await Promise.all(all.map((s) => s.close?.().catch(() => undefined)));
 }
 
 /**
@@ -61,7 +78,7 @@ export async function openRepository(cmd: Command, lock?: { kind: LockKind; purp
 export async function startUnlocking(cmd: Command, location?: string): Promise<{ unlocked: Promise<Repository> }> {
   const opts = globalOptions(cmd);
   const [{ openStorage }, { Repository }] = await Promise.all([import('../storage/open-storage.js'), import('../repository/repository.js')]);
-  const storage = location === undefined ? await repositoryStorage(opts) : await openStorage(location);
+  const storage = location === undefined ? await repositoryStorage(opts) : opened(await openStorage(location));
   if (!(await storage.isInitialised())) {
     throw new HaulError('RepositoryNotFound', `there is no Haul repository at ${storage.location}. Check --repo (or HAUL_REPOSITORY), or create one with \`haul init\`.`);
   }

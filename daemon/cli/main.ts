@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, HaulError } from '../../shared/errors.js';
 import { HAUL_VERSION } from '../../shared/version.js';
 import { commandsFor } from './command-list.js';
+import { closeStorages } from './context.js';
 import { releaseLocks } from './held-locks.js';
 
 /** The program with the commands `args` needs (see command-list.ts): all of them for `haul --help`. */
@@ -50,9 +51,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await (await buildProgram(argv.slice(2))).parseAsync(argv);
     await releaseLocks();
+    await closeStorages();
     return ExitCode.ok;
   } catch (err) {
     await releaseLocks().catch(() => undefined);
+    await closeStorages();
     if (err instanceof CommanderError) {
       // Help and version are "errors" to commander; they are successes to the user.
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;

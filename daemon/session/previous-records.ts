@@ -46,13 +46,10 @@ export interface DigestTree {
 const dirRef = 0x8000_0000;
 const refWords = 4;
 
-// One-shot hashing: a digest is tens of thousands of these, and a Hash object per call cost a third more.
-export function pathHash(path: Buffer): bigint {
-  return pathHashBytes(path).readBigUInt64LE(0);
-}
+// One-shot hashing (no Hash object per call: a third faster over a digest's tens of thousands).
 
-/** pathHash as its 8 bytes (u64 LE), as a record stores it. */
-function pathHashBytes(path: Buffer): Buffer {
+/** First 8 bytes of SHA-256(path), as a record stores them (u64 LE). */
+function pathHash(path: Buffer): Buffer {
   return hash('sha256', path, 'buffer').subarray(0, 8);
 }
 
@@ -62,12 +59,7 @@ const metadataBytes = Buffer.alloc(33);
  * First 8 bytes (u64 LE) of SHA-256(u8 kind · u64 size · i64 mtime · i64 ctime · u64 inode); for a
  * directory `size` is the number of entries in it.
  */
-export function metadataDigest(kind: number, size: bigint, mtime: bigint, ctime: bigint, inode: bigint): bigint {
-  return metadataDigestBytes(kind, size, mtime, ctime, inode).readBigUInt64LE(0);
-}
-
-/** metadataDigest as its 8 bytes (u64 LE), as a record stores it. */
-function metadataDigestBytes(kind: number, size: bigint, mtime: bigint, ctime: bigint, inode: bigint): Buffer {
+function metadataDigest(kind: number, size: bigint, mtime: bigint, ctime: bigint, inode: bigint): Buffer {
   const b = metadataBytes;
   b[0] = kind;
   b.writeBigUInt64LE(size, 1);
@@ -237,8 +229,8 @@ export class DigestBuilder {
     const fp = node.fingerprints ? Buffer.from(node.fingerprints, 'base64') : undefined;
     ids.forEach((id, i) => this.chunk(id, fingerprintAt(fp, i)));
     if (!record || node.inode === undefined) return;
-    this.records.bytes(pathHashBytes(record.path));
-    this.records.bytes(metadataDigestBytes(EntryKind.file, BigInt(node.size ?? 0), BigInt(node.mtime), BigInt(node.ctime), BigInt(node.inode)));
+    this.records.bytes(pathHash(record.path));
+    this.records.bytes(metadataDigest(EntryKind.file, BigInt(node.size ?? 0), BigInt(node.mtime), BigInt(node.ctime), BigInt(node.inode)));
     this.refs.push(record.tree, record.index, first, this.chunkCount - first);
   }
 
@@ -249,8 +241,8 @@ export class DigestBuilder {
   }
 
   dir(path: Buffer, node: TreeNode, totals: SubtreeTotals, entries: number): void {
-    this.records.bytes(pathHashBytes(path));
-    this.records.bytes(metadataDigestBytes(EntryKind.dir, BigInt(entries), BigInt(node.mtime), BigInt(node.ctime), BigInt(node.inode!)));
+    this.records.bytes(pathHash(path));
+    this.records.bytes(metadataDigest(EntryKind.dir, BigInt(entries), BigInt(node.mtime), BigInt(node.ctime), BigInt(node.inode!)));
     this.refs.push(dirRef | (this.dirs.push({ path, node, totals }) - 1), 0, 0, 0);
   }
 
