@@ -10,7 +10,7 @@ import { cancelTimeoutMs, isTerminalJobState, jobTopicPrefix, type Job } from '.
 import { displayText, formatDuration } from '../../shared/display.js';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import { shortId } from '../repository/snapshot.js';
-import { connectToDaemon, type BusOptions } from './bus.js';
+import { busNamed, connectToDaemon, type BusOptions } from './bus.js';
 import { jobCounts, jobTitle } from './job-lines.js';
 import { createProgress } from './progress.js';
 
@@ -25,7 +25,7 @@ export interface DaemonBackupOptions extends BusOptions {
  * HAUL_BUS): the caller then backs up in this process.
  */
 export async function backupThroughDaemon(cmd: Command, client: string, opts: DaemonBackupOptions): Promise<Job | undefined> {
-  const named = opts.bus !== undefined || Boolean(process.env['HAUL_BUS']);
+  const named = busNamed(opts);
   let bus: BusClient;
   try {
     bus = await connectToDaemon(cmd, opts);

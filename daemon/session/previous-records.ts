@@ -152,6 +152,11 @@ export class PreviousDigest {
 
 const noFingerprint = Buffer.alloc(8);
 
+/** A file's saved chunk fingerprints (8 bytes each), if it has any. */
+function savedFingerprints(node: TreeNode): Buffer | undefined {
+  return node.fingerprints ? Buffer.from(node.fingerprints, 'base64') : undefined;
+}
+
 /** Chunk i's fingerprint (8 bytes) in a file's saved list; zeros when none was recorded. */
 function fingerprintAt(fingerprints: Buffer | undefined, i: number): Buffer {
   return fingerprints && fingerprints.length >= (i + 1) * 8 ? fingerprints.subarray(i * 8, i * 8 + 8) : noFingerprint;
@@ -226,7 +231,7 @@ export class DigestBuilder {
   /** A file's chunks (all of them present, `ids` decoded from its content); with `record`, also its PREVIOUS record. */
   file(node: TreeNode, ids: readonly Buffer[], record: { path: Buffer; tree: number; index: number } | undefined): void {
     const first = this.chunkCount;
-    const fp = node.fingerprints ? Buffer.from(node.fingerprints, 'base64') : undefined;
+    const fp = savedFingerprints(node);
     ids.forEach((id, i) => this.chunk(id, fingerprintAt(fp, i)));
     if (!record || node.inode === undefined) return;
     this.records.bytes(pathHash(record.path));
@@ -346,7 +351,7 @@ export async function buildDigest(root: { treeId: string; nodes: TreeNode[] }, s
         continue;
       }
       whole = false;
-      const fp = node.fingerprints ? Buffer.from(node.fingerprints, 'base64') : undefined;
+      const fp = savedFingerprints(node);
       ids.forEach((id, i) => {
         if (source.present(id)) out.chunk(id, fingerprintAt(fp, i));
       });

@@ -95,7 +95,7 @@ export interface PullBackupOptions {
   previous?: PreviousSnapshot;
   /**
    * Leave building and writing the new snapshot's digest (~5 MB sealed for 60,000 files, about
-   * 0.1 s) to the caller, as result.writeDigest: the daemon does it after the job has ended.
+   * 0.6 s) to the caller, as result.writeDigest: the daemon does it after the job has ended.
    * Another backup of the same client in this process, once writeDigest has been called, waits
    * for the write before it reads the cache.
    */

@@ -9,6 +9,25 @@ export const benchDir = path.dirname(fileURLToPath(import.meta.url));
 // dist/tests/bench/*.js -> the project root
 export const rootDir = path.resolve(benchDir, '..', '..', '..');
 
+let clockTicks: number | undefined;
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ). */
+export function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    const n = Number(r.stdout?.trim());
+    clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
+  }
+  return clockTicks;
+}
+
+/** utime + stime, in clock ticks, of a process's or thread's /proc/.../stat line. */
+export function statCpuTicks(stat: string): number {
+  // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11] ?? 0) + Number(f[12] ?? 0);
+}
+
 export function log(m: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 }

@@ -23,7 +23,7 @@ import { Transform, Writable, type Readable } from 'node:stream';
 import { Repository } from '../../daemon/repository/repository.js';
 import { runPullBackup, type ProbeTransport } from '../../daemon/session/probe-session.js';
 import { LocalStorage } from '../../daemon/storage/local.js';
-import { envNumber, log, MiB, rootDir, table } from './common.js';
+import { envNumber, log, MiB, rootDir, statCpuTicks, table, ticksPerSecond } from './common.js';
 import { datasetVersion, ensureDataset } from './dataset.js';
 
 const passphrase = 'bench-secret-passphrase';
@@ -32,10 +32,7 @@ const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
 
 /** CPU seconds (user + system) of one thread of this process, from /proc (Linux). */
 function threadCpuSeconds(tid: number): number {
-  const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After the command name: state is field 3 of stat(5), utime 14 and stime 15.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return statCpuTicks(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')) / ticksPerSecond();
 }
 
 function freshRepository(dir: string): Promise<Repository> {

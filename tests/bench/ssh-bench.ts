@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'ssh2';
 import { ALGORITHMS } from '../../daemon/session/ssh-connection.js';
+import { statCpuTicks, ticksPerSecond } from './common.js';
 
 // ---- processes of one user ----
 
@@ -43,17 +44,6 @@ export interface ProcessGroupStats {
   peakRssBytes: number;
   /** CPU seconds (user + system) the processes of this name used during the step. */
   cpuSeconds: number;
-}
-
-let clockTicks: number | undefined;
-
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-    const n = Number(r.stdout?.trim());
-    clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
-  }
-  return clockTicks;
 }
 
 function readOrEmpty(file: string): string {
@@ -135,9 +125,7 @@ export class ProcWatcher {
       if (!stat) continue;
       const name = /^Name:\s*(.*)$/m.exec(status)?.[1] ?? '?';
       const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
-      // Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(f[11] ?? 0) + Number(f[12] ?? 0);
+      const ticks = statCpuTicks(stat);
       if (!known) {
         known = { name, hwmBytes: 0, ticks, baseTicks: initial ? ticks : 0 };
         this.tracked.set(pid, known);

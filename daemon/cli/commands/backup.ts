@@ -1,11 +1,9 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { HaulError } from '../../../shared/errors.js';
 import { shortId } from '../../repository/snapshot.js';
-import { ipcPath } from '../../../shared/bus/endpoints.js';
-import { addBusOptions, busEndpoint, type BusOptions } from '../bus.js';
+import { addBusOptions, daemonMayListen, type BusOptions } from '../bus.js';
 import { globalOptions, output, recordSnapshotOrWarn, startUnlocking, stateDirectory, withDatabase } from '../context.js';
 import { createProgress, formatBytes } from '../progress.js';
 
@@ -24,7 +22,7 @@ export function registerBackup(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts: BusOptions & { tag: string[]; daemon: boolean; json?: boolean }, cmd: Command) => {
       const g = globalOptions(cmd);
-      if (opts.daemon && opts.tag.length === 0 && mayHaveDaemon(cmd, opts)) {
+      if (opts.daemon && opts.tag.length === 0 && daemonMayListen(cmd, opts)) {
         const { backupThroughDaemon } = await import('../daemon-backup.js');
         if (await backupThroughDaemon(cmd, name, { ...opts, ...(g.quiet ? { quiet: true } : {}) })) return;
       }
@@ -80,15 +78,4 @@ export function registerBackup(program: Command): void {
         }
       });
     });
-}
-
-/**
- * Whether a daemon may run here. Without a named bus, no socket file at the default endpoint
- * means none does: the backup then skips loading the bus client (ZeroMQ, the message schemas),
- * about 0.15 s of its start-up.
- */
-function mayHaveDaemon(cmd: Command, opts: BusOptions): boolean {
-  if (opts.bus !== undefined || process.env['HAUL_BUS']) return true;
-  const socket = ipcPath(busEndpoint(cmd, opts));
-  return socket === undefined || fs.existsSync(socket);
 }
