@@ -46,6 +46,23 @@ export interface HashedChunk {
   data: Buffer;
 }
 
+/** A batch of received chunks (see HashRequest) in one buffer, for one worker message. */
+export interface HashBatchRequest {
+  /** The chunks as received, one after the other; moved to the worker and back, not copied. */
+  memory: Buffer;
+  /** Four numbers per chunk: offset in `memory`, length, 1 for a zstd frame (else 0), exact plaintext length. */
+  items: Uint32Array;
+}
+
+export interface HashedBatch {
+  /** SHA-256 of each chunk's plaintext, 32 bytes each in the request's order (zero where it failed). */
+  shas: Buffer;
+  /** 1 where a frame did not decompress to exactly its plaintext length. */
+  failed: Uint8Array;
+  /** The request's `memory`, moved back. */
+  memory: Buffer;
+}
+
 export interface OpenRequest {
   /** The pack's AES-256-GCM subkey. */
   key: Buffer;
@@ -101,6 +118,7 @@ function decryptBlob(key, counter, data) {
 // The "worth compressing" rule is compression.ts's.
 const workerSource = `
 const { parentPort } = require('node:worker_threads');
+const oneShotHash = require('node:crypto').hash;
 ${blobWorkerFunctions}
 const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 let scratch = Buffer.allocUnsafeSlow(0);
@@ -120,6 +138,19 @@ const work = {
     if (!plain || plain.length !== rawLength) return [{ failure: 'decompression', buffer }, [buffer]];
     const sha = own(createHash('sha256').update(plain).digest());
     return [{ sha, buffer }, [buffer]];
+  },
+  hashBatch({ buffer, items }) {
+    const n = items.length / 4;
+    const shas = new Uint8Array(32 * n), failed = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const data = new Uint8Array(buffer, items[4 * i], items[4 * i + 1]);
+      const zstdFrame = items[4 * i + 2] === 1, rawLength = items[4 * i + 3];
+      if (zstdFrame && scratch.length < rawLength) scratch = Buffer.allocUnsafeSlow(rawLength);
+      const plain = zstdFrame ? decompress(data, rawLength, true, scratch) : data;
+      if (!plain || plain.length !== rawLength) failed[i] = 1;
+      else shas.set(oneShotHash('sha256', plain, 'buffer'), 32 * i);
+    }
+    return [{ buffer, shas: shas.buffer, failed: failed.buffer }, [buffer, shas.buffer, failed.buffer]];
   },
   name({ key, parts }) {
     const mac = require('node:crypto').createHmac('sha256', new Uint8Array(key));
@@ -160,6 +191,8 @@ interface Reply {
   data?: ArrayBuffer;
   compression?: Compression;
   name?: string;
+  shas?: ArrayBuffer;
+  failed?: ArrayBuffer;
 }
 
 /** Workers that compress, hash and open blobs, one job each at a time; the rest wait here, in order. */
@@ -239,6 +272,21 @@ export class BlobWorkerPool {
       const back = Buffer.from(m.buffer!, offset, length);
       return m.failure ? 'decompression' : { sha256: Buffer.from(m.sha!), data: back };
     });
+  }
+
+  /**
+   * `hash` for many small chunks in one message: what one message costs (cloning, waking a
+   * thread) is about what decompressing and hashing one small chunk costs. Failures are per chunk.
+   */
+  hashBatch(request: HashBatchRequest): Promise<HashedBatch> {
+    const { memory, items } = request;
+    const buffer = ownArrayBuffer(memory);
+    const length = memory.length;
+    return this.run({ kind: 'hashBatch', buffer, items }, [buffer], (m) => ({
+      shas: Buffer.from(m.shas!),
+      failed: new Uint8Array(m.failed!),
+      memory: Buffer.from(m.buffer!, 0, length),
+    }));
   }
 
   private run<T>(message: Record<string, unknown>, transfer: ArrayBuffer[], result: (m: Reply) => T): Promise<T> {

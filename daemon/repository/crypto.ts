@@ -5,6 +5,7 @@
 // 96-bit nonces never applies, however large the repository grows.
 import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { HaulError } from '../../shared/errors.js';
+import { Hmac32 } from './hmac32.js';
 
 export const keyLength = 32;
 export const saltLength = 32;
@@ -28,9 +29,15 @@ export function sha256(data: Uint8Array): Buffer {
   return hash('sha256', data, 'buffer');
 }
 
+/** Each ID key's precomputed HMAC (hmac32.ts): an ID is computed for every chunk a backup sees. */
+const idMacs = new WeakMap<Buffer, Hmac32>();
+
 /** The ID a blob is stored and deduplicated under; reading storage never reveals a plaintext hash. */
 export function blobIdFromHash(keys: MasterKeys, plaintextSha256: Uint8Array): Buffer {
-  return createHmac('sha256', keys.id).update(plaintextSha256).digest();
+  if (plaintextSha256.length !== 32) return createHmac('sha256', keys.id).update(plaintextSha256).digest();
+  let mac = idMacs.get(keys.id);
+  if (!mac) idMacs.set(keys.id, (mac = new Hmac32(keys.id)));
+  return mac.mac(plaintextSha256);
 }
 
 /** Storage names are keyed hashes of the stored bytes: whole-file integrity without a key leak. */

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { HaulError, isHaulError } from '../../shared/errors.js';
 import type { Storage } from '../storage/storage.js';
 import { BlobType, type BlobLocation, type PackEntry } from './blob.js';
-import { sharedBlobWorkers, type HashRequest, type HashedChunk } from './blob-worker-pool.js';
+import { sharedBlobWorkers, type HashBatchRequest, type HashedBatch, type HashRequest, type HashedChunk } from './blob-worker-pool.js';
 import { ChunkIndex } from './chunk-index.js';
 import { Compression, compressBlob, decompressBounded, defaultZstdLevel } from './compression.js';
 import { newConfig, parseConfig, type ChunkerParams, type RepositoryConfig } from './config.js';
@@ -361,6 +361,11 @@ export class Repository {
   /** SHA-256 of a received chunk on the worker pool, after bounded decompression (see BlobWorkerPool.hash). */
   hashOnWorker(request: HashRequest): Promise<HashedChunk | 'decompression'> {
     return sharedBlobWorkers().hash(request);
+  }
+
+  /** hashOnWorker for a batch of small chunks (see BlobWorkerPool.hashBatch). */
+  hashBatchOnWorker(request: HashBatchRequest): Promise<HashedBatch> {
+    return sharedBlobWorkers().hashBatch(request);
   }
 
   private async pack(id: Buffer, type: BlobType, compression: Compression, data: Uint8Array, rawLength: number): Promise<void> {

@@ -60,6 +60,29 @@ describe('blob worker pool', () => {
     await pool.close();
   });
 
+  it('hashes a batch of chunks in one message: each to its own SHA-256, a frame that does not decompress to its declared length marked failed', async () => {
+    const pool = new BlobWorkerPool(1);
+    const text = Buffer.from(textLike('batch-text', 20_000));
+    const raw = pseudoRandom('batch-raw', 3_000);
+    const zeros = Buffer.alloc(2 * 1024 * 1024);
+    const frame = Buffer.from(compressBlob(text, 3).data);
+    const zeroFrame = Buffer.from(compressBlob(zeros, 3).data);
+    // text (zstd), raw bytes, a 2 MiB run of zeros in a few bytes, then a bomb: the text's frame claiming 1 byte less.
+    const chunks = [{ data: frame, zstd: true, rawLength: text.length }, { data: raw, zstd: false, rawLength: raw.length }, { data: zeroFrame, zstd: true, rawLength: zeros.length }, { data: frame, zstd: true, rawLength: text.length - 1 }];
+    const memory = Buffer.concat(chunks.map((c) => c.data));
+    const items: number[] = [];
+    let offset = 0;
+    for (const c of chunks) {
+      items.push(offset, c.data.length, c.zstd ? 1 : 0, c.rawLength);
+      offset += c.data.length;
+    }
+    const hashed = await pool.hashBatch({ memory: Buffer.from(memory), items: Uint32Array.from(items) });
+    expect([...hashed.failed]).toEqual([0, 0, 0, 1]);
+    expect(hashed.shas.subarray(0, 96)).toEqual(Buffer.concat([sha256(text), sha256(raw), sha256(zeros)]));
+    expect(hashed.memory).toEqual(memory);
+    await pool.close();
+  });
+
   it('a worker that dies fails only its own job; a fresh worker takes the jobs waiting behind it', async () => {
     const pool = new BlobWorkerPool(1);
     const data = pseudoRandom('pool-after-crash', 64 * 1024);
