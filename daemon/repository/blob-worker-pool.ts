@@ -50,9 +50,20 @@ export interface HashedChunk {
 export interface HashBatchRequest {
   /** The chunks as received, one after the other; moved to the worker and back, not copied. */
   memory: Buffer;
-  /** Four numbers per chunk: offset in `memory`, length, 1 for a zstd frame (else 0), exact plaintext length. */
+  /**
+   * `batchItemWords` numbers per chunk: offset in `memory`, length, 1 for a zstd frame (else 0),
+   * exact plaintext length, then where to encrypt it once it matches its claim: an index into
+   * `places` (noPlace for none), the offset in that arena, and the nonce counter.
+   */
   items: Uint32Array;
+  /** The SHA-256 each chunk claims, 32 bytes each: a chunk is encrypted into its place only when its plaintext has it. */
+  claims: Buffer;
+  /** Pack arenas (shared memory) and their AES-256-GCM keys. */
+  places: { arena: SharedArrayBuffer; key: Buffer }[];
 }
+
+export const batchItemWords = 8;
+export const noPlace = 0xffff_ffff;
 
 export interface HashedBatch {
   /** SHA-256 of each chunk's plaintext, 32 bytes each in the request's order (zero where it failed). */
@@ -118,8 +129,20 @@ function decryptBlob(key, counter, data) {
 // The "worth compressing" rule is compression.ts's.
 const workerSource = `
 const { parentPort } = require('node:worker_threads');
-const oneShotHash = require('node:crypto').hash;
+const { createCipheriv, hash: oneShotHash } = require('node:crypto');
 ${blobWorkerFunctions}
+// crypto.ts's blob encryption (nonce: domain 0, then the counter as 64 bits big-endian), written into shared memory.
+function encryptInto(key, counter, payload, arena, at) {
+  nonce.writeUInt32BE(0, 0);
+  nonce.writeUInt32BE(Math.floor(counter / 0x100000000), 4);
+  nonce.writeUInt32BE(counter >>> 0, 8);
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  const body = c.update(payload);
+  c.final();
+  const out = new Uint8Array(arena);
+  out.set(body, at);
+  out.set(c.getAuthTag(), at + body.length);
+}
 const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 let scratch = Buffer.allocUnsafeSlow(0);
 const work = {
@@ -139,18 +162,25 @@ const work = {
     const sha = own(createHash('sha256').update(plain).digest());
     return [{ sha, buffer }, [buffer]];
   },
-  hashBatch({ buffer, items }) {
-    const n = items.length / 4;
-    const shas = new Uint8Array(32 * n), failed = new Uint8Array(n);
+  hashBatch({ buffer, items, claims, places }) {
+    const w = ${batchItemWords}, n = items.length / w;
+    const shas = Buffer.alloc(32 * n), failed = new Uint8Array(n), claimed = Buffer.from(claims);
+    const keys = places.map((p) => new Uint8Array(p.key));
     for (let i = 0; i < n; i++) {
-      const data = new Uint8Array(buffer, items[4 * i], items[4 * i + 1]);
-      const zstdFrame = items[4 * i + 2] === 1, rawLength = items[4 * i + 3];
+      const at = w * i, data = new Uint8Array(buffer, items[at], items[at + 1]);
+      const zstdFrame = items[at + 2] === 1, rawLength = items[at + 3], place = items[at + 4];
       if (zstdFrame && scratch.length < rawLength) scratch = Buffer.allocUnsafeSlow(rawLength);
       const plain = zstdFrame ? decompress(data, rawLength, true, scratch) : data;
-      if (!plain || plain.length !== rawLength) failed[i] = 1;
-      else shas.set(oneShotHash('sha256', plain, 'buffer'), 32 * i);
+      if (!plain || plain.length !== rawLength) {
+        failed[i] = 1;
+        continue;
+      }
+      const sha = oneShotHash('sha256', plain, 'buffer');
+      sha.copy(shas, 32 * i);
+      if (place !== ${noPlace} && sha.equals(claimed.subarray(32 * i, 32 * i + 32))) encryptInto(keys[place], items[at + 6], data, places[place].arena, items[at + 5]);
     }
-    return [{ buffer, shas: shas.buffer, failed: failed.buffer }, [buffer, shas.buffer, failed.buffer]];
+    const shaBuffer = shas.buffer.slice(shas.byteOffset, shas.byteOffset + shas.length);
+    return [{ buffer, shas: shaBuffer, failed: failed.buffer }, [buffer, shaBuffer, failed.buffer]];
   },
   name({ key, parts }) {
     const mac = require('node:crypto').createHmac('sha256', new Uint8Array(key));
@@ -276,13 +306,16 @@ export class BlobWorkerPool {
 
   /**
    * `hash` for many small chunks in one message: what one message costs (cloning, waking a
-   * thread) is about what decompressing and hashing one small chunk costs. Failures are per chunk.
+   * thread) is about what decompressing and hashing one small chunk costs. Failures are per
+   * chunk. A chunk with a place whose plaintext has the SHA-256 it claims is also encrypted
+   * there, as stored (its bytes as received: crypto.ts's blob encryption at the place's counter).
    */
   hashBatch(request: HashBatchRequest): Promise<HashedBatch> {
-    const { memory, items } = request;
+    const { memory, items, claims, places } = request;
     const buffer = ownArrayBuffer(memory);
     const length = memory.length;
-    return this.run({ kind: 'hashBatch', buffer, items }, [buffer], (m) => ({
+    const message = { kind: 'hashBatch', buffer, items, claims: Uint8Array.from(claims).buffer, places: places.map((p) => ({ arena: p.arena, key: Uint8Array.from(p.key).buffer })) };
+    return this.run(message, [buffer], (m) => ({
       shas: Buffer.from(m.shas!),
       failed: new Uint8Array(m.failed!),
       memory: Buffer.from(m.buffer!, 0, length),

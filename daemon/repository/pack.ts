@@ -8,7 +8,7 @@ import { HaulError } from '../../shared/errors.js';
 import { BlobType, blobIdLength, type PackEntry } from './blob.js';
 import { Compression } from './compression.js';
 import { decodeEntries, encodeEntries, indexEntryLength, type EncodedPackRecord } from './index-file.js';
-import { NonceDomain, SubkeyCipher, objectName, saltLength, tagLength, type MasterKeys } from './crypto.js';
+import { NonceDomain, SubkeyCipher, blobIdFromHash, objectName, saltLength, sha256, tagLength, type MasterKeys } from './crypto.js';
 
 export const packMagic = Buffer.from('HAULPAK1', 'latin1');
 export const packInfo = 'haul-pack-v1';
@@ -61,6 +61,9 @@ export class PackWriter {
    */
   private block: Buffer = Buffer.allocUnsafe(0);
   private blockUsed = 0;
+  /** Blobs placed (`reserve`) whose bytes a worker thread has not written yet, and who waits for them. */
+  private unwritten = 0;
+  private readonly writtenWaiters: (() => void)[] = [];
 
   /**
    * `arena`: memory reused from pack to pack (the caller's), that every blob's ciphertext is
@@ -106,6 +109,53 @@ export class PackWriter {
     this.entries.push(entry);
     this.offset += entry.length;
     return entry;
+  }
+
+  /**
+   * Room in the arena for a blob that a worker thread encrypts into it later (see `placed`): its
+   * entry is recorded now, in pack order, `payloadLength` plus the tag long. Undefined when the
+   * arena is full or there is none: the caller then stores the blob with `add`.
+   */
+  reserve(id: Buffer, type: BlobType, compression: Compression, payloadLength: number, rawLength: number): { entry: PackEntry; at: number } | undefined {
+    const length = payloadLength + tagLength;
+    if (!this.arena || this.block !== this.arena || this.blockUsed + length > this.block.length) return undefined;
+    const entry: PackEntry = { id, type, compression, offset: this.offset, length, rawLength };
+    const at = this.blockUsed;
+    this.blockUsed += length;
+    this.entries.push(entry);
+    this.offset += length;
+    this.unwritten++;
+    return { entry, at };
+  }
+
+  /** The AES key of this pack's blobs, for the worker thread that encrypts reserved blobs. */
+  get subkey(): Buffer {
+    return this.cipher.subkey;
+  }
+
+  /**
+   * A reserved blob is written (`entry` as reserved), or will never be (its chunk failed its
+   * check): then a blob of zeros of the same stored length takes its place, under its own ID,
+   * so the pack stays whole and holds nothing unchecked. It is referenced by no snapshot (unless
+   * one holds those very zeros) and goes at the next prune.
+   */
+  placed(entry: PackEntry, at: number, written: boolean): void {
+    if (!written) {
+      const zeros = Buffer.alloc(entry.length - tagLength);
+      entry.id = blobIdFromHash(this.keys, sha256(zeros));
+      entry.type = BlobType.data;
+      entry.compression = Compression.none;
+      entry.rawLength = zeros.length;
+      const [body, tag] = this.cipher.encryptParts(NonceDomain.blob, entry.offset, zeros);
+      body.copy(this.arena!, at);
+      tag.copy(this.arena!, at + body.length);
+    }
+    if (--this.unwritten === 0) for (const wake of this.writtenWaiters.splice(0)) wake();
+  }
+
+  /** Waits until every reserved blob is written (see `placed`). */
+  async allPlaced(): Promise<void> {
+    if (this.unwritten > 0) await new Promise<void>((resolve) => this.writtenWaiters.push(resolve));
   }
 
   private closeBlock(): void {

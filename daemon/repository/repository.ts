@@ -29,6 +29,18 @@ export interface VerifiedBlob {
   zstdFrame?: Buffer;
 }
 
+/** Where a worker thread writes a blob that `reserveBlob` placed in the open pack. */
+export interface BlobPlace {
+  /** The pack's arena (shared memory) and the blob's offset in it. */
+  arena: SharedArrayBuffer;
+  at: number;
+  /** The pack's AES-256-GCM key, and the blob's nonce counter (its offset in the pack). */
+  key: Buffer;
+  counter: number;
+  /** To be called once the worker is done: `written` false when it did not write the blob (its check failed). */
+  done(written: boolean): void;
+}
+
 /** A blob's stored form, already computed (see `saveBlob`). */
 export interface EncodedBlob {
   compression: Compression;
@@ -81,9 +93,13 @@ export class Repository {
   private indexLoaded = false;
   private writer: PackWriter | undefined;
   private readonly openPackIds = new Set<string>();
+  /** Blobs placed in the open pack whose chunk's check is still to come (reserveBlob). */
+  private readonly placedIds = new Set<string>();
   private readonly unindexed: IndexedPack[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private readonly compressing = new Set<Promise<void>>();
+  /** Packs being finished that no caller awaits (reserveBlob): flush waits for them. */
+  private readonly flushing = new Set<Promise<void>>();
   private bytesCompressing = 0;
   private writeFailure: unknown;
   /** Memory each pack's blobs are gathered in, reused once the pack is written (see PackWriter). */
@@ -358,6 +374,44 @@ export class Repository {
     return { id, added: true };
   }
 
+  /**
+   * `saveEncodedBlob` for a chunk whose check is still to come, on a worker thread that then
+   * encrypts it into the place returned (`payloadLength` bytes as stored, plus the tag). The
+   * pack is not written until every place in it is done. Until its check passed, the blob does
+   * not count as stored (hasBlob): nothing can be deduplicated against an unchecked claim.
+   * 'present' when the blob is stored already; undefined when it cannot be placed now (a place
+   * for it waits for its check, no room in the pack's arena, the index not loaded yet, an
+   * earlier write failed): the caller then stores the chunk with saveEncodedBlob once its check
+   * passed (a blob stored twice is harmless: the index keeps the first).
+   */
+  reserveBlob(type: BlobType, id: Buffer, compression: Compression, payloadLength: number, rawLength: number): BlobPlace | 'present' | undefined {
+    if (!this.indexLoaded || this.writeFailure) return undefined;
+    if (this.hasBlob(id)) return 'present';
+    const hex = id.toString('hex');
+    if (this.placedIds.has(hex)) return undefined;
+    // Not awaited: the pack waits for its places, which are filled only after the caller's batch is sent.
+    if (this.writer && this.writer.size >= this.config.packTargetSize) {
+      // A failure is kept in writeFailure, for the next save or flush to report.
+      const tracked: Promise<void> = this.flushPack()
+        .catch(() => undefined)
+        .finally(() => this.flushing.delete(tracked));
+      this.flushing.add(tracked);
+    }
+    const writer = (this.writer ??= new PackWriter(this.keys, this.takeArena()));
+    const reserved = writer.reserve(id, type, compression, payloadLength, rawLength);
+    if (!reserved) return undefined;
+    this.placedIds.add(hex);
+    this.written.blobsNew++;
+    this.written.bytesNew += rawLength;
+    this.written.bytesStored += reserved.entry.length;
+    const done = (written: boolean) => {
+      this.placedIds.delete(hex);
+      if (written) this.openPackIds.add(hex);
+      writer.placed(reserved.entry, reserved.at, written);
+    };
+    return { arena: writer.arena!.buffer as SharedArrayBuffer, at: reserved.at, key: writer.subkey, counter: reserved.entry.offset, done };
+  }
+
   /** SHA-256 of a received chunk on the worker pool, after bounded decompression (see BlobWorkerPool.hash). */
   hashOnWorker(request: HashRequest): Promise<HashedChunk | 'decompression'> {
     return sharedBlobWorkers().hash(request);
@@ -417,6 +471,7 @@ export class Repository {
     const contents = writer.finishContents();
     let pack: FinishedPack;
     try {
+      await writer.allPlaced();
       pack = namedPack(contents, await sharedBlobWorkers().objectName(this.keys, contents.parts));
       while (this.inFlight.size >= maxPacksInFlight) await Promise.race(this.inFlight);
       this.throwIfWriteFailed();
@@ -467,6 +522,7 @@ export class Repository {
    */
   async indexWrittenPacks(): Promise<void> {
     while (this.compressing.size > 0) await Promise.race(this.compressing);
+    while (this.flushing.size > 0) await Promise.race(this.flushing);
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);
     await this.writeIndexFile().catch(() => undefined);
   }
@@ -474,6 +530,7 @@ export class Repository {
   /** Makes every blob saved so far durable and indexed; after this a snapshot may refer to them. */
   async flush(): Promise<void> {
     while (this.compressing.size > 0) await Promise.race(this.compressing);
+    while (this.flushing.size > 0) await Promise.race(this.flushing);
     this.throwIfWriteFailed();
     await this.flushPack();
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);

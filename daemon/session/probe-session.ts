@@ -670,7 +670,7 @@ export class PullBackupSession {
         this.batch = new ChunkBatch(this.frameBuffers.take(batchBytes), batchChunks);
         this.batchTimer = setTimeout(() => void this.sendBatch().catch(() => undefined), batchWaitMs).unref();
       }
-      this.batch.add(data, sha, rawLength, zstd, path);
+      this.batch.add(data, sha, id, rawLength, zstd, path);
       // An exclusive frame's memory is the frame buffers'; copied into the batch, it is free.
       if (exclusive) this.frameBuffers.give(data);
       return id;
@@ -687,21 +687,42 @@ export class PullBackupSession {
     return id;
   }
 
-  /** Sends the batch being gathered to a worker thread; its chunks are stored as their checks pass. */
+  /**
+   * Sends the batch being gathered to a worker thread. Each chunk stored as it came gets a place
+   * in the open pack first, which the worker fills once the chunk passes its check; a chunk
+   * without one (a full arena, a chunk the server compresses itself) is stored here afterwards.
+   */
   private async sendBatch(): Promise<void> {
     const batch = this.batch;
     if (!batch) return;
     this.batch = undefined;
     clearTimeout(this.batchTimer);
     await this.roomToVerify();
-    this.track(batch.bytes, this.repo.hashBatchOnWorker({ memory: batch.memory, items: batch.items() }).then(async (hashed) => {
-      for (const [i, c] of batch.chunks.entries()) {
-        if (hashed.failed[i]) throw notDecompressing(c.path, c.rawLength);
-        if (!hashed.shas.subarray(32 * i, 32 * i + 32).equals(c.sha)) throw notMatching(c.path);
-        await this.storeChecked(c.sha, c.rawLength, c.zstd, hashed.memory.subarray(c.offset, c.offset + c.length));
-      }
-      this.frameBuffers.give(hashed.memory);
-    }));
+    // From here to the request nothing waits: a pack waits for its places, filled only once the batch is sent.
+    const places = batch.chunks.map((c) => (c.zstd || this.probeCompresses ? this.repo.reserveBlob(BlobType.data, c.id, c.zstd ? Compression.zstd : Compression.none, c.length, c.rawLength) : undefined));
+    const request = batch.request(places.map((p) => (typeof p === 'object' ? p : undefined)));
+    this.track(batch.bytes, this.repo.hashBatchOnWorker(request).then(
+      async (hashed) => {
+        let failure: HaulError | undefined;
+        for (const [i, c] of batch.chunks.entries()) {
+          if (hashed.failed[i]) failure = notDecompressing(c.path, c.rawLength);
+          else if (!hashed.shas.subarray(32 * i, 32 * i + 32).equals(c.sha)) failure = notMatching(c.path);
+          if (failure) break;
+        }
+        // The worker wrote into each place only a chunk that passed its check.
+        for (const [i, p] of places.entries()) if (typeof p === 'object') p.done(!hashed.failed[i] && hashed.shas.subarray(32 * i, 32 * i + 32).equals(batch.chunks[i]!.sha));
+        if (failure) throw failure;
+        for (const [i, c] of batch.chunks.entries()) {
+          if (places[i] === undefined) await this.storeChecked(c.sha, c.rawLength, c.zstd, hashed.memory.subarray(c.offset, c.offset + c.length));
+        }
+        this.frameBuffers.give(hashed.memory);
+      },
+      (err: unknown) => {
+        // The worker failed (it died): what it was to write, it did not.
+        for (const p of places) if (typeof p === 'object') p.done(false);
+        throw err;
+      },
+    ));
   }
 
   private dropBatch(): void {

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BlobWorkerPool } from '../../../daemon/repository/blob-worker-pool.js';
+import { createCipheriv } from 'node:crypto';
+import { BlobWorkerPool, noPlace } from '../../../daemon/repository/blob-worker-pool.js';
 import { BlobType } from '../../../daemon/repository/blob.js';
 import { compressBlob } from '../../../daemon/repository/compression.js';
 import { generateMasterKeys, objectName, sha256 } from '../../../daemon/repository/crypto.js';
@@ -15,6 +16,13 @@ import { tempDir } from '../../helpers/cli.js';
 import { pseudoRandom, textLike } from '../../helpers/fixtures.js';
 
 const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
+/** crypto.ts's blob nonce: domain 0, then the counter as 64 bits big-endian. */
+const nonceFor = (counter: number) => {
+  const n = Buffer.alloc(12);
+  n.writeUInt32BE(Math.floor(counter / 0x1_0000_0000), 4);
+  n.writeUInt32BE(counter >>> 0, 8);
+  return n;
+};
 const threads = () => fs.readdirSync('/proc/self/task').length;
 const openFiles = (dir: string) => fs.readdirSync('/proc/self/fd').filter((fd) => {
   try {
@@ -70,16 +78,26 @@ describe('blob worker pool', () => {
     // text (zstd), raw bytes, a 2 MiB run of zeros in a few bytes, then a bomb: the text's frame claiming 1 byte less.
     const chunks = [{ data: frame, zstd: true, rawLength: text.length }, { data: raw, zstd: false, rawLength: raw.length }, { data: zeroFrame, zstd: true, rawLength: zeros.length }, { data: frame, zstd: true, rawLength: text.length - 1 }];
     const memory = Buffer.concat(chunks.map((c) => c.data));
+    // Places in a shared arena: the text at 100 (its claim right), the raw bytes at 30,000 (its claim wrong: not written).
+    const arena = new SharedArrayBuffer(64 * 1024);
+    const key = pseudoRandom('batch-key', 32);
+    const placeAt = [100, 30_000, -1, -1];
     const items: number[] = [];
     let offset = 0;
-    for (const c of chunks) {
-      items.push(offset, c.data.length, c.zstd ? 1 : 0, c.rawLength);
+    for (const [i, c] of chunks.entries()) {
+      items.push(offset, c.data.length, c.zstd ? 1 : 0, c.rawLength, placeAt[i]! < 0 ? noPlace : 0, Math.max(0, placeAt[i]!), 4242 + i, 0);
       offset += c.data.length;
     }
-    const hashed = await pool.hashBatch({ memory: Buffer.from(memory), items: Uint32Array.from(items) });
+    const claims = Buffer.concat([sha256(text), sha256(Buffer.from('not the raw bytes')), sha256(zeros), sha256(text)]);
+    const hashed = await pool.hashBatch({ memory: Buffer.from(memory), items: Uint32Array.from(items), claims, places: [{ arena, key }] });
     expect([...hashed.failed]).toEqual([0, 0, 0, 1]);
     expect(hashed.shas.subarray(0, 96)).toEqual(Buffer.concat([sha256(text), sha256(raw), sha256(zeros)]));
     expect(hashed.memory).toEqual(memory);
+    // The text's frame, encrypted as crypto.ts encrypts a blob at counter 4242; nothing at the raw bytes' place.
+    const placed = Buffer.from(arena, 100, frame.length + 16);
+    const cipher = { encrypt: (counter: number, plain: Buffer) => { const c = createCipheriv('aes-256-gcm', key, nonceFor(counter)); return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]); } };
+    expect(placed).toEqual(cipher.encrypt(4242, frame));
+    expect(Buffer.from(arena, 30_000, raw.length + 16)).toEqual(Buffer.alloc(raw.length + 16));
     await pool.close();
   });
 

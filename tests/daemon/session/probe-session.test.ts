@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BodyWriter, EntryFlag, EntryKind, HelloFeature, ProbeMessage, maxFrameLength } from '../../../shared/probe-protocol.js';
 import { Compression } from '../../../daemon/repository/compression.js';
 import { checkRepository } from '../../../daemon/checker/checker.js';
+import { blobIdFromHash } from '../../../daemon/repository/crypto.js';
 import { LocalStorage } from '../../../daemon/storage/local.js';
 import { Repository } from '../../../daemon/repository/repository.js';
 import { Restorer } from '../../../daemon/restorer/restorer.js';
@@ -386,6 +387,25 @@ describe('pull backup session against a scripted (and often hostile) probe', () 
     expect((s.ok ? undefined : (s.error as Error))?.message).toMatch(/^the probe's output ended before the backup was complete \(state walk, 2 entries received, stream cut inside a frame\)/);
     // The chunk that arrived was verified, packed and indexed: the next run would not send it.
     expect(repo.hasBlob(repo.blobId(big))).toBe(true);
+    await expectConsistent();
+  });
+
+  it('a small chunk whose place in the open pack was reserved, then fails its check: zeros take its place, the handle stays usable, nothing unchecked is stored', async () => {
+    // A zstd frame under 64 KiB goes to a worker in a batch, with a place reserved for it in the open pack.
+    const sent = pseudoRandom('placed hostile', 5000);
+    const claimed = sha(Buffer.alloc(5000, 7));
+    const hostile = await session('placed-hostile', async (p) => { await begin(p); p.entry({ path: '/data/x', size: 5000 }); p.chunkNew(sent, { compress: true, claimSha: claimed }); });
+    expect(hostile.ok ? '' : String(hostile.error)).toBe('ProtocolViolation: the probe broke the protocol: a chunk of /data/x does not match its SHA-256 (data and claim differ). The job failed; the repository keeps only verified data. If the client runs an unmodified probe, report this as a bug.');
+    // The same handle backs up honestly next; its flush writes the pack that held the place.
+    const data = pseudoRandom('after the placed hostile chunk', 3000);
+    const honest = await session('placed-honest', async (p) => { await begin(p); p.file('/data/ok', [data], { compress: true }); p.walkDone(); await p.readNeeds(); p.done(); });
+    expect(honest.ok ? '' : String(honest.error)).toBe('');
+    const target = path.join(tmp.dir, 'restore-placed-honest');
+    await new Restorer(repo).restore(await repo.findSnapshot('latest', 'placed-honest'), '/data', target);
+    expect(fs.readFileSync(path.join(target, 'ok')).equals(data)).toBe(true);
+    // The place holds a blob of zeros as long as the hostile frame, under the zeros' own ID; the claim is nowhere.
+    expect(repo.hasBlob(blobIdFromHash(repo.keys, claimed))).toBe(false);
+    expect(repo.hasBlob(blobIdFromHash(repo.keys, sha(Buffer.alloc(zstdFrame(sent).length))))).toBe(true);
     await expectConsistent();
   });
 
