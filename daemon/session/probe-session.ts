@@ -703,15 +703,14 @@ export class PullBackupSession {
     const request = batch.request(places.map((p) => (typeof p === 'object' ? p : undefined)));
     this.track(batch.bytes, this.repo.hashBatchOnWorker(request).then(
       async (hashed) => {
-        let failure: HaulError | undefined;
-        for (const [i, c] of batch.chunks.entries()) {
-          if (hashed.failed[i]) failure = notDecompressing(c.path, c.rawLength);
-          else if (!hashed.shas.subarray(32 * i, 32 * i + 32).equals(c.sha)) failure = notMatching(c.path);
-          if (failure) break;
+        const passed = batch.chunks.map((c, i) => !hashed.failed[i] && hashed.shas.subarray(32 * i, 32 * i + 32).equals(c.sha));
+        // The worker wrote into a place only a chunk that passed its check.
+        for (const [i, p] of places.entries()) if (typeof p === 'object') p.done(passed[i]!);
+        const bad = passed.indexOf(false);
+        if (bad >= 0) {
+          const c = batch.chunks[bad]!;
+          throw hashed.failed[bad] ? notDecompressing(c.path, c.rawLength) : notMatching(c.path);
         }
-        // The worker wrote into each place only a chunk that passed its check.
-        for (const [i, p] of places.entries()) if (typeof p === 'object') p.done(!hashed.failed[i] && hashed.shas.subarray(32 * i, 32 * i + 32).equals(batch.chunks[i]!.sha));
-        if (failure) throw failure;
         for (const [i, c] of batch.chunks.entries()) {
           if (places[i] === undefined) await this.storeChecked(c.sha, c.rawLength, c.zstd, hashed.memory.subarray(c.offset, c.offset + c.length));
         }
