@@ -1,0 +1,91 @@
+// Places reserved in the open pack (Repository.reserveBlob), which a worker thread fills once a
+// chunk passes its check: a place counts as stored only when filled, a place whose chunk failed
+// holds a blob of zeros under the zeros' own ID, and a pack with places is written whole.
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkRepository } from '../../../daemon/checker/checker.js';
+import { sharedBlobWorkers } from '../../../daemon/repository/blob-worker-pool.js';
+import { BlobType } from '../../../daemon/repository/blob.js';
+import { Compression, compressBlob } from '../../../daemon/repository/compression.js';
+import { blobIdFromHash, sha256 } from '../../../daemon/repository/crypto.js';
+import { Repository, type BlobPlace } from '../../../daemon/repository/repository.js';
+import { LocalStorage } from '../../../daemon/storage/local.js';
+import { tempDir } from '../../helpers/cli.js';
+import { pseudoRandom, textLike } from '../../helpers/fixtures.js';
+
+const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
+
+/** Has the process's worker pool check `frame` against `claim` and fill `place` when it matches. */
+async function fillOnWorker(place: BlobPlace, frame: Buffer, rawLength: number, claim: Buffer): Promise<boolean> {
+  const items = Uint32Array.from([0, frame.length, 1, rawLength, 0, place.at, place.counter, 0]);
+  const hashed = await sharedBlobWorkers().hashBatch({ memory: Buffer.from(frame), items, claims: claim, places: [{ arena: place.arena, key: place.key }] });
+  return hashed.failed[0] === 0 && hashed.shas.subarray(0, 32).equals(claim);
+}
+
+describe('places in the open pack', () => {
+  const tmp = tempDir('haul-placed-');
+  afterAll(() => tmp.cleanup());
+
+  it('a filled place is stored; a failed one becomes zeros under their own ID; the pack reads back whole', async () => {
+    const repo = await Repository.init(new LocalStorage(path.join(tmp.dir, 'repo')), 'pw', { kdf });
+    await repo.loadIndex();
+    const good = Buffer.from(textLike('placed good', 20_000));
+    const bad = Buffer.from(textLike('placed bad', 12_000));
+    const goodFrame = Buffer.from(compressBlob(good, 3).data);
+    const badFrame = Buffer.from(compressBlob(bad, 3).data);
+    const goodId = blobIdFromHash(repo.keys, sha256(good));
+    const lie = sha256(Buffer.from('what the bad chunk claims'));
+    const lieId = blobIdFromHash(repo.keys, lie);
+
+    const goodPlace = repo.reserveBlob(BlobType.data, goodId, Compression.zstd, goodFrame.length, good.length);
+    const badPlace = repo.reserveBlob(BlobType.data, lieId, Compression.zstd, badFrame.length, bad.length);
+    if (typeof goodPlace !== 'object' || typeof badPlace !== 'object') throw new Error('expected two places in the open pack');
+    // Unchecked: not stored, and a second claim of the same ID gets no second place.
+    expect(repo.hasBlob(goodId)).toBe(false);
+    expect(repo.reserveBlob(BlobType.data, goodId, Compression.zstd, goodFrame.length, good.length)).toBeUndefined();
+
+    const goodWritten = await fillOnWorker(goodPlace, goodFrame, good.length, sha256(good));
+    const badWritten = await fillOnWorker(badPlace, badFrame, bad.length, lie);
+    expect([goodWritten, badWritten]).toEqual([true, false]);
+    goodPlace.done(goodWritten);
+    badPlace.done(badWritten);
+    expect(repo.hasBlob(goodId)).toBe(true);
+    expect(repo.reserveBlob(BlobType.data, goodId, Compression.zstd, goodFrame.length, good.length)).toBe('present');
+    await repo.flush();
+
+    const zerosId = blobIdFromHash(repo.keys, sha256(Buffer.alloc(badFrame.length)));
+    expect(repo.hasBlob(lieId)).toBe(false);
+    expect(repo.hasBlob(zerosId)).toBe(true);
+    const reader = repo.reopen();
+    expect((await reader.loadBlob(goodId, BlobType.data)).equals(good)).toBe(true);
+    expect((await reader.loadBlob(zerosId, BlobType.data)).equals(Buffer.alloc(badFrame.length))).toBe(true);
+    const report = await checkRepository(reader, { readData: true });
+    expect(report.problems).toEqual([]);
+    await repo.close();
+  });
+
+  it('a pack is written only once its places are filled, and places in a full pack start the next one', async () => {
+    // 200 KiB packs: each place of ~100 KiB of incompressible data fills half of one.
+    const repo = await Repository.init(new LocalStorage(path.join(tmp.dir, 'rotate')), 'pw', { kdf });
+    (repo.config as { packTargetSize: number }).packTargetSize = 200 * 1024;
+    await repo.loadIndex();
+    const chunks = [0, 1, 2, 3, 4].map((i) => pseudoRandom(`rotate ${i}`, 100_000));
+    const places = chunks.map((c) => repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, sha256(c)), Compression.none, c.length, c.length));
+    expect(places.every((p) => typeof p === 'object')).toBe(true);
+    // Nothing is written while the places wait (the first pack is full, its flush waits for them).
+    await new Promise((r) => setTimeout(r, 50));
+    expect(repo.written.packsWritten).toBe(0);
+    for (const [i, c] of chunks.entries()) {
+      const place = places[i] as BlobPlace;
+      const items = Uint32Array.from([0, c.length, 0, c.length, 0, place.at, place.counter, 0]);
+      const hashed = await sharedBlobWorkers().hashBatch({ memory: Buffer.from(c), items, claims: sha256(c), places: [{ arena: place.arena, key: place.key }] });
+      place.done(hashed.failed[0] === 0);
+    }
+    await repo.flush();
+    expect(repo.written.packsWritten).toBe(2);
+    const reader = repo.reopen();
+    for (const c of chunks) expect((await reader.loadBlob(blobIdFromHash(repo.keys, sha256(c)), BlobType.data)).equals(c)).toBe(true);
+    expect((await checkRepository(reader, { readData: true })).problems).toEqual([]);
+    await repo.close();
+  });
+});
