@@ -37,6 +37,8 @@ export interface HashRequest {
   zstd: boolean;
   /** The exact plaintext length: a frame must decompress to precisely this many bytes. */
   rawLength: number;
+  /** Where to encrypt `data` (as stored) once its plaintext has the SHA-256 `claim` (see hashBatch). */
+  place?: { arena: SharedArrayBuffer; key: Buffer; at: number; counter: number; claim: Buffer };
 }
 
 export interface HashedChunk {
@@ -154,12 +156,14 @@ const work = {
     const result = out.buffer.slice(out.byteOffset, out.byteOffset + n);
     return [{ data: result, compression: 1 }, [result]];
   },
-  hash({ buffer, offset, length, zstdFrame, rawLength }) {
+  hash({ buffer, offset, length, zstdFrame, rawLength, place }) {
     const data = new Uint8Array(buffer, offset, length);
     if (zstdFrame && scratch.length < rawLength) scratch = Buffer.allocUnsafeSlow(rawLength);
     const plain = zstdFrame ? decompress(data, rawLength, true, scratch) : data;
     if (!plain || plain.length !== rawLength) return [{ failure: 'decompression', buffer }, [buffer]];
-    const sha = own(createHash('sha256').update(plain).digest());
+    const digest = oneShotHash('sha256', plain, 'buffer');
+    if (place && digest.equals(Buffer.from(place.claim))) encryptInto(new Uint8Array(place.key), place.counter, data, place.arena, place.at);
+    const sha = own(digest);
     return [{ sha, buffer }, [buffer]];
   },
   hashBatch({ buffer, items, claims, places }) {
@@ -293,12 +297,13 @@ export class BlobWorkerPool {
    * declared length; 'decompression' when it does not. The bytes come back as `data`.
    */
   hash(request: HashRequest): Promise<HashedChunk | 'decompression'> {
-    const { data, exclusive, zstd, rawLength } = request;
+    const { data, exclusive, zstd, rawLength, place } = request;
     const buffer = exclusive ? (data.buffer as ArrayBuffer) : ownArrayBuffer(data);
     const offset = exclusive ? data.byteOffset : 0;
     // Read before the transfer detaches `data` (its length then reads 0).
     const length = data.length;
-    return this.run({ kind: 'hash', buffer, offset, length, zstdFrame: zstd, rawLength }, [buffer], (m) => {
+    const placed = place ? { arena: place.arena, key: Uint8Array.from(place.key).buffer, at: place.at, counter: place.counter, claim: Uint8Array.from(place.claim).buffer } : undefined;
+    return this.run({ kind: 'hash', buffer, offset, length, zstdFrame: zstd, rawLength, place: placed }, [buffer], (m) => {
       const back = Buffer.from(m.buffer!, offset, length);
       return m.failure ? 'decompression' : { sha256: Buffer.from(m.sha!), data: back };
     });

@@ -678,12 +678,23 @@ export class PullBackupSession {
     await this.roomToVerify();
     // `data` moves to the worker (its buffer is detached here): keep its length.
     const length = data.length;
-    this.track(length, this.repo.hashOnWorker({ data, exclusive, zstd, rawLength }).then(async (hashed) => {
-      if (hashed === 'decompression') throw notDecompressing(path, rawLength);
-      if (!hashed.sha256.equals(sha)) throw notMatching(path);
-      await this.storeChecked(hashed.sha256, rawLength, zstd, hashed.data);
-      if (exclusive) this.frameBuffers.give(hashed.data);
-    }));
+    // As for a batch: a place in the open pack, encrypted into by the worker once the check passes.
+    const reserved = zstd || this.probeCompresses ? this.repo.reserveBlob(BlobType.data, id, zstd ? Compression.zstd : Compression.none, length, rawLength) : undefined;
+    const place = typeof reserved === 'object' ? reserved : undefined;
+    this.track(length, this.repo.hashOnWorker({ data, exclusive, zstd, rawLength, ...(place ? { place: { ...place, claim: sha } } : {}) }).then(
+      async (hashed) => {
+        const passed = hashed !== 'decompression' && hashed.sha256.equals(sha);
+        place?.done(passed);
+        if (hashed === 'decompression') throw notDecompressing(path, rawLength);
+        if (!passed) throw notMatching(path);
+        if (reserved === undefined) await this.storeChecked(hashed.sha256, rawLength, zstd, hashed.data);
+        if (exclusive) this.frameBuffers.give(hashed.data);
+      },
+      (err: unknown) => {
+        place?.done(false);
+        throw err;
+      },
+    ));
     return id;
   }
 
