@@ -468,10 +468,11 @@ export class Repository {
     this.writer = undefined;
     // The name, a keyed hash over the whole pack, is computed on a worker thread (the arena is
     // shared memory, read there in place); nothing writes to these parts until the pack is written.
-    const contents = writer.finishContents();
     let pack: FinishedPack;
     try {
+      // Its places filled first: a failed chunk's place changes its entry, which the header lists.
       await writer.allPlaced();
+      const contents = writer.finishContents();
       pack = namedPack(contents, await sharedBlobWorkers().objectName(this.keys, contents.parts));
       while (this.inFlight.size >= maxPacksInFlight) await Promise.race(this.inFlight);
       this.throwIfWriteFailed();

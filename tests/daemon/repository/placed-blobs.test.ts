@@ -64,6 +64,32 @@ describe('places in the open pack', () => {
     await repo.close();
   });
 
+  it('a place that fails while its pack already waits to be written: the pack\'s header and the index name the zeros, never the claim', async () => {
+    const repo = await Repository.init(new LocalStorage(path.join(tmp.dir, 'late-failure')), 'pw', { kdf });
+    (repo.config as { packTargetSize: number }).packTargetSize = 200 * 1024;
+    await repo.loadIndex();
+    const chunks = [0, 1, 2, 3].map((i) => pseudoRandom(`late ${i}`, 100_000));
+    const claims = chunks.map((c, i) => (i === 1 ? sha256(Buffer.from('a claim chunk 1 does not keep')) : sha256(c)));
+    // The fourth place finds the first pack full: that pack's flush starts and waits for places 1-3.
+    const places = chunks.map((c, i) => repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, claims[i]!), Compression.none, c.length, c.length) as BlobPlace);
+    expect(places.every((p) => typeof p === 'object')).toBe(true);
+    for (const [i, c] of chunks.entries()) {
+      const items = Uint32Array.from([0, c.length, 0, c.length, 0, places[i]!.at, places[i]!.counter, 0]);
+      const hashed = await sharedBlobWorkers().hashBatch({ memory: Buffer.from(c), items, claims: claims[i]!, places: [{ arena: places[i]!.arena, key: places[i]!.key }] });
+      places[i]!.done(hashed.failed[0] === 0 && hashed.shas.subarray(0, 32).equals(claims[i]!));
+    }
+    await repo.flush();
+    // Read back from storage alone: index files, pack headers, blobs.
+    const fresh = await Repository.open(new LocalStorage(path.join(tmp.dir, 'late-failure')), 'pw');
+    await fresh.loadIndex();
+    expect(fresh.hasBlob(blobIdFromHash(repo.keys, claims[1]!))).toBe(false);
+    expect(fresh.hasBlob(blobIdFromHash(repo.keys, sha256(Buffer.alloc(chunks[1]!.length))))).toBe(true);
+    for (const i of [0, 2, 3]) expect((await fresh.loadBlob(blobIdFromHash(repo.keys, claims[i]!), BlobType.data)).equals(chunks[i]!)).toBe(true);
+    expect((await checkRepository(fresh, { readData: true })).problems).toEqual([]);
+    await fresh.close();
+    await repo.close();
+  });
+
   it('a pack is written only once its places are filled, and places in a full pack start the next one', async () => {
     // 200 KiB packs: each place of ~100 KiB of incompressible data fills half of one.
     const repo = await Repository.init(new LocalStorage(path.join(tmp.dir, 'rotate')), 'pw', { kdf });
