@@ -1,10 +1,12 @@
 // zstd, AES-GCM and SHA-256 over whole chunks are most of the CPU of storing, checking and
 // reading blobs. The pool runs them on worker threads, so a backup or a restore uses every core
-// while the main thread reads the SSH channel, packs and issues file-system calls. Three kinds of
-// work: compressing a blob to store, hashing a chunk a probe sent (after bounded decompression),
-// opening a stored blob (decrypt, bounded decompression, hash). A worker only returns bytes and
-// SHA-256s; the caller compares them with the ID or the probe's claim, so nothing is taken as
-// verified that the main thread did not check.
+// while the main thread reads the SSH channel, packs and issues file-system calls. The kinds of
+// work: compressing a blob to store; hashing a chunk a probe sent, or a batch of them (after
+// bounded decompression), and encrypting each one whose plaintext has the hash the probe claimed
+// into the place reserved for it in the open pack; opening a stored blob (decrypt, bounded
+// decompression, hash). A worker returns bytes and SHA-256s; the caller compares them with the
+// ID or the probe's claim and decides what counts as stored (a place whose chunk failed is
+// filled with zeros on the main thread, see PackWriter.placed).
 //
 // One pool per process (`sharedBlobWorkers`): the daemon's concurrent jobs each have their own
 // Repository handle but share these threads, so its memory does not grow with the jobs running.
@@ -64,7 +66,7 @@ export interface HashBatchRequest {
   places: { arena: SharedArrayBuffer; key: Buffer }[];
 }
 
-export const batchItemWords = 8;
+export const batchItemWords = 7;
 export const noPlace = 0xffff_ffff;
 
 export interface HashedBatch {
@@ -114,13 +116,17 @@ function decompress(frame, limit, exact, scratch) {
     return undefined;
   }
 }
-// The stored payload of a blob (ciphertext then 16-byte tag), or undefined when it does not authenticate.
-function decryptBlob(key, counter, data) {
-  if (data.length < 16) return undefined;
+// A blob's nonce: domain 0, then the counter (its offset in the pack) as 64 bits big-endian.
+function blobNonce(counter) {
   nonce.writeUInt32BE(0, 0);
   nonce.writeUInt32BE(Math.floor(counter / 0x100000000), 4);
   nonce.writeUInt32BE(counter >>> 0, 8);
-  const d = createDecipheriv('aes-256-gcm', key, nonce);
+  return nonce;
+}
+// The stored payload of a blob (ciphertext then 16-byte tag), or undefined when it does not authenticate.
+function decryptBlob(key, counter, data) {
+  if (data.length < 16) return undefined;
+  const d = createDecipheriv('aes-256-gcm', key, blobNonce(counter));
   d.setAuthTag(data.subarray(data.length - 16));
   const payload = d.update(data.subarray(0, data.length - 16));
   try { d.final(); } catch { return undefined; }
@@ -133,12 +139,9 @@ const workerSource = `
 const { parentPort } = require('node:worker_threads');
 const { createCipheriv, hash: oneShotHash } = require('node:crypto');
 ${blobWorkerFunctions}
-// crypto.ts's blob encryption (nonce: domain 0, then the counter as 64 bits big-endian), written into shared memory.
+// crypto.ts's blob encryption, written into shared memory (a pack's arena) at \`at\`.
 function encryptInto(key, counter, payload, arena, at) {
-  nonce.writeUInt32BE(0, 0);
-  nonce.writeUInt32BE(Math.floor(counter / 0x100000000), 4);
-  nonce.writeUInt32BE(counter >>> 0, 8);
-  const c = createCipheriv('aes-256-gcm', key, nonce);
+  const c = createCipheriv('aes-256-gcm', key, blobNonce(counter));
   const body = c.update(payload);
   c.final();
   const out = new Uint8Array(arena);
@@ -147,6 +150,12 @@ function encryptInto(key, counter, payload, arena, at) {
 }
 const own = (b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 let scratch = Buffer.allocUnsafeSlow(0);
+// SHA-256 of a received chunk's plaintext; undefined when a frame does not decompress to exactly rawLength.
+function plaintextSha(data, zstdFrame, rawLength) {
+  if (zstdFrame && scratch.length < rawLength) scratch = Buffer.allocUnsafeSlow(rawLength);
+  const plain = zstdFrame ? decompress(data, rawLength, true, scratch) : data;
+  return plain && plain.length === rawLength ? oneShotHash('sha256', plain, 'buffer') : undefined;
+}
 const work = {
   compress({ data, level }) {
     const input = new Uint8Array(data);
@@ -158,10 +167,8 @@ const work = {
   },
   hash({ buffer, offset, length, zstdFrame, rawLength, place }) {
     const data = new Uint8Array(buffer, offset, length);
-    if (zstdFrame && scratch.length < rawLength) scratch = Buffer.allocUnsafeSlow(rawLength);
-    const plain = zstdFrame ? decompress(data, rawLength, true, scratch) : data;
-    if (!plain || plain.length !== rawLength) return [{ failure: 'decompression', buffer }, [buffer]];
-    const digest = oneShotHash('sha256', plain, 'buffer');
+    const digest = plaintextSha(data, zstdFrame, rawLength);
+    if (!digest) return [{ failure: 'decompression', buffer }, [buffer]];
     if (place && digest.equals(Buffer.from(place.claim))) encryptInto(new Uint8Array(place.key), place.counter, data, place.arena, place.at);
     const sha = own(digest);
     return [{ sha, buffer }, [buffer]];
@@ -172,14 +179,11 @@ const work = {
     const keys = places.map((p) => new Uint8Array(p.key));
     for (let i = 0; i < n; i++) {
       const at = w * i, data = new Uint8Array(buffer, items[at], items[at + 1]);
-      const zstdFrame = items[at + 2] === 1, rawLength = items[at + 3], place = items[at + 4];
-      if (zstdFrame && scratch.length < rawLength) scratch = Buffer.allocUnsafeSlow(rawLength);
-      const plain = zstdFrame ? decompress(data, rawLength, true, scratch) : data;
-      if (!plain || plain.length !== rawLength) {
+      const sha = plaintextSha(data, items[at + 2] === 1, items[at + 3]), place = items[at + 4];
+      if (!sha) {
         failed[i] = 1;
         continue;
       }
-      const sha = oneShotHash('sha256', plain, 'buffer');
       sha.copy(shas, 32 * i);
       if (place !== ${noPlace} && sha.equals(claimed.subarray(32 * i, 32 * i + 32))) encryptInto(keys[place], items[at + 6], data, places[place].arena, items[at + 5]);
     }

@@ -401,9 +401,7 @@ export class Repository {
     const reserved = writer.reserve(id, type, compression, payloadLength, rawLength);
     if (!reserved) return undefined;
     this.placedIds.add(hex);
-    this.written.blobsNew++;
-    this.written.bytesNew += rawLength;
-    this.written.bytesStored += reserved.entry.length;
+    this.countNew(reserved.entry);
     const done = (written: boolean) => {
       this.placedIds.delete(hex);
       if (written) this.openPackIds.add(hex);
@@ -424,11 +422,14 @@ export class Repository {
 
   private async pack(id: Buffer, type: BlobType, compression: Compression, data: Uint8Array, rawLength: number): Promise<void> {
     this.writer ??= new PackWriter(this.keys, this.takeArena());
-    const entry = this.writer.add(id, type, compression, data, rawLength);
-    this.written.blobsNew++;
-    this.written.bytesNew += rawLength;
-    this.written.bytesStored += entry.length;
+    this.countNew(this.writer.add(id, type, compression, data, rawLength));
     if (this.writer.size >= this.config.packTargetSize) await this.flushPack();
+  }
+
+  private countNew(entry: PackEntry): void {
+    this.written.blobsNew++;
+    this.written.bytesNew += entry.rawLength;
+    this.written.bytesStored += entry.length;
   }
 
   private takeArena(): Buffer | undefined {

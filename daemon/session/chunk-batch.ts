@@ -67,7 +67,6 @@ export class ChunkBatch {
       items[i++] = target;
       items[i++] = place?.at ?? 0;
       items[i++] = place?.counter ?? 0;
-      items[i++] = 0;
     }
     return { memory: this.memory, items, claims: Buffer.concat(this.chunks.map((c) => c.sha)), places: targets };
   }

@@ -46,9 +46,10 @@ export interface DigestTree {
 const dirRef = 0x8000_0000;
 const refWords = 4;
 
-// One-shot hashing (no Hash object per call: a third faster over a digest's tens of thousands).
-
-/** First 8 bytes of SHA-256(path), as a record stores them (u64 LE). */
+/**
+ * First 8 bytes of SHA-256(path), as a record stores them (u64 LE). One-shot hashing, here and in
+ * metadataDigest: no Hash object per call, a third faster over a digest's tens of thousands.
+ */
 function pathHash(path: Buffer): Buffer {
   return hash('sha256', path, 'buffer').subarray(0, 8);
 }

@@ -679,7 +679,7 @@ export class PullBackupSession {
     // `data` moves to the worker (its buffer is detached here): keep its length.
     const length = data.length;
     // As for a batch: a place in the open pack, encrypted into by the worker once the check passes.
-    const reserved = zstd || this.probeCompresses ? this.repo.reserveBlob(BlobType.data, id, zstd ? Compression.zstd : Compression.none, length, rawLength) : undefined;
+    const reserved = this.placeFor(id, zstd, length, rawLength);
     const place = typeof reserved === 'object' ? reserved : undefined;
     this.track(length, this.repo.hashOnWorker({ data, exclusive, zstd, rawLength, ...(place ? { place: { ...place, claim: sha } } : {}) }).then(
       async (hashed) => {
@@ -710,7 +710,7 @@ export class PullBackupSession {
     clearTimeout(this.batchTimer);
     await this.roomToVerify();
     // From here to the request nothing waits: a pack waits for its places, filled only once the batch is sent.
-    const places = batch.chunks.map((c) => (c.zstd || this.probeCompresses ? this.repo.reserveBlob(BlobType.data, c.id, c.zstd ? Compression.zstd : Compression.none, c.length, c.rawLength) : undefined));
+    const places = batch.chunks.map((c) => this.placeFor(c.id, c.zstd, c.length, c.rawLength));
     const request = batch.request(places.map((p) => (typeof p === 'object' ? p : undefined)));
     this.track(batch.bytes, this.repo.hashBatchOnWorker(request).then(
       async (hashed) => {
@@ -733,6 +733,20 @@ export class PullBackupSession {
         throw err;
       },
     ));
+  }
+
+  /**
+   * A place in the open pack for a chunk stored as it comes (Repository.reserveBlob); undefined
+   * for one the server compresses itself, or when there is no place now (see storeChecked).
+   */
+  private placeFor(id: Buffer, zstd: boolean, length: number, rawLength: number): ReturnType<Repository['reserveBlob']> {
+    if (!this.storedAsReceived(zstd)) return undefined;
+    return this.repo.reserveBlob(BlobType.data, id, zstd ? Compression.zstd : Compression.none, length, rawLength);
+  }
+
+  /** A zstd frame, or a raw chunk from a probe that compresses (so found not worth it), is stored as it came. */
+  private storedAsReceived(zstd: boolean): boolean {
+    return zstd || this.probeCompresses;
   }
 
   private dropBatch(): void {
@@ -769,7 +783,7 @@ export class PullBackupSession {
    * without zstd is compressed here.
    */
   private async storeChecked(sha: Buffer, rawLength: number, zstd: boolean, received: Buffer): Promise<Buffer> {
-    if (!zstd && !this.probeCompresses) return (await this.repo.saveBlob(BlobType.data, received, sha)).id;
+    if (!this.storedAsReceived(zstd)) return (await this.repo.saveBlob(BlobType.data, received, sha)).id;
     const stored = { compression: zstd ? Compression.zstd : Compression.none, data: received };
     return (await this.repo.saveEncodedBlob(BlobType.data, sha, rawLength, stored)).id;
   }

@@ -176,6 +176,14 @@ async function withDaemon<T>(bin: string, env: NodeJS.ProcessEnv, work: () => Pr
   }
 }
 
+/** `haul init`, then the client `bench` (the data set in the bench user's home) added and its key authorized; init's result. */
+async function initHaul(ctx: Context, haul: (...args: string[]) => Promise<RunResult>): Promise<RunResult> {
+  const r = await ok('haul init', haul('init', '--json'));
+  const add = await ok('haul client add', haul('client', 'add', 'bench', `${ctx.user.name}@${ctx.sshd.host}:${ctx.sshd.port}`, '--path', ctx.dataDir, '--json'));
+  ctx.sshd.authorize(ctx.user.name, (JSON.parse(add.stdout) as { authorizedKeysLine: string }).authorizedKeysLine);
+  return r;
+}
+
 /** `haul backup CLIENT` as a daemon job: its seconds; fails unless the daemon ran it. */
 async function daemonBackup(haul: (...args: string[]) => Promise<RunResult>, client: string): Promise<number> {
   const r = await ok('haul backup (daemon job)', haul('backup', client, '--json'));
@@ -193,9 +201,7 @@ async function daemonFirstBackup(ctx: Context, bin: string, baseEnv: NodeJS.Proc
   const env = { ...baseEnv, HAUL_REPOSITORY: path.join(dir, 'repo'), HAUL_HOME: path.join(dir, 'home') };
   const haul = (...args: string[]) => haulWith(env, ...args);
   try {
-    await ok('haul init', haul('init', '--json'));
-    const add = await ok('haul client add', haul('client', 'add', 'bench', `${ctx.user.name}@${ctx.sshd.host}:${ctx.sshd.port}`, '--path', ctx.dataDir, '--json'));
-    ctx.sshd.authorize(ctx.user.name, (JSON.parse(add.stdout) as { authorizedKeysLine: string }).authorizedKeysLine);
+    await initHaul(ctx, haul);
     return await withDaemon(bin, env, () => daemonBackup(haul, 'bench'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -215,12 +221,7 @@ function haulDriver(ctx: Context): Driver {
     name: 'haul',
     version: firstLine(process.execPath, [bin, '--version']) + ` (node ${process.version}), ${firstLine(path.join(rootDir, 'probe', 'dist', 'haul-probe-x86_64'), ['--version'])}`,
     settings: `pull: probe chunks (gear CDC 256 KiB / 1 MiB / 4 MiB), hashes and zstd-1-compresses on the client; ssh2 transport (${ssh2CryptoBinding()}); server encrypts into 16 MiB packs`,
-    async init() {
-      const r = await ok('haul init', haul('init', '--json'));
-      const add = await ok('haul client add', haul('client', 'add', 'bench', `${ctx.user.name}@${ctx.sshd.host}:${ctx.sshd.port}`, '--path', ctx.dataDir, '--json'));
-      ctx.sshd.authorize(ctx.user.name, (JSON.parse(add.stdout) as { authorizedKeysLine: string }).authorizedKeysLine);
-      return r;
-    },
+    init: () => initHaul(ctx, haul),
     backup: () => haul('backup', 'bench', '--json'),
     restore: (target) => haul('restore', `latest:${ctx.dataDir}`, '--client', 'bench', '--target', target, '--json'),
     restoredRoot: (target) => target,

@@ -85,7 +85,7 @@ describe('blob worker pool', () => {
     const items: number[] = [];
     let offset = 0;
     for (const [i, c] of chunks.entries()) {
-      items.push(offset, c.data.length, c.zstd ? 1 : 0, c.rawLength, placeAt[i]! < 0 ? noPlace : 0, Math.max(0, placeAt[i]!), 4242 + i, 0);
+      items.push(offset, c.data.length, c.zstd ? 1 : 0, c.rawLength, placeAt[i]! < 0 ? noPlace : 0, Math.max(0, placeAt[i]!), 4242 + i);
       offset += c.data.length;
     }
     const claims = Buffer.concat([sha256(text), sha256(Buffer.from('not the raw bytes')), sha256(zeros), sha256(text)]);

@@ -15,10 +15,13 @@ import { pseudoRandom, textLike } from '../../helpers/fixtures.js';
 
 const kdf = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
 
-/** Has the process's worker pool check `frame` against `claim` and fill `place` when it matches. */
-async function fillOnWorker(place: BlobPlace, frame: Buffer, rawLength: number, claim: Buffer): Promise<boolean> {
-  const items = Uint32Array.from([0, frame.length, 1, rawLength, 0, place.at, place.counter, 0]);
-  const hashed = await sharedBlobWorkers().hashBatch({ memory: Buffer.from(frame), items, claims: claim, places: [{ arena: place.arena, key: place.key }] });
+/**
+ * Has the process's worker pool check a chunk as received (a zstd frame, or raw bytes) against
+ * `claim` and fill `place` when it matches, as the pull session does; whether it passed.
+ */
+async function fillOnWorker(place: BlobPlace, data: Buffer, zstd: boolean, rawLength: number, claim: Buffer): Promise<boolean> {
+  const items = Uint32Array.from([0, data.length, zstd ? 1 : 0, rawLength, 0, place.at, place.counter]);
+  const hashed = await sharedBlobWorkers().hashBatch({ memory: Buffer.from(data), items, claims: claim, places: [{ arena: place.arena, key: place.key }] });
   return hashed.failed[0] === 0 && hashed.shas.subarray(0, 32).equals(claim);
 }
 
@@ -44,8 +47,8 @@ describe('places in the open pack', () => {
     expect(repo.hasBlob(goodId)).toBe(false);
     expect(repo.reserveBlob(BlobType.data, goodId, Compression.zstd, goodFrame.length, good.length)).toBeUndefined();
 
-    const goodWritten = await fillOnWorker(goodPlace, goodFrame, good.length, sha256(good));
-    const badWritten = await fillOnWorker(badPlace, badFrame, bad.length, lie);
+    const goodWritten = await fillOnWorker(goodPlace, goodFrame, true, good.length, sha256(good));
+    const badWritten = await fillOnWorker(badPlace, badFrame, true, bad.length, lie);
     expect([goodWritten, badWritten]).toEqual([true, false]);
     goodPlace.done(goodWritten);
     badPlace.done(badWritten);
@@ -73,11 +76,7 @@ describe('places in the open pack', () => {
     // The fourth place finds the first pack full: that pack's flush starts and waits for places 1-3.
     const places = chunks.map((c, i) => repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, claims[i]!), Compression.none, c.length, c.length) as BlobPlace);
     expect(places.every((p) => typeof p === 'object')).toBe(true);
-    for (const [i, c] of chunks.entries()) {
-      const items = Uint32Array.from([0, c.length, 0, c.length, 0, places[i]!.at, places[i]!.counter, 0]);
-      const hashed = await sharedBlobWorkers().hashBatch({ memory: Buffer.from(c), items, claims: claims[i]!, places: [{ arena: places[i]!.arena, key: places[i]!.key }] });
-      places[i]!.done(hashed.failed[0] === 0 && hashed.shas.subarray(0, 32).equals(claims[i]!));
-    }
+    for (const [i, c] of chunks.entries()) places[i]!.done(await fillOnWorker(places[i]!, c, false, c.length, claims[i]!));
     await repo.flush();
     // Read back from storage alone: index files, pack headers, blobs.
     const fresh = await Repository.open(new LocalStorage(path.join(tmp.dir, 'late-failure')), 'pw');
@@ -103,9 +102,7 @@ describe('places in the open pack', () => {
     expect(repo.written.packsWritten).toBe(0);
     for (const [i, c] of chunks.entries()) {
       const place = places[i] as BlobPlace;
-      const items = Uint32Array.from([0, c.length, 0, c.length, 0, place.at, place.counter, 0]);
-      const hashed = await sharedBlobWorkers().hashBatch({ memory: Buffer.from(c), items, claims: sha256(c), places: [{ arena: place.arena, key: place.key }] });
-      place.done(hashed.failed[0] === 0);
+      place.done(await fillOnWorker(place, c, false, c.length, sha256(c)));
     }
     await repo.flush();
     expect(repo.written.packsWritten).toBe(2);
