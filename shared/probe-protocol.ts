@@ -1,7 +1,7 @@
-// The probe protocol, version 3: message types, limits and frame encoding, defined once for the
+// The probe protocol, version 4: message types, limits and frame encoding, defined once for the
 // daemon (and for tests that play a probe). Normative text: docs/probe-protocol.md.
 
-export const protocolVersion = 3;
+export const protocolVersion = 4;
 export const helloMagic = 'HAULPRB1';
 
 /** A frame's length field counts type + body; anything above this ends the session. */

@@ -4,7 +4,7 @@
 // implementation of the same algorithm; tests compare the two boundary for boundary.
 import { createHmac } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import type { ChunkerParams } from '../repository/config.js';
+import { chunkerNormalization, type ChunkerParams } from '../repository/config.js';
 
 export function gearTable(key: Uint8Array): Uint32Array {
   const bytes = Buffer.alloc(1024);
@@ -33,8 +33,9 @@ export class GearChunker {
       throw new Error('chunker: need min < avg < max with avg a power of two');
     }
     this.gearSigned = new Int32Array(gearTable(key).buffer);
-    this.maskS = topBits(bits + 2);
-    this.maskL = topBits(bits - 2);
+    const level = chunkerNormalization(params);
+    this.maskS = topBits(bits + level);
+    this.maskL = topBits(bits - level);
   }
 
   /** Length of the next chunk of buf[start..end); end - start must be >= maxSize unless at EOF. */

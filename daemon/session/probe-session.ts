@@ -27,6 +27,7 @@ import {
 } from '../../shared/probe-protocol.js';
 import { BlobType } from '../repository/blob.js';
 import { Compression } from '../repository/compression.js';
+import { chunkerNormalization } from '../repository/config.js';
 import { blobIdFromHash, chunkerKeyFor } from '../repository/crypto.js';
 import { Hmac32 } from '../repository/hmac32.js';
 import type { Repository } from '../repository/repository.js';
@@ -423,7 +424,7 @@ export class PullBackupSession {
   private async sendStart(): Promise<void> {
     const { records, known } = this.previous;
     const { chunker } = this.repo.config;
-    const w = new BodyWriter().u32(chunker.minSize).u32(chunker.avgSize).u32(chunker.maxSize).bytes(this.chunkerKey).i8(this.options.zstdLevel ?? defaultProbeZstdLevel).u8(this.options.oneFileSystem ? 1 : 0);
+    const w = new BodyWriter().u32(chunker.minSize).u32(chunker.avgSize).u32(chunker.maxSize).u8(chunkerNormalization(chunker)).bytes(this.chunkerKey).i8(this.options.zstdLevel ?? defaultProbeZstdLevel).u8(this.options.oneFileSystem ? 1 : 0);
     w.u16(this.options.paths.length);
     for (const p of this.options.paths) w.bytes16(Buffer.from(p));
     const excludes = this.options.excludes ?? [];

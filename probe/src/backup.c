@@ -661,6 +661,7 @@ static void read_backup(session *s)
     haul_cursor c;
     haul_cur_init(&c, body, len);
     uint32_t min = haul_cur_u32(&c), avg = haul_cur_u32(&c), max = haul_cur_u32(&c);
+    unsigned normalization = haul_cur_u8(&c);
     const uint8_t *key = haul_cur_bytes(&c, HAUL_GEAR_KEY_LEN);
     int level = (int8_t)haul_cur_u8(&c);
     unsigned flags = haul_cur_u8(&c);
@@ -696,10 +697,11 @@ static void read_backup(session *s)
     }
     if (haul_cur_end(&c) != 0)
         protocol_error("protocol violation: %s body does not parse exactly", "BACKUP");
-    if (max > HAUL_MAX_CHUNK || haul_gear_init(&s->gear, key, min, avg, max) != 0)
-        haul_fatal(HAUL_EXIT_PROTOCOL, "protocol violation: BACKUP chunker sizes %u/%u/%u: need "
-                   "min <= avg <= max <= %u with avg a power of two >= 4", min, avg, max,
-                   HAUL_MAX_CHUNK);
+    if (max > HAUL_MAX_CHUNK || haul_gear_init(&s->gear, key, min, avg, max, normalization) != 0)
+        haul_fatal(HAUL_EXIT_PROTOCOL, "protocol violation: BACKUP chunker sizes %u/%u/%u, "
+                   "normalization %u: need min <= avg <= max <= %u with avg a power of two >= 4, "
+                   "normalization <= %u", min, avg, max, normalization, HAUL_MAX_CHUNK,
+                   HAUL_GEAR_MAX_NORMALIZATION);
     if (level < 0 || level > MAX_ZSTD_LEVEL)
         haul_fatal(HAUL_EXIT_PROTOCOL, "protocol violation: BACKUP zstd level %d is not in 0..%d",
                    level, MAX_ZSTD_LEVEL);

@@ -12,14 +12,15 @@ static uint32_t top_bits(unsigned k)
 }
 
 int haul_gear_init(haul_gear *g, const uint8_t key[HAUL_GEAR_KEY_LEN],
-                   size_t min, size_t avg, size_t max)
+                   size_t min, size_t avg, size_t max, unsigned normalization)
 {
     unsigned bits = 0;
     while (bits < 31 && ((size_t)1 << bits) < avg)
         bits++;
     if (((size_t)1 << bits) != avg || bits < 2 || bits > 30)
         return -1;
-    if (min > avg || avg > max || max > HAUL_GEAR_MAX_MAX)
+    if (min > avg || avg > max || max > HAUL_GEAR_MAX_MAX ||
+        normalization > HAUL_GEAR_MAX_NORMALIZATION)
         return -1;
 
     /* G = HMAC(K, "haul-gear-v1" || i) for i = 0..31, read as 256 LE uint32. */
@@ -39,8 +40,9 @@ int haul_gear_init(haul_gear *g, const uint8_t key[HAUL_GEAR_KEY_LEN],
     g->min = min;
     g->avg = avg;
     g->max = max;
-    g->mask_s = top_bits(bits + 2);
-    g->mask_l = top_bits(bits - 2);
+    /* Clamped to 0..32 bits: bits + normalization passes 32 only for avg near 2^30. */
+    g->mask_s = top_bits(bits + normalization > 32 ? 32 : bits + normalization);
+    g->mask_l = top_bits(bits > normalization ? bits - normalization : 0);
     return 0;
 }
 

@@ -9,8 +9,10 @@
 
 #define HAUL_GEAR_KEY_LEN 32
 #define HAUL_GEAR_DEFAULT_MIN (256u * 1024)
-#define HAUL_GEAR_DEFAULT_AVG (1024u * 1024)
+#define HAUL_GEAR_DEFAULT_AVG (512u * 1024)
 #define HAUL_GEAR_DEFAULT_MAX (4u * 1024 * 1024)
+#define HAUL_GEAR_DEFAULT_NORMALIZATION 1u
+#define HAUL_GEAR_MAX_NORMALIZATION 3u
 #define HAUL_GEAR_MAX_MAX (1024u * 1024 * 1024) /* keeps 2*max far from overflow */
 
 typedef struct {
@@ -21,9 +23,11 @@ typedef struct {
 } haul_gear;
 
 /* Derive the table from key and check the parameters: avg a power of two in
- * [4, 2^30], min <= avg <= max <= HAUL_GEAR_MAX_MAX. Returns 0 or -1. */
+ * [4, 2^30], min <= avg <= max <= HAUL_GEAR_MAX_MAX, normalization (how many
+ * bits stricter / looser the masks are before / after avg) at most
+ * HAUL_GEAR_MAX_NORMALIZATION. Returns 0 or -1. */
 int haul_gear_init(haul_gear *g, const uint8_t key[HAUL_GEAR_KEY_LEN],
-                   size_t min, size_t avg, size_t max);
+                   size_t min, size_t avg, size_t max, unsigned normalization);
 
 /* Length of the chunk starting at data[0]; n bytes are available and must be
  * >= max unless they run to the end of the input. */

@@ -30,7 +30,7 @@ static const struct {
     {"--restore", "", "restore entries sent on stdin below a target directory (docs/probe-protocol.md)",
      haul_restore_main},
     {"--selftest", "", "run the built-in known-answer tests", haul_selftest_main},
-    {"--chunk-boundaries", "KEYHEX MIN AVG MAX < file",
+    {"--chunk-boundaries", "KEYHEX MIN AVG MAX [NORMALIZATION] < file",
      "print 'offset length sha256' per chunk", haul_chunk_boundaries_main},
     {"--bench-sha", "[MiB]", "SHA-256 throughput of each path (default 1024 MiB)",
      haul_bench_sha_main},

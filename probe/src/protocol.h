@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HAUL_PROTOCOL_VERSION 3
+#define HAUL_PROTOCOL_VERSION 4
 #define HAUL_HELLO_MAGIC "HAULPRB1"
 
 /* A frame's length field counts type + body. */

@@ -197,11 +197,15 @@ static void test_gear(void)
         key[i] = (uint8_t)i;
     haul_gear g;
 
-    report("gear", "rejects avg not a power of two", haul_gear_init(&g, key, 64, 300, 1024) != 0);
-    report("gear", "rejects min > avg", haul_gear_init(&g, key, 512, 256, 1024) != 0);
-    report("gear", "default masks", haul_gear_init(&g, key, HAUL_GEAR_DEFAULT_MIN,
-                                                   HAUL_GEAR_DEFAULT_AVG, HAUL_GEAR_DEFAULT_MAX) == 0 &&
-                                        g.mask_s == 0xFFFFFC00u && g.mask_l == 0xFFFFC000u);
+    report("gear", "rejects avg not a power of two", haul_gear_init(&g, key, 64, 300, 1024, 2) != 0);
+    report("gear", "rejects min > avg", haul_gear_init(&g, key, 512, 256, 1024, 2) != 0);
+    report("gear", "rejects normalization 4", haul_gear_init(&g, key, 64, 256, 1024, 4) != 0);
+    report("gear", "masks of 1 MiB, normalization 2",
+           haul_gear_init(&g, key, 256u << 10, 1u << 20, 4u << 20, 2) == 0 &&
+               g.mask_s == 0xFFFFFC00u && g.mask_l == 0xFFFFC000u);
+    report("gear", "default masks", haul_gear_init(&g, key, HAUL_GEAR_DEFAULT_MIN, HAUL_GEAR_DEFAULT_AVG,
+                                                   HAUL_GEAR_DEFAULT_MAX, HAUL_GEAR_DEFAULT_NORMALIZATION) == 0 &&
+                                        g.mask_s == 0xFFFFF000u && g.mask_l == 0xFFFFC000u);
 
     for (int i = 0; i < 256; i++)
         for (int b = 0; b < 4; b++)
@@ -219,7 +223,7 @@ static void test_gear(void)
         haul_sha256(msg, sizeof msg, data + HAUL_SHA256_LEN * j);
     }
 
-    haul_gear_init(&g, key, 64, 256, 1024);
+    haul_gear_init(&g, key, 64, 256, 1024, 2);
     struct collect mem = {.ok = 1};
     for (size_t off = 0; off < sizeof data;) {
         size_t len = haul_gear_cut(&g, data + off, sizeof data - off);

@@ -27,7 +27,7 @@ static int parse_size(const char *s, size_t *out)
     return 0;
 }
 
-/* ---- --chunk-boundaries KEYHEX MIN AVG MAX < file ----------------------- */
+/* ---- --chunk-boundaries KEYHEX MIN AVG MAX [NORMALIZATION] < file ------- */
 
 struct listing {
     unsigned long long offset;
@@ -48,16 +48,20 @@ static int print_chunk(void *arg, const uint8_t *chunk, size_t len)
 int haul_chunk_boundaries_main(int argc, char **argv)
 {
     uint8_t key[HAUL_GEAR_KEY_LEN];
-    size_t min, avg, max;
+    size_t min, avg, max, normalization = 2;
     haul_gear g;
-    if (argc != 5 || haul_hex_decode(argv[1], key, sizeof key) != 0 ||
-        parse_size(argv[2], &min) || parse_size(argv[3], &avg) || parse_size(argv[4], &max)) {
-        fprintf(stderr, "usage: haul-probe --chunk-boundaries KEYHEX(64 digits) MIN AVG MAX < file\n");
+    if ((argc != 5 && argc != 6) || haul_hex_decode(argv[1], key, sizeof key) != 0 ||
+        parse_size(argv[2], &min) || parse_size(argv[3], &avg) || parse_size(argv[4], &max) ||
+        (argc == 6 && parse_size(argv[5], &normalization))) {
+        fprintf(stderr, "usage: haul-probe --chunk-boundaries KEYHEX(64 digits) MIN AVG MAX "
+                        "[NORMALIZATION, default 2] < file\n");
         return 2;
     }
-    if (haul_gear_init(&g, key, min, avg, max) != 0) {
+    if (normalization > HAUL_GEAR_MAX_NORMALIZATION ||
+        haul_gear_init(&g, key, min, avg, max, (unsigned)normalization) != 0) {
         fprintf(stderr, "haul-probe: bad chunker parameters: need AVG a power of two in "
-                        "[4, 2^30] and MIN <= AVG <= MAX <= %u\n", HAUL_GEAR_MAX_MAX);
+                        "[4, 2^30], MIN <= AVG <= MAX <= %u and NORMALIZATION <= %u\n",
+                HAUL_GEAR_MAX_MAX, HAUL_GEAR_MAX_NORMALIZATION);
         return 2;
     }
     size_t bufsize = haul_gear_buffer_size(&g);
@@ -190,7 +194,8 @@ int haul_bench_chunk_main(int argc, char **argv)
     size_t total = mib << 20, piece = total < (256u << 20) ? total : (256u << 20);
     uint8_t key[HAUL_GEAR_KEY_LEN] = {1, 2, 3};
     haul_gear g;
-    haul_gear_init(&g, key, HAUL_GEAR_DEFAULT_MIN, HAUL_GEAR_DEFAULT_AVG, HAUL_GEAR_DEFAULT_MAX);
+    haul_gear_init(&g, key, HAUL_GEAR_DEFAULT_MIN, HAUL_GEAR_DEFAULT_AVG, HAUL_GEAR_DEFAULT_MAX,
+                   HAUL_GEAR_DEFAULT_NORMALIZATION);
     uint8_t *buf = malloc(piece);
     if (!buf) {
         fprintf(stderr, "haul-probe: out of memory\n");

@@ -220,7 +220,7 @@ function haulDriver(ctx: Context): Driver {
   return {
     name: 'haul',
     version: firstLine(process.execPath, [bin, '--version']) + ` (node ${process.version}), ${firstLine(path.join(rootDir, 'probe', 'dist', 'haul-probe-x86_64'), ['--version'])}`,
-    settings: `pull: probe chunks (gear CDC 256 KiB / 1 MiB / 4 MiB), hashes and zstd-1-compresses on the client; ssh2 transport (${ssh2CryptoBinding()}); server encrypts into 16 MiB packs`,
+    settings: `pull: probe chunks (gear CDC 256 KiB / 512 KiB / 4 MiB, normalisation 1), hashes and zstd-1-compresses on the client; ssh2 transport (${ssh2CryptoBinding()}); server encrypts into 16 MiB packs`,
     init: () => initHaul(ctx, haul),
     backup: () => haul('backup', 'bench', '--json'),
     restore: (target) => haul('restore', `latest:${ctx.dataDir}`, '--client', 'bench', '--target', target, '--json'),

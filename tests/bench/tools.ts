@@ -69,7 +69,7 @@ export function haulDriver(ctx: ToolContext, repo: string): ToolDriver {
   return {
     name: 'haul',
     version: firstLine(process.execPath, [bin, '--version']) + ` (node ${process.version})`,
-    settings: 'zstd level 3, gear CDC 256 KiB / 1 MiB / 4 MiB, 16 MiB packs',
+    settings: 'zstd level 3, gear CDC 256 KiB / 512 KiB / 4 MiB (normalisation 1), 16 MiB packs',
     init: () => haul('init', 'init', '--json'),
     backup: (run) => haul(`backup-local (run ${run})`, 'backup-local', '--client', 'bench', '--json', ctx.dataset.dataDir),
     check: () => haul('check', 'check', '--json'),

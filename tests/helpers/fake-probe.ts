@@ -21,6 +21,7 @@ export interface StartMessages {
   min: number;
   avg: number;
   max: number;
+  normalization: number;
   chunkerKey: Buffer;
   zstdLevel: number;
   paths: string[];
@@ -111,7 +112,7 @@ export class FakeProbe {
     const backup = await this.next();
     if (backup?.type !== ServerMessage.backup) throw new Error(`expected BACKUP, got ${backup?.type}`);
     const r = new BodyReader(backup.body);
-    const start: StartMessages = { min: r.u32(), avg: r.u32(), max: r.u32(), chunkerKey: Buffer.from(r.bytes(32)), zstdLevel: r.i8(), paths: [], excludes: [], previous: [], known: new Set() };
+    const start: StartMessages = { min: r.u32(), avg: r.u32(), max: r.u32(), normalization: r.u8(), chunkerKey: Buffer.from(r.bytes(32)), zstdLevel: r.i8(), paths: [], excludes: [], previous: [], known: new Set() };
     r.u8();
     for (let n = r.u16(); n > 0; n--) start.paths.push(r.bytes16().toString());
     for (let n = r.u16(); n > 0; n--) start.excludes.push(r.bytes16().toString());

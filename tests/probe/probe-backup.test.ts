@@ -13,6 +13,7 @@ import {
   previousRecordsPerFrame, ProbeMessage, protocolVersion, ServerMessage, type Frame,
 } from '../../shared/probe-protocol.js';
 import { GearChunker, cutAll } from '../../daemon/chunker/gear-chunker.js';
+import { defaultChunker } from '../../daemon/repository/config.js';
 import { pseudoRandom, textLike } from '../helpers/fixtures.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -25,6 +26,8 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const KEY = createHash('sha256').update('probe backup test key').digest();
 const SIZES = { min: 16 * KiB, avg: 64 * KiB, max: 256 * KiB };
+/** A new repository's chunker (daemon/repository/config.ts). */
+const DEFAULT_SIZES = { min: defaultChunker.minSize, avg: defaultChunker.avgSize, max: defaultChunker.maxSize, normalization: defaultChunker.normalization };
 const ENOENT = 2;
 const ELOOP = 40;
 
@@ -146,7 +149,8 @@ interface BackupOptions {
   excludes?: string[];
   oneFileSystem?: boolean;
   level?: number;
-  sizes?: { min: number; avg: number; max: number };
+  /** Chunker sizes; normalization defaults to 2 (SIZES are cut with it). */
+  sizes?: { min: number; avg: number; max: number; normalization?: number };
   previous?: PrevRecord[];
   known?: bigint[];
   needs?: Need[];
@@ -168,8 +172,8 @@ interface BackupResult {
 }
 
 function backupBody(o: BackupOptions): Buffer {
-  const s = o.sizes ?? SIZES;
-  const w = new BodyWriter().u32(s.min).u32(s.avg).u32(s.max).bytes(KEY).i8(o.level ?? 3).u8(o.oneFileSystem ? 1 : 0);
+  const s: NonNullable<BackupOptions['sizes']> = o.sizes ?? SIZES;
+  const w = new BodyWriter().u32(s.min).u32(s.avg).u32(s.max).u8(s.normalization ?? 2).bytes(KEY).i8(o.level ?? 3).u8(o.oneFileSystem ? 1 : 0);
   w.u16(o.paths.length);
   for (const p of o.paths) w.bytes16(p);
   w.u16(o.excludes?.length ?? 0);
@@ -361,11 +365,11 @@ function expectMetadata(e: Entry, stable = false): void {
   expect(e.target).toEqual(st.isSymbolicLink() ? fs.readlinkSync(e.path, { encoding: 'buffer' }) : Buffer.alloc(0));
 }
 
-function referenceLengths(data: Buffer, sizes = SIZES): number[] {
-  return cutAll(new GearChunker(KEY, { algorithm: 'gear32-v1', minSize: sizes.min, avgSize: sizes.avg, maxSize: sizes.max }), data);
+function referenceLengths(data: Buffer, sizes: NonNullable<BackupOptions['sizes']> = SIZES): number[] {
+  return cutAll(new GearChunker(KEY, { algorithm: 'gear32-v1', minSize: sizes.min, avgSize: sizes.avg, maxSize: sizes.max, normalization: sizes.normalization ?? 2 }), data);
 }
 
-function chunksOf(data: Buffer, sizes = SIZES): { offset: number; length: number; sha: Buffer }[] {
+function chunksOf(data: Buffer, sizes: NonNullable<BackupOptions['sizes']> = SIZES): { offset: number; length: number; sha: Buffer }[] {
   let offset = 0;
   return referenceLengths(data, sizes).map((length) => {
     const c = { offset, length, sha: sha256(data.subarray(offset, offset + length)) };
@@ -773,6 +777,7 @@ describe('haul-probe --serve: backup session', () => {
         backupBody({ paths: [`${data.toString()}/../etc`] }),
         backupBody({ paths: [data], sizes: { min: 1, avg: 1000, max: 4000 } }), // avg not a power of two
         backupBody({ paths: [data], sizes: { min: 1, avg: 32 * MiB, max: 64 * MiB } }), // chunks beyond a frame
+        backupBody({ paths: [data], sizes: { ...SIZES, normalization: 4 } }), // no such normalisation
       ]) {
         const q = new ProbeProcess();
         await q.next();
@@ -855,7 +860,7 @@ describe('haul-probe --serve: backup session', () => {
     }, 60_000);
 
     it('is backed up with a peak RSS of at most 32 MiB (default chunk sizes, zstd level 3)', async () => {
-      const r = await backup({ paths: [path.dirname(hugePath)], level: 3, sizes: { min: 256 * KiB, avg: MiB, max: 4 * MiB } });
+      const r = await backup({ paths: [path.dirname(hugePath)], level: 3, sizes: DEFAULT_SIZES });
       expect(r.code).toBe(0);
       const e = byPath(r.entries, hugePath)!;
       expect(e.end).toEqual({ bytes: BigInt(size), status: 0, errno: 0 });
@@ -869,7 +874,7 @@ describe('haul-probe --serve: backup session', () => {
       const file = path.join(tmp, 'huge', 'text-4m.txt');
       fs.writeFileSync(file, text.subarray(0, 3 * MiB));
       fs.appendFileSync(file, text.subarray(0, MiB));
-      const r = await backup({ paths: [file], level: 19, sizes: { min: 256 * KiB, avg: MiB, max: 4 * MiB } });
+      const r = await backup({ paths: [file], level: 19, sizes: DEFAULT_SIZES });
       expect(r.code).toBe(0);
       expect(byPath(r.entries, file)!.end!.bytes).toBe(BigInt(4 * MiB));
       if (!sanitized) expect(r.peakRssKiB).toBeLessThanOrEqual(32 * 1024);
@@ -878,7 +883,7 @@ describe('haul-probe --serve: backup session', () => {
     it('exits 3 promptly when stdin closes in the middle of the walk', async () => {
       const p = new ProbeProcess();
       await p.next();
-      sendSetup(p, { paths: [path.dirname(hugePath)], level: 3, sizes: { min: 256 * KiB, avg: MiB, max: 4 * MiB } });
+      sendSetup(p, { paths: [path.dirname(hugePath)], level: 3, sizes: DEFAULT_SIZES });
       let chunks = 0;
       for (;;) {
         const f = await p.next();

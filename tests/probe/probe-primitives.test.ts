@@ -15,7 +15,8 @@ const probeAarch64 = path.join(root, 'probe', 'dist', 'haul-probe-aarch64');
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const DEFAULTS = { min: 256 * KiB, avg: MiB, max: 4 * MiB };
+// A new repository's chunker (daemon/repository/config.ts defaultChunker).
+const DEFAULTS: Sizes = { min: 256 * KiB, avg: 512 * KiB, max: 4 * MiB, normalization: 1 };
 const KEY_A = createHash('sha256').update('probe test key A').digest();
 const KEY_B = createHash('sha256').update('probe test key B').digest();
 
@@ -43,9 +44,12 @@ function pseudoRandom(size: number, seed: string): Buffer {
 }
 
 interface Chunk { offset: number; length: number; hash: string }
+/** Chunker sizes; normalization absent: the probe's and the config's default of 2. */
+interface Sizes { min: number; avg: number; max: number; normalization?: number }
 
-function probeChunks(data: Buffer, key: Buffer, p = DEFAULTS, env: NodeJS.ProcessEnv = {}): Chunk[] {
-  const r = run(probe, ['--chunk-boundaries', key.toString('hex'), `${p.min}`, `${p.avg}`, `${p.max}`], data, env);
+function probeChunks(data: Buffer, key: Buffer, p: Sizes = DEFAULTS, env: NodeJS.ProcessEnv = {}): Chunk[] {
+  const level = p.normalization === undefined ? [] : [`${p.normalization}`];
+  const r = run(probe, ['--chunk-boundaries', key.toString('hex'), `${p.min}`, `${p.avg}`, `${p.max}`, ...level], data, env);
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   return r.stdout.trim().split('\n').filter(Boolean).map((line) => {
@@ -55,8 +59,9 @@ function probeChunks(data: Buffer, key: Buffer, p = DEFAULTS, env: NodeJS.Proces
 }
 
 /** The daemon's own chunker (daemon/chunker): probe and server must cut identically. */
-function referenceLengths(data: Buffer, key: Buffer, p = DEFAULTS): number[] {
-  return cutAll(new GearChunker(key, { algorithm: 'gear32-v1', minSize: p.min, avgSize: p.avg, maxSize: p.max }), data);
+function referenceLengths(data: Buffer, key: Buffer, p: Sizes = DEFAULTS): number[] {
+  const level = p.normalization === undefined ? {} : { normalization: p.normalization };
+  return cutAll(new GearChunker(key, { algorithm: 'gear32-v1', minSize: p.min, avgSize: p.avg, maxSize: p.max, ...level }), data);
 }
 
 const PT_DYNAMIC = 2;
@@ -157,9 +162,24 @@ describe('haul-probe primitives', () => {
     it('cuts exactly where the daemon\'s TypeScript chunker cuts', () => {
       expect(chunks.map((c) => c.length)).toEqual(referenceLengths(data, KEY_A));
       // Small parameters give thousands of boundaries: a much finer comparison.
-      const small = { min: 64, avg: 256, max: 1024 };
       const part = data.subarray(0, MiB);
-      expect(probeChunks(part, KEY_A, small).map((c) => c.length)).toEqual(referenceLengths(part, KEY_A, small));
+      for (const normalization of [undefined, 0, 1, 2, 3]) {
+        const small = { min: 64, avg: 256, max: 1024, normalization };
+        const lengths = probeChunks(part, KEY_A, small).map((c) => c.length);
+        expect(lengths.length).toBeGreaterThan(1000);
+        expect(lengths).toEqual(referenceLengths(part, KEY_A, small));
+      }
+      // Each level cuts differently (no level is silently read as another), and no level
+      // given means 2, as for a repository config without the field.
+      const byLevel = [0, 1, 2, 3].map((n) => JSON.stringify(referenceLengths(part, KEY_A, { min: 64, avg: 256, max: 1024, normalization: n })));
+      expect(new Set(byLevel).size).toBe(4);
+      expect(JSON.stringify(referenceLengths(part, KEY_A, { min: 64, avg: 256, max: 1024 }))).toBe(byLevel[2]);
+    });
+
+    it('refuses a normalisation above 3 with a usage error', () => {
+      const r = run(probe, ['--chunk-boundaries', KEY_A.toString('hex'), '64', '256', '1024', '4']);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toBe(`haul-probe: bad chunker parameters: need AVG a power of two in [4, 2^30], MIN <= AVG <= MAX <= ${1024 * MiB} and NORMALIZATION <= 3\n`);
     });
 
     it('gives the same chunks on the portable SHA-256 path', () => {
@@ -190,7 +210,7 @@ describe('haul-probe primitives', () => {
     it('streams: 20 MiB through a 16 MiB address-space limit', () => {
       // The 8 MiB buffer (2 * max) fits the limit; buffering the whole input would not.
       const limited = (max: number, input?: Buffer): Run => run('bash', ['-c', 'ulimit -v 16384 && exec "$0" "$@"',
-        probe, '--chunk-boundaries', KEY_A.toString('hex'), `${DEFAULTS.min}`, `${DEFAULTS.avg}`, `${max}`], input);
+        probe, '--chunk-boundaries', KEY_A.toString('hex'), `${DEFAULTS.min}`, `${DEFAULTS.avg}`, `${max}`, `${DEFAULTS.normalization}`], input);
       const ok = limited(DEFAULTS.max, data);
       expect(ok.status).toBe(0);
       expect(ok.stdout.trim().split('\n').length).toBe(chunks.length);
@@ -216,8 +236,8 @@ describe('haul-probe primitives', () => {
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^all passed: 0 failures$/m);
       const data = pseudoRandom(2 * MiB, 'aarch64');
-      const small = { min: 4 * KiB, avg: 16 * KiB, max: 64 * KiB };
-      const args = ['--chunk-boundaries', KEY_A.toString('hex'), `${small.min}`, `${small.avg}`, `${small.max}`];
+      const small = { min: 4 * KiB, avg: 16 * KiB, max: 64 * KiB, normalization: 1 };
+      const args = ['--chunk-boundaries', KEY_A.toString('hex'), `${small.min}`, `${small.avg}`, `${small.max}`, `${small.normalization}`];
       const arm = run('qemu-aarch64-static', [probeAarch64, ...args], data);
       expect(arm.status).toBe(0);
       expect(arm.stdout).toBe(run(probe, args, data).stdout);

@@ -121,7 +121,17 @@ describe('forget and prune', () => {
       expect(haulSync(['backup-local', '--client', `full${i}`, keep, extra], env).status).toBe(0);
       expect(haulSync(['backup-local', '--client', 'small', keep], env).status).toBe(0);
       expect(haulSync(['forget', '--client', `full${i}`, '--keep-tag', 'none'], env).status).toBe(0);
-      const delay = 400 + i * 150;
+      // The kill lands at a growing fraction (30 % to 80 %) of how long this round's prune takes
+      // uninterrupted, timed on a copy of the repository and its state directory: a fixed delay
+      // missed the work on a fast machine (the prune was done before it) or hit only start-up.
+      const copy = path.join(tmp.dir, `repo-crash-copy${i}`);
+      fs.cpSync(repo, copy, { recursive: true });
+      if (fs.existsSync(`${repo}-home`)) fs.cpSync(`${repo}-home`, `${copy}-home`, { recursive: true });
+      const started = Date.now();
+      expect(haulSync(['prune', '--repack-threshold', '0.01'], haulEnv(copy)).status).toBe(0);
+      const delay = Math.round((Date.now() - started) * (0.3 + 0.1 * i));
+      fs.rmSync(copy, { recursive: true, force: true });
+      fs.rmSync(`${copy}-home`, { recursive: true, force: true });
       const outcome = await new Promise<NodeJS.Signals | number | null>((resolve) => {
         const child = spawn(testNode, [haulBin, 'prune', '--repack-threshold', '0.01'], { env, stdio: 'ignore' });
         const timer = setTimeout(() => child.kill('SIGKILL'), delay);
