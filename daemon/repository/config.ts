@@ -36,14 +36,14 @@ export interface RepositoryConfig {
   maxTreeSize: number;
 }
 
-// Chunks of about 0.7 MiB on average. Level 1 normalisation, not FastCDC's usual 2: its
-// stricter mask before avgSize moves cut points after an edit (where a chunk starts decides which
-// mask applies), so the chunks after an edit fall back into step later; with 1 and these sizes
-// the benchmark's 1 % change re-sends 29.5 MiB of chunk data on average over four keys, where 2
-// with 256 KiB / 1 MiB / 4 MiB (the earlier default) re-sent 51.5 (docs/performance.md).
 /** Highest chunker normalisation level (§12.3); FastCDC's paper tries 1 to 3. */
 export const maxNormalization = 3;
 
+// Chunks of about 0.8 MiB on average: what an edit re-sends is the chunks around it. On the
+// SSH benchmark's 1 % change (npm run bench:chunker, docs/performance.md) the new chunk data came
+// to 31 MiB (mean of eight keys), against 45 MiB (four keys) with the earlier 256 KiB / 1 MiB /
+// 4 MiB at level 2. Level 1 rather than FastCDC's usual 2: 31.1 against 33.9 MiB at these sizes, with 10 % fewer
+// chunks (after an edit moves a chunk's start, level 2's stricter mask rejects more old cut points).
 export const defaultChunker: ChunkerParams = {
   algorithm: 'gear32-v1',
   minSize: 256 * 1024,
