@@ -4,7 +4,7 @@
 // implementation of the same algorithm; tests compare the two boundary for boundary.
 import { createHmac } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { chunkerNormalization, type ChunkerParams } from '../repository/config.js';
+import { chunkerNormalization, maxNormalization, type ChunkerParams } from '../repository/config.js';
 
 export function gearTable(key: Uint8Array): Uint32Array {
   const bytes = Buffer.alloc(1024);
@@ -34,6 +34,9 @@ export class GearChunker {
     }
     this.gearSigned = new Int32Array(gearTable(key).buffer);
     const level = chunkerNormalization(params);
+    if (!Number.isInteger(level) || level < 0 || level > maxNormalization) {
+      throw new Error(`chunker: normalization must be an integer from 0 to ${maxNormalization}`);
+    }
     this.maskS = topBits(bits + level);
     this.maskL = topBits(bits - level);
   }

@@ -39,11 +39,12 @@ export interface RepositoryConfig {
 /** Highest chunker normalisation level (§12.3); FastCDC's paper tries 1 to 3. */
 export const maxNormalization = 3;
 
-// Chunks of about 0.8 MiB on average: what an edit re-sends is the chunks around it. On the
-// SSH benchmark's 1 % change (npm run bench:chunker, docs/performance.md) the new chunk data came
-// to 31 MiB (mean of eight keys), against 45 MiB (four keys) with the earlier 256 KiB / 1 MiB /
-// 4 MiB at level 2. Level 1 rather than FastCDC's usual 2: 31.1 against 33.9 MiB at these sizes, with 10 % fewer
-// chunks (after an edit moves a chunk's start, level 2's stricter mask rejects more old cut points).
+// Chunks of about 0.8 MiB on average: what an edit re-sends is the chunks around it. On the SSH
+// benchmark's 1 % change (npm run bench:chunker, docs/performance.md) the new chunk data came to
+// 31 MiB (mean of eight keys), against 45 MiB (four keys) with the earlier 256 KiB / 1 MiB /
+// 4 MiB at level 2. Level 1 rather than FastCDC's usual 2: 31.1 against 33.9 MiB at these sizes,
+// with 10 % fewer chunks (after an edit moves a chunk's start, level 2's stricter mask rejects
+// more old cut points).
 export const defaultChunker: ChunkerParams = {
   algorithm: 'gear32-v1',
   minSize: 256 * 1024,

@@ -68,5 +68,8 @@ describe('the repository chunker', () => {
       expect(() => parseConfig(config(bad))).toThrow(`the repository's chunker normalisation ${JSON.stringify(bad)} is not one this version of Haul knows (0 to 3). Upgrade Haul.`);
     }
     for (const good of [0, 3, undefined]) expect(parseConfig(config(good)).chunker.normalization).toBe(good);
+    // The chunker itself refuses what a config could not hold.
+    const params: ChunkerParams = { algorithm: 'gear32-v1', minSize: 1024, avgSize: 4096, maxSize: 16384 };
+    for (const bad of [4, -1, 0.5]) expect(() => new GearChunker(Buffer.alloc(32), { ...params, normalization: bad })).toThrow('chunker: normalization must be an integer from 0 to 3');
   });
 });
