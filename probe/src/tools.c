@@ -214,8 +214,9 @@ int haul_bench_chunk_main(int argc, char **argv)
                  haul_sha256_impl_name());
         print_rate(what, total, secs);
         if (!hash)
-            printf("%-28s %zu chunks, mean %.0f KiB (min/avg/max 256K/1M/4M)\n", "", a.chunks,
-                   (double)total / (double)a.chunks / 1024);
+            printf("%-28s %zu chunks, mean %.0f KiB (min/avg/max %zuK/%zuK/%zuK, normalization %u)\n",
+                   "", a.chunks, (double)total / (double)a.chunks / 1024, g.min >> 10, g.avg >> 10,
+                   g.max >> 10, HAUL_GEAR_DEFAULT_NORMALIZATION);
     }
     free(buf);
     return 0;
