@@ -241,8 +241,8 @@ describe.skipIf(skip)('the console in Chromium', () => {
     const { context, page } = await signedIn('ada');
     try {
       await page.goto(`${web.url}/#/users`);
-      const names = await page.getByTestId('user-name').allTextContents();
-      expect(names.map((n) => n.trim())).toContain(SCRIPT_NAME);
+      // The list arrives after the page: read it once it is there (read at once, it was empty once in CI).
+      await expect.poll(async () => (await page.getByTestId('user-name').allTextContents()).map((n) => n.trim())).toContain(SCRIPT_NAME);
       await page.goto(`${web.url}/#/audit`);
       await page.getByTestId('audit-table').getByText(SCRIPT_NAME).first().waitFor();
       expect(await page.locator('script').count()).toBe(1);
