@@ -4,7 +4,7 @@
 // implementation of the same algorithm; tests compare the two boundary for boundary.
 import { createHmac } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { chunkerNormalization, maxNormalization, type ChunkerParams } from '../repository/config.js';
+import { chunkerNormalization, isNormalization, maxNormalization, type ChunkerParams } from '../repository/config.js';
 
 export function gearTable(key: Uint8Array): Uint32Array {
   const bytes = Buffer.alloc(1024);
@@ -34,7 +34,7 @@ export class GearChunker {
     }
     this.gearSigned = new Int32Array(gearTable(key).buffer);
     const level = chunkerNormalization(params);
-    if (!Number.isInteger(level) || level < 0 || level > maxNormalization) {
+    if (!isNormalization(level)) {
       throw new Error(`chunker: normalization must be an integer from 0 to ${maxNormalization}`);
     }
     this.maskS = topBits(bits + level);

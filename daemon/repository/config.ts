@@ -39,6 +39,11 @@ export interface RepositoryConfig {
 /** Highest chunker normalisation level (§12.3); FastCDC's paper tries 1 to 3. */
 export const maxNormalization = 3;
 
+/** A normalisation level this version can cut with: an integer from 0 to maxNormalization. */
+export function isNormalization(n: unknown): n is number {
+  return Number.isInteger(n) && (n as number) >= 0 && (n as number) <= maxNormalization;
+}
+
 // Chunks of about 0.8 MiB on average: what an edit re-sends is the chunks around it. On the SSH
 // benchmark's 1 % change (npm run bench:chunker, docs/performance.md) the new chunk data came to
 // 31 MiB (mean of eight keys), against 45 MiB (four keys) with the earlier 256 KiB / 1 MiB /
@@ -77,7 +82,7 @@ export function parseConfig(plain: Buffer): RepositoryConfig {
     throw new HaulError('UnsupportedFormat', 'the repository uses an algorithm this version of Haul does not know. Upgrade Haul.');
   }
   const n = cfg.chunker.normalization;
-  if (n !== undefined && !(Number.isInteger(n) && n >= 0 && n <= maxNormalization)) {
+  if (n !== undefined && !isNormalization(n)) {
     throw new HaulError('UnsupportedFormat', `the repository's chunker normalisation ${JSON.stringify(n)} is not one this version of Haul knows (0 to ${maxNormalization}). Upgrade Haul.`);
   }
   return cfg;

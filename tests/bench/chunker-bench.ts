@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { cutAll, GearChunker } from '../../daemon/chunker/gear-chunker.js';
 import type { ChunkerParams } from '../../daemon/repository/config.js';
-import { envNumber, log, MiB, table } from './common.js';
+import { chunkerLabel, envNumber, log, MiB, table } from './common.js';
 import { datasetVersion, ensureDataset } from './dataset.js';
 import { mutateDataset } from './mutate.js';
 
@@ -33,7 +33,7 @@ function files(root: string): string[] {
   return ['medium', 'large'].flatMap((sub) => fs.readdirSync(path.join(root, sub)).sort().map((f) => path.join(sub, f)));
 }
 
-/** Every chunk of the files below `root`, by SHA-256, with its length and compressed length (computed only for `measure`). */
+/** Cuts every medium and large file below `root`, calling `onChunk` with each chunk and its SHA-256; returns the count. */
 function cut(root: string, chunker: GearChunker, onChunk: (sha: string, chunk: Buffer) => void): number {
   let chunks = 0;
   for (const f of files(root)) {
@@ -63,7 +63,7 @@ function main(): void {
   const rows: string[][] = [];
   try {
     for (const params of settings(process.env['BENCH_CHUNKERS'] || defaults)) {
-      const name = `${params.minSize / KiB} KiB / ${params.avgSize / KiB} KiB / ${params.maxSize / KiB} KiB, level ${params.normalization}`;
+      const name = chunkerLabel(params);
       const compressed: number[] = [];
       let raw = 0;
       let meanChunk = 0;

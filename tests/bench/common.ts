@@ -3,8 +3,15 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chunkerNormalization, type ChunkerParams } from '../../daemon/repository/config.js';
 
 export const MiB = 1024 * 1024;
+
+/** "256 KiB / 512 KiB / 4 MiB, normalisation 1": a chunker's settings as the bench reports them. */
+export function chunkerLabel(p: ChunkerParams): string {
+  const size = (n: number) => (n >= MiB && n % MiB === 0 ? `${n / MiB} MiB` : `${n / 1024} KiB`);
+  return `${size(p.minSize)} / ${size(p.avgSize)} / ${size(p.maxSize)}, normalisation ${chunkerNormalization(p)}`;
+}
 export const benchDir = path.dirname(fileURLToPath(import.meta.url));
 // dist/tests/bench/*.js -> the project root
 export const rootDir = path.resolve(benchDir, '..', '..', '..');

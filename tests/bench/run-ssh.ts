@@ -36,7 +36,8 @@ import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { ensureUser, sshdSkipReason, startSshd, type TestSshd, type UnixUser } from '../helpers/sshd.js';
-import { backgroundActivity, engineState, envNumber, log, MiB, rootDir, table } from './common.js';
+import { defaultChunker } from '../../daemon/repository/config.js';
+import { backgroundActivity, chunkerLabel, engineState, envNumber, log, MiB, rootDir, table } from './common.js';
 import { buildManifest, compareManifests, datasetVersion, diskUsage, ensureDataset, type Manifest } from './dataset.js';
 import { mutateDataset, type MutationSummary } from './mutate.js';
 import { measure, which, type RunResult } from './proc.js';
@@ -220,7 +221,7 @@ function haulDriver(ctx: Context): Driver {
   return {
     name: 'haul',
     version: firstLine(process.execPath, [bin, '--version']) + ` (node ${process.version}), ${firstLine(path.join(rootDir, 'probe', 'dist', 'haul-probe-x86_64'), ['--version'])}`,
-    settings: `pull: probe chunks (gear CDC 256 KiB / 512 KiB / 4 MiB, normalisation 1), hashes and zstd-1-compresses on the client; ssh2 transport (${ssh2CryptoBinding()}); server encrypts into 16 MiB packs`,
+    settings: `pull: probe chunks (gear CDC ${chunkerLabel(defaultChunker)}), hashes and zstd-1-compresses on the client; ssh2 transport (${ssh2CryptoBinding()}); server encrypts into 16 MiB packs`,
     init: () => initHaul(ctx, haul),
     backup: () => haul('backup', 'bench', '--json'),
     restore: (target) => haul('restore', `latest:${ctx.dataDir}`, '--client', 'bench', '--target', target, '--json'),

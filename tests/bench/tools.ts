@@ -3,6 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { defaultChunker } from '../../daemon/repository/config.js';
+import { chunkerLabel } from './common.js';
 import { buildManifest, compareManifests, diskUsage, type DatasetInfo, type Manifest } from './dataset.js';
 import { measureOk, type RunResult } from './proc.js';
 
@@ -69,7 +71,7 @@ export function haulDriver(ctx: ToolContext, repo: string): ToolDriver {
   return {
     name: 'haul',
     version: firstLine(process.execPath, [bin, '--version']) + ` (node ${process.version})`,
-    settings: 'zstd level 3, gear CDC 256 KiB / 512 KiB / 4 MiB (normalisation 1), 16 MiB packs',
+    settings: `zstd level 3, gear CDC ${chunkerLabel(defaultChunker)}, 16 MiB packs`,
     init: () => haul('init', 'init', '--json'),
     backup: (run) => haul(`backup-local (run ${run})`, 'backup-local', '--client', 'bench', '--json', ctx.dataset.dataDir),
     check: () => haul('check', 'check', '--json'),

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { GearChunker, cutAll } from '../../daemon/chunker/gear-chunker.js';
+import { defaultChunker } from '../../daemon/repository/config.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const arch = process.arch === 'arm64' ? 'aarch64' : 'x86_64';
@@ -15,8 +16,8 @@ const probeAarch64 = path.join(root, 'probe', 'dist', 'haul-probe-aarch64');
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-// A new repository's chunker (daemon/repository/config.ts defaultChunker).
-const DEFAULTS: Sizes = { min: 256 * KiB, avg: 512 * KiB, max: 4 * MiB, normalization: 1 };
+// A new repository's chunker.
+const DEFAULTS: Sizes = { min: defaultChunker.minSize, avg: defaultChunker.avgSize, max: defaultChunker.maxSize, normalization: defaultChunker.normalization };
 const KEY_A = createHash('sha256').update('probe test key A').digest();
 const KEY_B = createHash('sha256').update('probe test key B').digest();
 
