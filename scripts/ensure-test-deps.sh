@@ -19,6 +19,8 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 # Directory login tests start their own OpenLDAP server.
 { [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null; } || need+=(slapd ldap-utils)
 command -v chromium >/dev/null || need+=(chromium)
+# fincore tells which of a file's pages are in the page cache: packs written with direct I/O have none.
+command -v fincore >/dev/null || need+=(util-linux-extra)
 { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; } || need+=(docker-compose)
 
 # shellcheck source=apt-install.sh

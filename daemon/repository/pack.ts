@@ -76,9 +76,16 @@ export class PackWriter {
   constructor(private readonly keys: MasterKeys, readonly arena?: Buffer) {
     const salt = randomBytes(saltLength);
     this.cipher = new SubkeyCipher(keys, salt, packInfo);
-    this.parts = [packMagic, salt];
     this.offset = packPreambleLength;
-    if (arena) this.block = arena;
+    if (arena) {
+      // The preamble goes in the arena too, so that a pack that fits is one piece of memory.
+      this.parts = [];
+      this.block = arena;
+      this.blockUsed = packMagic.copy(arena, 0);
+      this.blockUsed += salt.copy(arena, this.blockUsed);
+    } else {
+      this.parts = [packMagic, salt];
+    }
   }
 
   get size(): number {
@@ -180,9 +187,16 @@ export class PackWriter {
     const headerCt = this.cipher.encrypt(NonceDomain.packHeader, 0, header);
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32LE(headerCt.length, 0);
-    const parts = [...this.parts, headerCt, trailer];
     const size = this.offset + headerCt.length + 4;
-    return { parts, size, entries: this.entries, headerEntries: header.subarray(4) };
+    // A pack whose blobs all went to the arena, and whose header fits after them, is written from
+    // the arena in one piece: a local disk stores that without the page cache (allocateWriteBuffer).
+    const arena = this.arena;
+    if (arena && this.parts.length === 1 && this.parts[0]!.buffer === arena.buffer && this.parts[0]!.byteOffset === arena.byteOffset && size <= arena.length) {
+      headerCt.copy(arena, this.offset);
+      trailer.copy(arena, this.offset + headerCt.length);
+      return { parts: [arena.subarray(0, size)], size, entries: this.entries, headerEntries: header.subarray(4) };
+    }
+    return { parts: [...this.parts, headerCt, trailer], size, entries: this.entries, headerEntries: header.subarray(4) };
   }
 }
 

@@ -57,6 +57,8 @@ export interface RepositoryStats {
 
 /** At most this many packs are written concurrently; more only queues bytes in memory. */
 const maxPacksInFlight = 2;
+/** An arena's room beyond a full pack and one largest chunk: its header (22,000 entries) and trailer. */
+const arenaHeaderRoom = 1024 * 1024;
 /** Pack arenas (PackWriter) kept for reuse; a writer beyond them packs without one. */
 const maxPackArenas = maxPacksInFlight + 2;
 /** An index file is written after this many packs, so an interrupted run keeps most of its work. */
@@ -407,7 +409,8 @@ export class Repository {
       if (written) this.openPackIds.add(hex);
       writer.placed(reserved.entry, reserved.at, written);
     };
-    return { arena: writer.arena!.buffer as SharedArrayBuffer, at: reserved.at, key: writer.subkey, counter: reserved.entry.offset, done };
+    // The arena may be a view that starts inside its shared memory (aligned for direct writes).
+    return { arena: writer.arena!.buffer as SharedArrayBuffer, at: writer.arena!.byteOffset + reserved.at, key: writer.subkey, counter: reserved.entry.offset, done };
   }
 
   /** SHA-256 of a received chunk on the worker pool, after bounded decompression (see BlobWorkerPool.hash). */
@@ -437,7 +440,9 @@ export class Repository {
     this.arenasInUse++;
     // Room for a full pack plus the one blob that may push it past the target size.
     // Shared memory, so that a worker thread can read a finished pack in place (its name).
-    return this.freeArenas.pop() ?? Buffer.from(new SharedArrayBuffer(this.config.packTargetSize + this.config.chunker.maxSize + 64 * 1024));
+    // Plus room for the header, so that a pack is one piece of memory (see PackWriter.finishContents).
+    const length = this.config.packTargetSize + this.config.chunker.maxSize + arenaHeaderRoom;
+    return this.freeArenas.pop() ?? this.storage.allocateWriteBuffer?.(length) ?? Buffer.from(new SharedArrayBuffer(length));
   }
 
   private returnArena(arena: Buffer | undefined): void {
