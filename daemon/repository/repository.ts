@@ -59,7 +59,7 @@ export interface RepositoryStats {
 const maxPacksInFlight = 2;
 /** An arena's room beyond a full pack and one largest chunk: its header (22,000 entries) and trailer. */
 const arenaHeaderRoom = 1024 * 1024;
-/** Pack arenas (PackWriter) kept for reuse; a writer beyond them packs without one. */
+/** Pack arenas (PackWriter) kept for reuse; a new pack beyond them waits for one to be given back. */
 const maxPackArenas = maxPacksInFlight + 2;
 /** An index file is written after this many packs, so an interrupted run keeps most of its work. */
 const packsPerIndexFile = 8;
@@ -106,6 +106,9 @@ export class Repository {
   private writeFailure: unknown;
   /** Memory each pack's blobs are gathered in, reused once the pack is written (see PackWriter). */
   private readonly freeArenas: Buffer[] = [];
+  private readonly arenaWaiters: (() => void)[] = [];
+  /** A new open pack waiting for its arena (openWriter). */
+  private writerOpening?: Promise<void>;
   private arenasInUse = 0;
   readonly written: RepositoryStats = { blobsNew: 0, bytesNew: 0, bytesStored: 0, packsWritten: 0 };
 
@@ -381,25 +384,19 @@ export class Repository {
    * encrypts it into the place returned (`payloadLength` bytes as stored, plus the tag). The
    * pack is not written until every place in it is done. Until its check passed, the blob does
    * not count as stored (hasBlob): nothing can be deduplicated against an unchecked claim.
-   * 'present' when the blob is stored already; undefined when it cannot be placed now (a place
-   * for it waits for its check, no room in the pack's arena, the index not loaded yet, an
-   * earlier write failed): the caller then stores the chunk with saveEncodedBlob once its check
-   * passed (a blob stored twice is harmless: the index keeps the first).
+   * Call `readyToPlace` first: it opens the pack. 'present' when the blob is stored already;
+   * undefined when it cannot be placed now (a place for it waits for its check, no open pack or
+   * no room in its arena, the index not loaded yet, an earlier write failed): the caller then
+   * stores the chunk with saveEncodedBlob once its check passed (a blob stored twice is
+   * harmless: the index keeps the first).
    */
   reserveBlob(type: BlobType, id: Buffer, compression: Compression, payloadLength: number, rawLength: number): BlobPlace | 'present' | undefined {
     if (!this.indexLoaded || this.writeFailure) return undefined;
     if (this.hasBlob(id)) return 'present';
     const hex = id.toString('hex');
     if (this.placedIds.has(hex)) return undefined;
-    // Not awaited: the pack waits for its places, which are filled only after the caller's batch is sent.
-    if (this.writer && this.writer.size >= this.config.packTargetSize) {
-      // A failure is kept in writeFailure, for the next save or flush to report.
-      const tracked: Promise<void> = this.flushPack()
-        .catch(() => undefined)
-        .finally(() => this.flushing.delete(tracked));
-      this.flushing.add(tracked);
-    }
-    const writer = (this.writer ??= new PackWriter(this.keys, this.takeArena()));
+    const writer = this.writer;
+    if (!writer) return undefined;
     const reserved = writer.reserve(id, type, compression, payloadLength, rawLength);
     if (!reserved) return undefined;
     this.placedIds.add(hex);
@@ -413,6 +410,38 @@ export class Repository {
     return { arena: writer.arena!.buffer as SharedArrayBuffer, at: writer.arena!.byteOffset + reserved.at, key: writer.subkey, counter: reserved.entry.offset, done };
   }
 
+  /**
+   * Readies the open pack for `reserveBlob`: a full one is sent to be written (not awaited: it
+   * waits for its places, filled only once the caller's chunks are sent), and a new one gets an
+   * arena, waiting for one to come free when every arena holds a pack still being checked or
+   * written. Waiting is the right thing then: the disk or the checks are behind, and a pack
+   * without an arena would have every blob encrypted on this thread instead of a worker.
+   */
+  async readyToPlace(): Promise<void> {
+    if (!this.indexLoaded || this.writeFailure) return;
+    if (this.writer && this.writer.size >= this.config.packTargetSize) {
+      // A failure is kept in writeFailure, for the next save or flush to report.
+      const tracked: Promise<void> = this.flushPack()
+        .catch(() => undefined)
+        .finally(() => this.flushing.delete(tracked));
+      this.flushing.add(tracked);
+    }
+    await this.openWriter();
+  }
+
+  /** The open pack, started (with an arena, waiting for one if need be) when there is none. */
+  private async openWriter(): Promise<PackWriter> {
+    while (!this.writer) {
+      // One caller takes the arena; the others wait for its writer rather than open a second.
+      this.writerOpening ??= this.takeArena().then((arena) => {
+        this.writerOpening = undefined;
+        this.writer ??= new PackWriter(this.keys, arena);
+      });
+      await this.writerOpening;
+    }
+    return this.writer;
+  }
+
   /** SHA-256 of a received chunk on the worker pool, after bounded decompression (see BlobWorkerPool.hash). */
   hashOnWorker(request: HashRequest): Promise<HashedChunk | 'decompression'> {
     return sharedBlobWorkers().hash(request);
@@ -424,9 +453,9 @@ export class Repository {
   }
 
   private async pack(id: Buffer, type: BlobType, compression: Compression, data: Uint8Array, rawLength: number): Promise<void> {
-    this.writer ??= new PackWriter(this.keys, this.takeArena());
-    this.countNew(this.writer.add(id, type, compression, data, rawLength));
-    if (this.writer.size >= this.config.packTargetSize) await this.flushPack();
+    const writer = await this.openWriter();
+    this.countNew(writer.add(id, type, compression, data, rawLength));
+    if (writer.size >= this.config.packTargetSize) await this.flushPack();
   }
 
   private countNew(entry: PackEntry): void {
@@ -435,8 +464,9 @@ export class Repository {
     this.written.bytesStored += entry.length;
   }
 
-  private takeArena(): Buffer | undefined {
-    if (this.freeArenas.length === 0 && this.arenasInUse >= maxPackArenas) return undefined;
+  /** A free arena, a new one while there are fewer than maxPackArenas, or the first one given back. */
+  private async takeArena(): Promise<Buffer> {
+    while (this.freeArenas.length === 0 && this.arenasInUse >= maxPackArenas) await new Promise<void>((resolve) => this.arenaWaiters.push(resolve));
     this.arenasInUse++;
     // Room for a full pack plus the one blob that may push it past the target size.
     // Shared memory, so that a worker thread can read a finished pack in place (its name).
@@ -449,6 +479,7 @@ export class Repository {
     if (!arena) return;
     this.arenasInUse--;
     this.freeArenas.push(arena);
+    this.arenaWaiters.shift()?.();
   }
 
   /**

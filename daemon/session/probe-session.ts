@@ -677,6 +677,7 @@ export class PullBackupSession {
       return id;
     }
     await this.roomToVerify();
+    if (this.storedAsReceived(zstd)) await this.repo.readyToPlace();
     // `data` moves to the worker (its buffer is detached here): keep its length.
     const length = data.length;
     // As for a batch: a place in the open pack, encrypted into by the worker once the check passes.
@@ -710,6 +711,7 @@ export class PullBackupSession {
     this.batch = undefined;
     clearTimeout(this.batchTimer);
     await this.roomToVerify();
+    await this.repo.readyToPlace();
     // From here to the request nothing waits: a pack waits for its places, filled only once the batch is sent.
     const places = batch.chunks.map((c) => this.placeFor(c.id, c.zstd, c.length, c.rawLength));
     const request = batch.request(places.map((p) => (typeof p === 'object' ? p : undefined)));

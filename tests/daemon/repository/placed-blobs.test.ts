@@ -40,6 +40,7 @@ describe('places in the open pack', () => {
     const lie = sha256(Buffer.from('what the bad chunk claims'));
     const lieId = blobIdFromHash(repo.keys, lie);
 
+    await repo.readyToPlace();
     const goodPlace = repo.reserveBlob(BlobType.data, goodId, Compression.zstd, goodFrame.length, good.length);
     const badPlace = repo.reserveBlob(BlobType.data, lieId, Compression.zstd, badFrame.length, bad.length);
     if (typeof goodPlace !== 'object' || typeof badPlace !== 'object') throw new Error('expected two places in the open pack');
@@ -73,8 +74,12 @@ describe('places in the open pack', () => {
     await repo.loadIndex();
     const chunks = [0, 1, 2, 3].map((i) => pseudoRandom(`late ${i}`, 100_000));
     const claims = chunks.map((c, i) => (i === 1 ? sha256(Buffer.from('a claim chunk 1 does not keep')) : sha256(c)));
-    // The fourth place finds the first pack full: that pack's flush starts and waits for places 1-3.
-    const places = chunks.map((c, i) => repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, claims[i]!), Compression.none, c.length, c.length) as BlobPlace);
+    // Readying the fourth place finds the first pack full: that pack's flush starts and waits for places 1-3.
+    const places: BlobPlace[] = [];
+    for (const [i, c] of chunks.entries()) {
+      await repo.readyToPlace();
+      places.push(repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, claims[i]!), Compression.none, c.length, c.length) as BlobPlace);
+    }
     expect(places.every((p) => typeof p === 'object')).toBe(true);
     for (const [i, c] of chunks.entries()) places[i]!.done(await fillOnWorker(places[i]!, c, false, c.length, claims[i]!));
     await repo.flush();
@@ -95,7 +100,11 @@ describe('places in the open pack', () => {
     (repo.config as { packTargetSize: number }).packTargetSize = 200 * 1024;
     await repo.loadIndex();
     const chunks = [0, 1, 2, 3, 4].map((i) => pseudoRandom(`rotate ${i}`, 100_000));
-    const places = chunks.map((c) => repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, sha256(c)), Compression.none, c.length, c.length));
+    const places: ReturnType<Repository['reserveBlob']>[] = [];
+    for (const c of chunks) {
+      await repo.readyToPlace();
+      places.push(repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, sha256(c)), Compression.none, c.length, c.length));
+    }
     expect(places.every((p) => typeof p === 'object')).toBe(true);
     // Nothing is written while the places wait (the first pack is full, its flush waits for them).
     await new Promise((r) => setTimeout(r, 50));
@@ -106,6 +115,39 @@ describe('places in the open pack', () => {
     }
     await repo.flush();
     expect(repo.written.packsWritten).toBe(2);
+    const reader = repo.reopen();
+    for (const c of chunks) expect((await reader.loadBlob(blobIdFromHash(repo.keys, sha256(c)), BlobType.data)).equals(c)).toBe(true);
+    expect((await checkRepository(reader, { readData: true })).problems).toEqual([]);
+    await repo.close();
+  });
+
+  it('a new pack waits for an arena while every one holds a pack still being checked, then gets places as before', async () => {
+    // 200 KiB packs, two chunks of 110,000 bytes fill one: four packs use all four arenas.
+    const repo = await Repository.init(new LocalStorage(path.join(tmp.dir, 'arena-wait')), 'pw', { kdf });
+    (repo.config as { packTargetSize: number }).packTargetSize = 200 * 1024;
+    await repo.loadIndex();
+    const chunks = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => pseudoRandom(`arena wait ${i}`, 110_000));
+    const places: BlobPlace[] = [];
+    const reserve = (c: Buffer) => repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, sha256(c)), Compression.none, c.length, c.length) as BlobPlace;
+    for (const c of chunks.slice(0, 8)) {
+      await repo.readyToPlace();
+      places.push(reserve(c));
+    }
+    expect(places.every((p) => typeof p === 'object')).toBe(true);
+    // The fifth pack has no arena until the first pack, once its places are filled, is written.
+    let ready = false;
+    const readied = repo.readyToPlace().then(() => (ready = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ready).toBe(false);
+    expect(repo.written.packsWritten).toBe(0);
+    for (const i of [0, 1]) places[i]!.done(await fillOnWorker(places[i]!, chunks[i]!, false, chunks[i]!.length, sha256(chunks[i]!)));
+    await readied;
+    expect(repo.written.packsWritten).toBe(1);
+    places.push(reserve(chunks[8]!));
+    expect(typeof places[8]).toBe('object');
+    for (const i of [2, 3, 4, 5, 6, 7, 8]) places[i]!.done(await fillOnWorker(places[i]!, chunks[i]!, false, chunks[i]!.length, sha256(chunks[i]!)));
+    await repo.flush();
+    expect(repo.written.packsWritten).toBe(5);
     const reader = repo.reopen();
     for (const c of chunks) expect((await reader.loadBlob(blobIdFromHash(repo.keys, sha256(c)), BlobType.data)).equals(c)).toBe(true);
     expect((await checkRepository(reader, { readData: true })).problems).toEqual([]);
