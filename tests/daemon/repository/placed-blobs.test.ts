@@ -8,7 +8,7 @@ import { sharedBlobWorkers } from '../../../daemon/repository/blob-worker-pool.j
 import { BlobType } from '../../../daemon/repository/blob.js';
 import { Compression, compressBlob } from '../../../daemon/repository/compression.js';
 import { blobIdFromHash, sha256 } from '../../../daemon/repository/crypto.js';
-import { Repository, type BlobPlace } from '../../../daemon/repository/repository.js';
+import { Repository, maxPackArenas, type BlobPlace } from '../../../daemon/repository/repository.js';
 import { LocalStorage } from '../../../daemon/storage/local.js';
 import { tempDir } from '../../helpers/cli.js';
 import { pseudoRandom, textLike } from '../../helpers/fixtures.js';
@@ -122,32 +122,35 @@ describe('places in the open pack', () => {
   });
 
   it('a new pack waits for an arena while every one holds a pack still being checked, then gets places as before', async () => {
-    // 200 KiB packs, two chunks of 110,000 bytes fill one: four packs use all four arenas.
+    // 200 KiB packs, two chunks of 110,000 bytes fill one: that many packs use every arena.
     const repo = await Repository.init(new LocalStorage(path.join(tmp.dir, 'arena-wait')), 'pw', { kdf });
     (repo.config as { packTargetSize: number }).packTargetSize = 200 * 1024;
     await repo.loadIndex();
-    const chunks = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => pseudoRandom(`arena wait ${i}`, 110_000));
+    const filling = 2 * maxPackArenas;
+    const chunks = Array.from({ length: filling + 1 }, (_, i) => pseudoRandom(`arena wait ${i}`, 110_000));
     const places: BlobPlace[] = [];
     const reserve = (c: Buffer) => repo.reserveBlob(BlobType.data, blobIdFromHash(repo.keys, sha256(c)), Compression.none, c.length, c.length) as BlobPlace;
-    for (const c of chunks.slice(0, 8)) {
+    const fill = async (i: number) => places[i]!.done(await fillOnWorker(places[i]!, chunks[i]!, false, chunks[i]!.length, sha256(chunks[i]!)));
+    for (const c of chunks.slice(0, filling)) {
       await repo.readyToPlace();
       places.push(reserve(c));
     }
     expect(places.every((p) => typeof p === 'object')).toBe(true);
-    // The fifth pack has no arena until the first pack, once its places are filled, is written.
+    // The next pack has no arena until the first pack, once its places are filled, is written.
     let ready = false;
     const readied = repo.readyToPlace().then(() => (ready = true));
     await new Promise((r) => setTimeout(r, 100));
     expect(ready).toBe(false);
     expect(repo.written.packsWritten).toBe(0);
-    for (const i of [0, 1]) places[i]!.done(await fillOnWorker(places[i]!, chunks[i]!, false, chunks[i]!.length, sha256(chunks[i]!)));
+    await fill(0);
+    await fill(1);
     await readied;
     expect(repo.written.packsWritten).toBe(1);
-    places.push(reserve(chunks[8]!));
-    expect(typeof places[8]).toBe('object');
-    for (const i of [2, 3, 4, 5, 6, 7, 8]) places[i]!.done(await fillOnWorker(places[i]!, chunks[i]!, false, chunks[i]!.length, sha256(chunks[i]!)));
+    places.push(reserve(chunks[filling]!));
+    expect(typeof places[filling]).toBe('object');
+    for (let i = 2; i <= filling; i++) await fill(i);
     await repo.flush();
-    expect(repo.written.packsWritten).toBe(5);
+    expect(repo.written.packsWritten).toBe(maxPackArenas + 1);
     const reader = repo.reopen();
     for (const c of chunks) expect((await reader.loadBlob(blobIdFromHash(repo.keys, sha256(c)), BlobType.data)).equals(c)).toBe(true);
     expect((await checkRepository(reader, { readData: true })).problems).toEqual([]);
