@@ -273,6 +273,9 @@ export class PullBackupSession {
       this.options.onFinalizing?.();
       await this.finishTrees();
       const treeId = await this.repo.saveTree({ nodes: this.root.children });
+      // Done here, the next backup's digest is built while the last packs, the index and the
+      // snapshot are written: CPU during what is otherwise a wait for the disk.
+      const digest = this.options.writeDigestLater ? undefined : this.startDigest(treeId);
       // Blobs still being compressed on the worker pool are counted only once packed: wait for them.
       await this.repo.flush();
       this.logStream();
@@ -290,7 +293,7 @@ export class PullBackupSession {
         stats: this.stats,
       };
       const id = await this.repo.saveSnapshot(snapshot);
-      const writeDigest = await this.savePrevious(id, treeId);
+      const writeDigest = await this.savePrevious(id, treeId, digest);
       return { id, snapshot, bytesOnWire: this.bytesOnWire, ...(writeDigest ? { writeDigest } : {}) };
     } catch (err) {
       this.transport.stop();
@@ -309,26 +312,44 @@ export class PullBackupSession {
    * failure here costs the next backup a walk of the trees, not this backup. Done here, or, with
    * writeDigestLater, by the function returned (it needs only this session and the repository).
    */
-  private async savePrevious(snapshotId: string, treeId: string): Promise<DigestWriter | undefined> {
+  private async savePrevious(snapshotId: string, treeId: string, started?: Promise<PreviousDigest>): Promise<DigestWriter | undefined> {
     const dir = this.options.previousCacheDir;
     if (!dir) return undefined;
     // savePreviousCache is called at once, so a backup of this client that starts meanwhile waits for the write.
     const write: DigestWriter = (onWarning) =>
-      savePreviousCache(this.repo.keys, dir, this.options.client, snapshotId, () =>
-        buildDigest({ treeId, nodes: this.root.children }, {
-          listing: async (node) => {
-            const walked = this.walkedDirs.get(node);
-            if (walked) return { treeId: node.subtree!, nodes: walked.children };
-            return node.subtree ? { treeId: node.subtree, nodes: (await this.repo.loadTree(node.subtree)).nodes } : undefined;
-          },
-          reused: (node) => this.reusedDirs.get(node),
-          from: this.previous,
-          present: (id) => this.repo.hasBlob(id),
-        }),
-      ).catch((err: unknown) => onWarning(`warning: the digest of this snapshot could not be cached (${(err as Error).message}); the next backup reads its trees instead`));
+      savePreviousCache(this.repo.keys, dir, this.options.client, snapshotId, () => started ?? this.buildNextDigest(treeId)).catch((err: unknown) =>
+        onWarning(`warning: the digest of this snapshot could not be cached (${(err as Error).message}); the next backup reads its trees instead`),
+      );
     if (this.options.writeDigestLater) return write;
     await write((line) => this.log(line));
     return undefined;
+  }
+
+  /** buildNextDigest begun now, when there is a cache to write it to; its failure is savePrevious's to report. */
+  private startDigest(treeId: string): Promise<PreviousDigest> | undefined {
+    if (!this.options.previousCacheDir) return undefined;
+    const digest = this.buildNextDigest(treeId, { yieldEvery: 32 });
+    digest.catch(() => undefined);
+    return digest;
+  }
+
+  /**
+   * The digest of the snapshot this session saved (root tree `treeId`). `yieldEvery` directories
+   * it lets other work run (such as the disk writes it overlaps), on a later turn of the event loop.
+   */
+  private async buildNextDigest(treeId: string, options: { yieldEvery?: number } = {}): Promise<PreviousDigest> {
+    let dirs = 0;
+    return buildDigest({ treeId, nodes: this.root.children }, {
+      listing: async (node) => {
+        if (options.yieldEvery && ++dirs % options.yieldEvery === 0) await new Promise((resolve) => setImmediate(resolve));
+        const walked = this.walkedDirs.get(node);
+        if (walked) return { treeId: node.subtree!, nodes: walked.children };
+        return node.subtree ? { treeId: node.subtree, nodes: (await this.repo.loadTree(node.subtree)).nodes } : undefined;
+      },
+      reused: (node) => this.reusedDirs.get(node),
+      from: this.previous,
+      present: (id) => this.repo.hasBlob(id),
+    });
   }
 
   /** One job-log line: what the probe's stream and the server's PREVIOUS and KNOWN consisted of. */

@@ -104,6 +104,36 @@ describe('the cached digest of the previous snapshot', () => {
     await expectRestores('alpha', contents);
   });
 
+  it('a digest built while the last packs and the snapshot are written, yielding between directories, has every entry', async () => {
+    // 100 directories: more than the build handles between two turns of the event loop (32).
+    const names = Array.from({ length: 100 }, (_, i) => `d${String(i).padStart(3, '0')}`);
+    const files = Object.fromEntries(names.map((n) => [`/data/${n}/f`, Buffer.from(`wide ${n}`)]));
+    const first = await session('wide', async (p) => {
+      p.hello();
+      await p.readStart();
+      p.entry({ kind: EntryKind.dir, path: '/data', inode: 10n });
+      for (const [i, n] of names.entries()) {
+        p.entry({ kind: EntryKind.dir, path: `/data/${n}`, inode: BigInt(100 + 2 * i) });
+        p.file(`/data/${n}/f`, [files[`/data/${n}/f`]!], { inode: BigInt(101 + 2 * i) });
+      }
+      p.walkDone();
+      expect(await p.readNeeds()).toEqual([]);
+      p.done();
+    });
+    const again = await session('wide', async (p) => {
+      p.hello();
+      const start = await p.readStart();
+      expect(start.previous.length).toBe(201);
+      p.unchanged(p.recordOf('/data'));
+      p.walkDone();
+      expect(await p.readNeeds()).toEqual([]);
+      p.done();
+    });
+    expect(again.treesLoaded).toBe(0);
+    expect(again.log).toContain(`previous snapshot ${first.result.id.slice(0, 8)}: 201 record(s) and 100 known chunk(s), from the cached digest`);
+    await expectRestores('wide', files);
+  });
+
   it('after a change, the next digest combines reused directories and walked ones', async () => {
     await session('beta', firstWalk);
     const newer = Buffer.from('new file');
