@@ -188,10 +188,11 @@ export class PackWriter {
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32LE(headerCt.length, 0);
     const size = this.offset + headerCt.length + 4;
-    // A pack whose blobs all went to the arena, and whose header fits after them, is written from
-    // the arena in one piece: a local disk stores that without the page cache (allocateWriteBuffer).
+    // A pack whose blobs all went to the arena (its first part is always the arena's, preamble
+    // included), and whose header fits after them, is written from the arena in one piece: a
+    // local disk stores that without the page cache (allocateWriteBuffer).
     const arena = this.arena;
-    if (arena && this.parts.length === 1 && this.parts[0]!.buffer === arena.buffer && this.parts[0]!.byteOffset === arena.byteOffset && size <= arena.length) {
+    if (arena && this.parts.length === 1 && size <= arena.length) {
       headerCt.copy(arena, this.offset);
       trailer.copy(arena, this.offset + headerCt.length);
       return { parts: [arena.subarray(0, size)], size, entries: this.entries, headerEntries: header.subarray(4) };

@@ -65,8 +65,8 @@ function removeScratch(scratchPath: string): void {
 /**
  * Writes `data` to the new file `file` with direct I/O and sets its length; false (and no file
  * left) when `data` does not start at an aligned place of a buffer from `alignedSharedBuffer`
- * (with a block of room after it), or the file system refuses, for
- * the caller to write through the cache instead. Errors other than a refusal are thrown.
+ * (with a block of room after it), or the file system refuses, for the caller to write through
+ * the cache instead. A buffer refused once is not tried again. Other errors are thrown.
  */
 export async function writeDirect(file: string, data: Buffer, aligned: AlignedStarts): Promise<boolean> {
   const start = aligned.get(data.buffer);
@@ -92,7 +92,10 @@ export async function writeDirect(file: string, data: Buffer, aligned: AlignedSt
   } catch (err) {
     await fh?.close().catch(() => undefined);
     await fs.rm(file, { force: true }).catch(() => undefined);
-    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') {
+      aligned.delete(data.buffer);
+      return false;
+    }
     throw err;
   }
 }

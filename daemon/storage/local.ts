@@ -25,7 +25,7 @@ export class LocalStorage implements Storage {
   /** Open handles of recently read packs: a restore reads many blobs from each pack. */
   private readonly handles = new Map<string, Promise<fs.FileHandle>>();
   private static readonly maxHandles = 32;
-  /** Buffers from allocateWriteBuffer that direct writes accept; none once the file system refused. */
+  /** Buffers from allocateWriteBuffer that direct writes accept (see direct-io.ts); after one trial failed, none are made. */
   private readonly alignedStarts: AlignedStarts = new WeakMap();
   private directIo = true;
 
@@ -167,22 +167,19 @@ export class LocalStorage implements Storage {
     const temp = path.join(dir, tempPrefix + randomBytes(8).toString('hex'));
     let fh: fs.FileHandle | undefined;
     try {
-      const whole = Buffer.isBuffer(data) ? data : data.length === 1 ? data[0]! : undefined;
-      if (whole && this.directIo && (await writeDirect(temp, whole, this.alignedStarts))) {
-        await fs.rename(temp, final);
-        await syncDir(dir);
-        return;
-      }
-      fh = await fs.open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
       const parts = Buffer.isBuffer(data) ? [data] : data;
-      let pending = parts.filter((p) => p.length > 0);
-      while (pending.length > 0) {
-        const { bytesWritten } = await fh.writev(pending);
-        pending = dropWritten(pending, bytesWritten);
+      const direct = parts.length === 1 && (await writeDirect(temp, parts[0]!, this.alignedStarts));
+      if (!direct) {
+        fh = await fs.open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+        let pending = parts.filter((p) => p.length > 0);
+        while (pending.length > 0) {
+          const { bytesWritten } = await fh.writev(pending);
+          pending = dropWritten(pending, bytesWritten);
+        }
+        await fh.sync();
+        await fh.close();
+        fh = undefined;
       }
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
       await fs.rename(temp, final);
       await syncDir(dir);
     } catch (err) {

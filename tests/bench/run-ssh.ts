@@ -199,21 +199,30 @@ async function daemonBackup(haul: (...args: string[]) => Promise<RunResult>, cli
   return r.seconds;
 }
 
+type HaulWith = (env: NodeJS.ProcessEnv, ...args: string[]) => Promise<RunResult>;
+
 /**
- * The first backup again, as a job of a running daemon (the product's usual way: the daemon has
- * the repository and database open), into a second, fresh repository and state directory of
- * its own; both are removed afterwards.
+ * `work` on a fresh repository and state directory of their own under `name` (`haul init` and
+ * the client `bench` already done), both removed afterwards: a first backup again.
  */
-async function daemonFirstBackup(ctx: Context, bin: string, baseEnv: NodeJS.ProcessEnv, haulWith: (env: NodeJS.ProcessEnv, ...args: string[]) => Promise<RunResult>): Promise<number> {
-  const dir = path.join(ctx.workDir, 'haul-daemon-first');
+async function withFreshHaul<T>(ctx: Context, name: string, baseEnv: NodeJS.ProcessEnv, haulWith: HaulWith, work: (env: NodeJS.ProcessEnv, haul: (...args: string[]) => Promise<RunResult>) => Promise<T>): Promise<T> {
+  const dir = path.join(ctx.workDir, name);
   const env = { ...baseEnv, HAUL_REPOSITORY: path.join(dir, 'repo'), HAUL_HOME: path.join(dir, 'home') };
   const haul = (...args: string[]) => haulWith(env, ...args);
   try {
     await initHaul(ctx, haul);
-    return await withDaemon(bin, env, () => daemonBackup(haul, 'bench'));
+    return await work(env, haul);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The first backup again, as a job of a running daemon (the product's usual way: the daemon has
+ * the repository and database open), into a fresh repository and state directory.
+ */
+function daemonFirstBackup(ctx: Context, bin: string, baseEnv: NodeJS.ProcessEnv, haulWith: HaulWith): Promise<number> {
+  return withFreshHaul(ctx, 'haul-daemon-first', baseEnv, haulWith, (env, haul) => withDaemon(bin, env, () => daemonBackup(haul, 'bench')));
 }
 
 function haulDriver(ctx: Context): Driver {
@@ -249,18 +258,11 @@ function haulDriver(ctx: Context): Driver {
       log(`[haul]   ${daemonFirstSeconds.toFixed(2)} s`);
       return { versionSeconds, snapshotsSeconds, daemonRerunSeconds, daemonFirstSeconds };
     },
-    async firstAgain() {
-      const dir = path.join(ctx.workDir, 'haul-first-again');
-      const fresh = { ...env, HAUL_REPOSITORY: path.join(dir, 'repo'), HAUL_HOME: path.join(dir, 'home') };
-      const haulFresh = (...args: string[]) => haulWith(fresh, ...args);
-      try {
-        await initHaul(ctx, haulFresh);
+    firstAgain: () =>
+      withFreshHaul(ctx, 'haul-first-again', env, haulWith, async (_env, haulFresh) => {
         settle();
         return (await ok('haul backup (first, again)', haulFresh('backup', 'bench', '--json'))).seconds;
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
-    },
+      }),
   };
 }
 
